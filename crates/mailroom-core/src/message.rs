@@ -1,0 +1,165 @@
+//! The message record every connector returns.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The longest body preview a record carries, in characters (the Python contract).
+pub const PREVIEW_MAX_CHARS: usize = 2000;
+
+/// A mailbox address with an optional display name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailAddress {
+    /// Display name, e.g. `Zoë Brontë`.
+    pub name: Option<String>,
+    /// The address, e.g. `zoe@example.com`.
+    pub address: Option<String>,
+}
+
+impl EmailAddress {
+    /// An address with a display name.
+    pub fn new(name: Option<String>, address: Option<String>) -> Self {
+        EmailAddress { name, address }
+    }
+}
+
+impl std::fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.name, &self.address) {
+            (Some(n), Some(a)) if !n.is_empty() => write!(f, "{n} <{a}>"),
+            (_, Some(a)) => f.write_str(a),
+            (Some(n), None) => f.write_str(n),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Metadata of one attachment (the content is fetched separately).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Server id of the attachment (Graph attachment id, IMAP body part number).
+    pub remote_id: Option<String>,
+    /// File name.
+    pub name: Option<String>,
+    /// MIME type, e.g. `application/pdf`.
+    pub content_type: Option<String>,
+    /// Size in bytes as reported by the server.
+    pub size: u64,
+    /// True for inline parts (images referenced by the HTML body).
+    pub is_inline: bool,
+    /// The `Content-ID` of an inline part, without angle brackets.
+    pub content_id: Option<String>,
+}
+
+/// One message, as every connector returns it.
+///
+/// Field names follow the Python system (`message_id`, `remote_id` — the Python
+/// `microsoft_id` —, `subject`, `sender`, `date_received`, `body`, `has_attachments`,
+/// `attachment_count`, `attachments`), plus what users expect of a mail record. A field
+/// the source does not have (a draft has no sender) is `None`, never an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The id for operations: a Graph message id, or for IMAP
+    /// `{mailbox}:{UIDVALIDITY}:{UID}` (UIDs are only unique within a mailbox).
+    pub remote_id: String,
+    /// The Internet `Message-ID` header.
+    pub message_id: Option<String>,
+    /// The `remote_id` of the folder that holds the message.
+    pub folder_id: Option<String>,
+    /// Subject, decoded.
+    pub subject: Option<String>,
+    /// The `From` address; `None` for drafts.
+    pub sender: Option<EmailAddress>,
+    /// `To` recipients.
+    pub to: Vec<EmailAddress>,
+    /// `Cc` recipients.
+    pub cc: Vec<EmailAddress>,
+    /// When the server received the message (UTC).
+    pub date_received: Option<DateTime<Utc>>,
+    /// When the message was sent (`Date` header / `sentDateTime`), UTC.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Plain-text body preview of at most [`PREVIEW_MAX_CHARS`] characters.
+    pub body: Option<String>,
+    /// Read state (`\Seen` on IMAP).
+    pub is_read: bool,
+    /// True for drafts.
+    pub is_draft: bool,
+    /// True when the message has attachments, inline ones excluded when the server
+    /// tells them apart.
+    pub has_attachments: bool,
+    /// Number of attachments in `attachments` (or reported by the server).
+    pub attachment_count: u32,
+    /// Attachment metadata.
+    pub attachments: Vec<Attachment>,
+    /// Conversation (thread) id, when the server has one.
+    pub conversation_id: Option<String>,
+    /// What could not be read from a malformed source message; empty when all went well.
+    pub warnings: Vec<String>,
+}
+
+/// Turns a plain-text body into a preview: line endings normalised, surrounding white
+/// space trimmed, runs of blank lines collapsed, cut at [`PREVIEW_MAX_CHARS`] characters
+/// (never inside a UTF-8 sequence). Reads no further into `text` than it needs.
+pub fn preview(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0usize;
+    let mut previous_blank = false;
+    for line in text.trim().lines().map(str::trim_end) {
+        if line.is_empty() && previous_blank {
+            continue;
+        }
+        previous_blank = line.is_empty();
+        if chars > 0 {
+            out.push('\n');
+            chars += 1;
+        }
+        out.push_str(line);
+        chars += line.chars().count();
+        if chars >= PREVIEW_MAX_CHARS {
+            break;
+        }
+    }
+    if chars > PREVIEW_MAX_CHARS {
+        let cut = out
+            .char_indices()
+            .nth(PREVIEW_MAX_CHARS)
+            .map_or(out.len(), |(i, _)| i);
+        out.truncate(cut);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_cuts_at_2000_chars_not_bytes() {
+        let text = "é".repeat(2500);
+        let p = preview(&text);
+        assert_eq!(p.chars().count(), 2000);
+        assert!(p.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn preview_normalises_lines() {
+        assert_eq!(
+            preview("  Hello\r\n\r\n\r\n\r\nWorld  \r\n"),
+            "Hello\n\nWorld"
+        );
+        assert_eq!(preview(""), "");
+        let long_lines = format!("{}\n{}", "a".repeat(1999), "b".repeat(10));
+        let p = preview(&long_lines);
+        assert_eq!(p.chars().count(), 1999, "no trailing newline");
+    }
+
+    #[test]
+    fn address_display() {
+        let a = EmailAddress::new(Some("Zoë".into()), Some("z@example.com".into()));
+        assert_eq!(a.to_string(), "Zoë <z@example.com>");
+        assert_eq!(
+            EmailAddress::new(None, Some("z@x".into())).to_string(),
+            "z@x"
+        );
+    }
+}
