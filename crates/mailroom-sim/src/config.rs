@@ -1,0 +1,376 @@
+//! Configuration of a simulator run: token lifetimes, mailboxes, faults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a simulator run is started with.
+///
+/// Every field has a sensible default (see [`SimConfig::default`]); change the
+/// ones a test cares about with struct update syntax or the builder methods.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// TCP port on 127.0.0.1; `0` picks any free port.
+    pub port: u16,
+    /// Seed of every random choice (tokens, faults, batch order).
+    pub seed: u64,
+    /// Mailboxes created at start. The first one is the default
+    /// [`auto_approve_user`](Self::auto_approve_user).
+    pub mailboxes: Vec<MailboxSpec>,
+    /// Lifetime of access tokens (`expires_in`). Default 3600 s.
+    pub access_token_lifetime: Duration,
+    /// Inactivity lifetime of refresh tokens; older ones fail with AADSTS700082.
+    /// Default 90 days.
+    pub refresh_token_lifetime: Duration,
+    /// `expires_in` of device codes. Default 900 s.
+    pub device_code_lifetime: Duration,
+    /// Initial polling `interval` of device codes. Default 5 s.
+    pub device_code_interval: Duration,
+    /// Approve a pending device code automatically on this token poll
+    /// (counting only well-paced polls). Default `Some(2)`: the second poll
+    /// succeeds. `None` waits for an explicit approval.
+    pub auto_approve_after_polls: Option<u32>,
+    /// Mailbox signed in by automatic approval; `None` = the first mailbox.
+    pub auto_approve_user: Option<String>,
+    /// Reject an already redeemed refresh token with `invalid_grant`
+    /// (AADSTS70000). Replays are counted in both modes.
+    pub strict_refresh_rotation: bool,
+    /// Error code of the HTTP 410 sent for an expired delta token.
+    pub delta_error_code: DeltaErrorCode,
+    /// Delta tokens older than this are answered with 410. Default 30 days.
+    pub delta_token_lifetime: Duration,
+    /// Confidential clients: `client_id` → secret. Any other client id is a
+    /// public client (and must not send a secret).
+    pub confidential_clients: BTreeMap<String, String>,
+    /// Shuffle the responses of a `$batch` (Graph documents that they may
+    /// come back in any order). Default `true`.
+    pub shuffle_batch_responses: bool,
+    /// Fault injection; can be changed at run time with
+    /// [`Simulator::set_faults`](crate::Simulator::set_faults).
+    pub faults: Faults,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            port: 0,
+            seed: 42,
+            mailboxes: vec![MailboxSpec::default()],
+            access_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: Duration::from_secs(90 * 24 * 3600),
+            device_code_lifetime: Duration::from_secs(900),
+            device_code_interval: Duration::from_secs(5),
+            auto_approve_after_polls: Some(2),
+            auto_approve_user: None,
+            strict_refresh_rotation: false,
+            delta_error_code: DeltaErrorCode::SyncStateNotFound,
+            delta_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            confidential_clients: BTreeMap::new(),
+            shuffle_batch_responses: true,
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Sets the port (0 = any free port).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets the seed of all random choices.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Replaces the mailboxes created at start.
+    #[must_use]
+    pub fn mailboxes(mut self, mailboxes: Vec<MailboxSpec>) -> Self {
+        self.mailboxes = mailboxes;
+        self
+    }
+
+    /// Adds one mailbox to those created at start.
+    #[must_use]
+    pub fn mailbox(mut self, mailbox: MailboxSpec) -> Self {
+        self.mailboxes.push(mailbox);
+        self
+    }
+
+    /// Registers a confidential client and its secret.
+    #[must_use]
+    pub fn confidential_client(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        self.confidential_clients
+            .insert(client_id.into(), secret.into());
+        self
+    }
+
+    /// Sets the access token lifetime.
+    #[must_use]
+    pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets the refresh token (inactivity) lifetime.
+    #[must_use]
+    pub fn refresh_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets automatic approval (`None` = approve only explicitly).
+    #[must_use]
+    pub fn auto_approve_after_polls(mut self, polls: Option<u32>) -> Self {
+        self.auto_approve_after_polls = polls;
+        self
+    }
+
+    /// Turns strict refresh token rotation on or off.
+    #[must_use]
+    pub fn strict_refresh_rotation(mut self, strict: bool) -> Self {
+        self.strict_refresh_rotation = strict;
+        self
+    }
+
+    /// Sets the fault injection.
+    #[must_use]
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Sets the code of the HTTP 410 answer to an expired delta token.
+    #[must_use]
+    pub fn delta_error_code(mut self, code: DeltaErrorCode) -> Self {
+        self.delta_error_code = code;
+        self
+    }
+}
+
+/// How the messages of a generated mailbox are spread over its folders.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderLayout {
+    /// Over every folder (most in the Inbox), the usual demo mailbox.
+    #[default]
+    Spread,
+    /// All in one folder, given by well-known name (`inbox`) or display path
+    /// (`Projects/Alpha`); other folders stay empty.
+    AllIn(String),
+}
+
+/// A mailbox to generate: who owns it and how much mail it holds.
+///
+/// The content is a pure function of `(seed, index)`: the same spec always
+/// produces the same subjects, senders, bodies and attachments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxSpec {
+    /// SMTP address, also the `userPrincipalName`.
+    pub address: String,
+    /// Display name of the owner.
+    pub display_name: String,
+    /// Seed of the generated content.
+    pub seed: u64,
+    /// Number of generated messages.
+    pub messages: usize,
+    /// How the messages are spread over folders.
+    #[serde(default)]
+    pub layout: FolderLayout,
+}
+
+impl Default for MailboxSpec {
+    fn default() -> Self {
+        MailboxSpec {
+            address: "demo@mailroom.test".to_owned(),
+            display_name: "Demo User".to_owned(),
+            seed: 1,
+            messages: 50,
+            layout: FolderLayout::Spread,
+        }
+    }
+}
+
+impl MailboxSpec {
+    /// A mailbox with `messages` generated messages; the display name is
+    /// derived from the address and the seed from its bytes.
+    pub fn new(address: impl Into<String>, messages: usize) -> Self {
+        let address = address.into();
+        let local = address.split('@').next().unwrap_or("user");
+        let mut display_name = String::new();
+        for (i, part) in local.split(['.', '_', '-']).enumerate() {
+            if i > 0 {
+                display_name.push(' ');
+            }
+            let mut chars = part.chars();
+            if let Some(first) = chars.next() {
+                display_name.extend(first.to_uppercase());
+                display_name.push_str(chars.as_str());
+            }
+        }
+        let seed = address.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        MailboxSpec {
+            address,
+            display_name,
+            seed,
+            messages,
+            layout: FolderLayout::Spread,
+        }
+    }
+
+    /// Sets the display name.
+    #[must_use]
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = name.into();
+        self
+    }
+
+    /// Sets the content seed.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Puts every message in one folder.
+    #[must_use]
+    pub fn all_in(mut self, folder: impl Into<String>) -> Self {
+        self.layout = FolderLayout::AllIn(folder.into());
+        self
+    }
+}
+
+/// The `Retry-After` header sent with injected 429/503/504 answers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfter {
+    /// Whole seconds (`Retry-After: 2`).
+    Seconds(u64),
+    /// Fractional seconds (`Retry-After: 0.5`), as some Microsoft services send.
+    Fractional(f64),
+    /// No header: the client must back off on its own.
+    None,
+}
+
+impl RetryAfter {
+    /// The header value and the duration it promises, if any.
+    pub(crate) fn header(self) -> Option<(String, Duration)> {
+        match self {
+            RetryAfter::Seconds(s) => Some((s.to_string(), Duration::from_secs(s))),
+            RetryAfter::Fractional(f) if f.is_finite() && f >= 0.0 => {
+                Some((format!("{f}"), Duration::from_secs_f64(f)))
+            }
+            RetryAfter::Fractional(_) | RetryAfter::None => None,
+        }
+    }
+}
+
+/// A request budget: at most `requests` per mailbox in each `window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBudget {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// Length of the window.
+    pub window: Duration,
+}
+
+/// Fault injection for Graph requests (`/v1.0/...`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Probability (0.0–1.0) that a Graph request (or a `$batch` item) gets a
+    /// random error status instead of its answer.
+    pub error_rate: f64,
+    /// Statuses to draw from: any of 429, 500, 503, 504.
+    pub statuses: Vec<u16>,
+    /// `Retry-After` sent with 429, 503 and 504 answers.
+    pub retry_after: RetryAfter,
+    /// Delay added before every Graph and identity answer.
+    pub latency: Duration,
+    /// Concurrent requests allowed per mailbox; the next one gets 429
+    /// `ApplicationThrottled`. Default `Some(4)`, like Exchange Online.
+    /// Items of a `$batch` that would run in parallel count too.
+    pub mailbox_concurrency_limit: Option<u32>,
+    /// Requests allowed per mailbox per time window (429 past it).
+    pub request_budget: Option<RequestBudget>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            error_rate: 0.0,
+            statuses: vec![429, 500, 503, 504],
+            retry_after: RetryAfter::Seconds(1),
+            latency: Duration::ZERO,
+            mailbox_concurrency_limit: Some(4),
+            request_budget: None,
+        }
+    }
+}
+
+impl Faults {
+    /// No faults at all, not even the concurrency limit.
+    pub fn none() -> Self {
+        Faults {
+            mailbox_concurrency_limit: None,
+            ..Faults::default()
+        }
+    }
+}
+
+/// Error code of the HTTP 410 answer to an expired delta token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeltaErrorCode {
+    /// `SyncStateNotFound` (Outlook resources).
+    #[default]
+    SyncStateNotFound,
+    /// `syncStateNotFound` (the directory spelling).
+    #[serde(rename = "syncStateNotFound")]
+    SyncStateNotFoundLower,
+    /// `resyncRequired`.
+    #[serde(rename = "resyncRequired")]
+    ResyncRequired,
+}
+
+impl DeltaErrorCode {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            DeltaErrorCode::SyncStateNotFound => "SyncStateNotFound",
+            DeltaErrorCode::SyncStateNotFoundLower => "syncStateNotFound",
+            DeltaErrorCode::ResyncRequired => "resyncRequired",
+        }
+    }
+}
+
+/// A refresh failure scripted for one account: every refresh of that
+/// account fails this way until [`RefreshFailure::None`] is scripted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RefreshFailure {
+    /// No failure (clears a scripted one).
+    None,
+    /// `invalid_grant` AADSTS700082: refresh token expired by inactivity.
+    Expired,
+    /// `invalid_grant` AADSTS50173: grant revoked (password changed/reset).
+    Revoked,
+    /// `invalid_grant` AADSTS65001 with `suberror: consent_required`.
+    ConsentRequired,
+    /// `invalid_grant` AADSTS50076 with `suberror: basic_action` (MFA needed).
+    MfaRequired,
+    /// `invalid_grant` AADSTS70043: expired by a sign-in frequency policy.
+    SignInFrequency,
+    /// HTTP 500 `server_error` (AADSTS50000): transient, worth a retry.
+    ServerError,
+}

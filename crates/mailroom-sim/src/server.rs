@@ -1,0 +1,327 @@
+//! The HTTP server, the router and the [`Simulator`] handle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use percent_encoding::percent_decode_str;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{Faults, MailboxSpec, RefreshFailure, SimConfig};
+use crate::counters::Counters;
+use crate::graph::handle::Mailbox;
+use crate::http::{Req, Resp};
+use crate::identity::TokenResponse;
+use crate::state::{Shared, lock};
+use crate::{Error, Result};
+
+/// A running simulator, listening on 127.0.0.1.
+///
+/// Dropping it stops the server; [`Simulator::shutdown`] also waits for it.
+#[derive(Debug)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds 127.0.0.1 on `config.port` (0 = any free port), creates the
+    /// configured mailboxes and starts serving.
+    pub async fn start(config: SimConfig) -> Result<Simulator> {
+        let port = config.port;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| Error::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { port, source })?;
+        let specs = config.mailboxes.clone();
+        let shared = Arc::new(Shared::new(config, format!("http://{addr}")));
+        for spec in specs {
+            shared.add_mailbox(spec)?;
+        }
+        let app = axum::Router::new()
+            .fallback(serve_one)
+            .with_state(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "mailroom-sim server stopped");
+            }
+        });
+        tracing::info!(%addr, "mailroom-sim listening");
+        Ok(Simulator {
+            shared,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The socket address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The identity "authority host" (`http://127.0.0.1:PORT`); endpoints are
+    /// under `/{tenant}/oauth2/v2.0/`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// The Graph root, `http://127.0.0.1:PORT/v1.0`.
+    pub fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.shared.base_url)
+    }
+
+    /// The RFC 7662 introspection endpoint (for Dovecot's oauth2 passdb).
+    pub fn introspection_url(&self) -> String {
+        format!("{}/oauth2/introspect", self.shared.base_url)
+    }
+
+    /// The verification page of the device code flow.
+    pub fn verification_uri(&self) -> String {
+        self.shared.verification_uri()
+    }
+
+    /// A snapshot of all counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Zeroes all counters.
+    pub fn reset_counters(&self) {
+        self.shared.counters.update(|c| *c = Counters::default());
+    }
+
+    /// The handle of one mailbox.
+    pub fn mailbox(&self, address: &str) -> Result<Mailbox> {
+        self.shared
+            .known_user(address)
+            .map(|cell| Mailbox::new(self.shared.clone(), cell))
+    }
+
+    /// Addresses of all mailboxes, in creation order.
+    pub fn mailboxes(&self) -> Vec<String> {
+        self.shared
+            .mailbox_cells()
+            .iter()
+            .map(|c| c.address.clone())
+            .collect()
+    }
+
+    /// Creates (generates) one more mailbox.
+    pub fn add_mailbox(&self, spec: MailboxSpec) -> Result<Mailbox> {
+        let cell = self.shared.add_mailbox(spec)?;
+        Ok(Mailbox::new(self.shared.clone(), cell))
+    }
+
+    /// Issues tokens for `user` without the device flow (counted in
+    /// [`Counters::test_issued_tokens`], not as a device grant). `scopes`
+    /// follow the `/token` rules (one resource; `offline_access` for a
+    /// refresh token).
+    pub fn issue_tokens(
+        &self,
+        user: &str,
+        client_id: &str,
+        scopes: &[&str],
+    ) -> Result<TokenResponse> {
+        self.shared.known_user(user)?;
+        let joined = scopes.join(" ");
+        let set =
+            crate::identity::wire::classify_scopes(&joined).map_err(|e| Error::InvalidScopes {
+                scopes: joined.clone(),
+                message: format!("AADSTS{}: {}", e.code, e.description),
+            })?;
+        let t = {
+            let mut ident = self.shared.identity();
+            self.shared
+                .issue_locked(&mut ident, user, client_id, &set, "common")
+        };
+        self.shared
+            .counters
+            .update(|c| crate::counters::bump(&mut c.test_issued_tokens, user));
+        Ok(t)
+    }
+
+    /// Approves a pending device code (by its user code) as `user`.
+    pub fn approve_device_code(&self, user_code: &str, user: &str) -> Result<()> {
+        self.shared.approve_locked(user_code, user)
+    }
+
+    /// Declines a pending device code: the next poll gets `authorization_declined`.
+    pub fn deny_device_code(&self, user_code: &str) -> Result<()> {
+        self.shared.deny_locked(user_code)
+    }
+
+    /// Makes every later refresh of `user` fail this way
+    /// ([`RefreshFailure::None`] clears it).
+    pub fn script_refresh_failure(&self, user: &str, failure: RefreshFailure) -> Result<()> {
+        self.shared.known_user(user)?;
+        self.shared.script_refresh_failure_locked(user, failure);
+        Ok(())
+    }
+
+    /// Expires every live access token of `user`: Graph answers 401
+    /// `InvalidAuthenticationToken` and introspection `active: false`.
+    /// Returns how many tokens were expired.
+    pub fn expire_access_tokens(&self, user: &str) -> Result<usize> {
+        self.shared.known_user(user)?;
+        Ok(self.shared.expire_access_tokens_locked(user))
+    }
+
+    /// Invalidates every delta and skip token handed out for `user`'s
+    /// mailbox: their next use gets HTTP 410.
+    pub fn expire_delta_tokens(&self, user: &str) -> Result<()> {
+        let cell = self.shared.known_user(user)?;
+        lock(&cell.store).expire_delta_tokens();
+        Ok(())
+    }
+
+    /// Moves the simulator's clock forward (token, device code and delta
+    /// token expiry, polling intervals, Retry-After).
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Replaces the fault injection.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = faults;
+    }
+
+    /// The current fault injection.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults()
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+async fn serve_one(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Response::builder()
+                .status(StatusCode::PAYLOAD_TOO_LARGE)
+                .body(Body::empty())
+                .unwrap_or_default();
+        }
+    };
+    let req = Req {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts.headers,
+        body,
+    };
+    let resp = dispatch(&shared, req).await;
+    let mut out = Response::builder().status(resp.status);
+    if let Some(h) = out.headers_mut() {
+        *h = resp.headers;
+    }
+    out.body(Body::from(resp.body)).unwrap_or_default()
+}
+
+/// Splits a raw path into decoded segments.
+pub(crate) fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
+/// Routes one request (from the socket or a `$batch`).
+pub(crate) async fn dispatch(shared: &Arc<Shared>, req: Req) -> Resp {
+    let segs = segments(&req.path);
+    let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if seg.first() == Some(&"_sim") {
+        return crate::control::handle(shared, &req, &seg[1..]);
+    }
+    let latency = shared.faults().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (route, resp) = if seg.first() == Some(&"v1.0") {
+        crate::graph::handle_graph(shared, req, &seg[1..]).await
+    } else {
+        identity_route(shared, &req, &seg)
+    };
+    shared.counters.update(|c| {
+        *c.requests_by_route.entry(route).or_default() += 1;
+        *c.responses_by_status
+            .entry(resp.status.as_u16())
+            .or_default() += 1;
+    });
+    resp
+}
+
+fn identity_route(shared: &Shared, req: &Req, seg: &[&str]) -> (String, Resp) {
+    let m = &req.method;
+    let post_only = |route: &str, f: &dyn Fn() -> Resp| -> (String, Resp) {
+        let resp = if *m == Method::POST {
+            f()
+        } else {
+            shared.aad_error_public(
+                400,
+                "invalid_request",
+                900_561,
+                "The endpoint only accepts POST requests. Received a GET request.",
+            )
+        };
+        (format!("{m} {route}"), resp)
+    };
+    match seg {
+        [tenant, "oauth2", "v2.0", "devicecode"] => {
+            post_only("/{tenant}/oauth2/v2.0/devicecode", &|| {
+                shared.devicecode(tenant, req)
+            })
+        }
+        [tenant, "oauth2", "v2.0", "token"] => {
+            post_only("/{tenant}/oauth2/v2.0/token", &|| shared.token(tenant, req))
+        }
+        ["oauth2", "introspect"] => (format!("{m} /oauth2/introspect"), shared.introspect(req)),
+        ["devicelogin"] => (format!("{m} /devicelogin"), shared.devicelogin(req)),
+        [tenant, "v2.0", ".well-known", "openid-configuration"] => (
+            format!("{m} /{{tenant}}/v2.0/.well-known/openid-configuration"),
+            shared.openid_configuration(tenant),
+        ),
+        _ => (
+            format!("{m} (unknown)"),
+            Resp::new(StatusCode::NOT_FOUND)
+                .with_header("content-type", "text/plain; charset=utf-8")
+                .with_body("mailroom-sim: no such endpoint\n"),
+        ),
+    }
+}
