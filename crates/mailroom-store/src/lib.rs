@@ -1,1 +1,174 @@
-//! Work in progress.
+//! Mailroom's storage: accounts, folders, messages and attachments in SQLite (the
+//! embedded default, WAL) or PostgreSQL, through one API.
+//!
+//! - [`Store`] connects ([`Store::connect`]) and migrates the schema on start.
+//! - Accounts ([`Account`], [`NewAccount`]) hold credentials only as
+//!   [`SealedCredentials`] — Fernet tokens made by `mailroom-vault`; the store refuses
+//!   anything else and never sees plaintext.
+//! - [`Store::apply_sync_page`] writes one page of a folder's changes and the cursor that
+//!   follows it in ONE transaction, so a crash at any point loses nothing and duplicates
+//!   nothing (messages are unique on account + remote id).
+//! - [`Store::claim_due_accounts`] hands accounts to workers under a lease
+//!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers can share a database.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mailroom_store::Error> {
+//! use mailroom_store::{Store, MessageQuery};
+//!
+//! let store = Store::connect("sqlite:///var/lib/mailroom/mailroom.sqlite?mode=rwc").await?;
+//! for account in store.list_accounts().await? {
+//!     let newest = store
+//!         .list_messages(&MessageQuery { account_id: Some(account.id), limit: 10, ..Default::default() })
+//!         .await?;
+//!     println!("{}: {} messages shown", account.email, newest.len());
+//! }
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod accounts;
+mod entity;
+mod error;
+mod messages;
+mod migration;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait as _;
+
+pub use accounts::{Account, AccountUpdate, NewAccount, SealedCredentials, SyncOutcome};
+pub use error::{Error, Result};
+pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (file or in-memory).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The storage handle. Cheap to clone (a connection pool inside).
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connects to `url` and brings the schema up to date.
+    ///
+    /// - `sqlite://path/to/file.sqlite?mode=rwc` — a file, created if missing, in WAL mode
+    ///   with a busy timeout so a CLI and a worker can share it;
+    /// - `sqlite::memory:` — a private in-memory database (one connection);
+    /// - `postgres://user:password@host/db` — PostgreSQL.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(Error::config(format!(
+                "unsupported database url {:?}: use sqlite://FILE?mode=rwc, sqlite::memory: or postgres://…",
+                redact_url(url)
+            )));
+        };
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if in_memory {
+                // Every connection to :memory: is a different database: keep exactly one.
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(Duration::MAX / 4);
+                options.max_lifetime(Duration::MAX / 4);
+            } else {
+                options.max_connections(4);
+            }
+            options.map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30))
+                    .create_if_missing(true);
+                if in_memory {
+                    o
+                } else {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                }
+            });
+        } else {
+            options.max_connections(10);
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(|e| Error::database(format!("cannot connect to {}", redact_url(url)), e))?;
+        migration::Migrator::up(&db, None)
+            .await
+            .map_err(|e| Error::database("cannot migrate the database schema", e))?;
+        Ok(Store { db, backend })
+    }
+
+    /// The database kind.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn db_backend(&self) -> DbBackend {
+        match self.backend {
+            Backend::Sqlite => DbBackend::Sqlite,
+            Backend::Postgres => DbBackend::Postgres,
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<()> {
+        self.db
+            .close()
+            .await
+            .map_err(|e| Error::database("cannot close the database", e))
+    }
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            super::redact_url("postgres://mailroom:s3cret@127.0.0.1/db"),
+            "postgres://mailroom:***@127.0.0.1/db"
+        );
+        assert_eq!(super::redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,493 @@
+//! Accounts: CRUD with sealed credentials only, status, and worker leases.
+
+use chrono::{DateTime, Utc};
+use mailroom_core::{AccountKind, AccountStatus};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, Statement,
+};
+
+use crate::entity::account::{self, Entity as Accounts};
+use crate::error::{Context as _, Error, Result};
+use crate::{Backend, Store};
+
+/// Credentials as stored: a Fernet token made by `mailroom-vault`.
+///
+/// Construction checks the value has the shape of a Fernet token (url-safe base64
+/// starting with the version byte 0x80), so plaintext JSON can never be stored by
+/// mistake. The store cannot decrypt it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedCredentials(String);
+
+impl SealedCredentials {
+    /// Wraps a Fernet token; refuses anything that is not one.
+    pub fn new(token: impl Into<String>) -> Result<Self> {
+        let token = token.into();
+        let charset_ok = token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='));
+        // 0x80 followed by a timestamp below 2^36 encodes as "gAAAAA" in base64.
+        if !charset_ok || !token.starts_with("gAAAAA") || token.len() < 76 {
+            return Err(Error::Invalid(
+                "credentials must be encrypted with mailroom-vault before they are stored".into(),
+            ));
+        }
+        Ok(SealedCredentials(token))
+    }
+
+    /// The Fernet token, to hand to `Vault::decrypt_credentials`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedCredentials({} bytes)", self.0.len())
+    }
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Database id.
+    pub id: i64,
+    /// The mailbox address (unique).
+    pub email: String,
+    /// Provider kind.
+    pub kind: AccountKind,
+    /// Encrypted credentials.
+    pub credentials: SealedCredentials,
+    /// Life-cycle state.
+    pub status: AccountStatus,
+    /// The last error, in plain words, if the last sync failed.
+    pub last_error: Option<String>,
+    /// The server's code for the last auth error (e.g. `AADSTS700082`).
+    pub auth_error_code: Option<String>,
+    /// Folders to sync; empty means the inbox only.
+    pub sync_folders: Vec<String>,
+    /// When the last successful sync finished.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// When the account is next due; `None` means now.
+    pub next_sync_at: Option<DateTime<Utc>>,
+    /// The worker holding the lease, if any.
+    pub lease_owner: Option<String>,
+    /// When that lease runs out.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When the account was added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`Store::create_account`] needs.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The mailbox address.
+    pub email: String,
+    /// Provider kind.
+    pub kind: AccountKind,
+    /// Encrypted credentials.
+    pub credentials: SealedCredentials,
+    /// Folders to sync; empty means the inbox only.
+    pub sync_folders: Vec<String>,
+}
+
+/// Changes to an account's state, applied by [`Store::update_account`]; `None` leaves a
+/// field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    /// New status.
+    pub status: Option<AccountStatus>,
+    /// New last error (`Some(None)` clears it).
+    pub last_error: Option<Option<String>>,
+    /// New auth error code (`Some(None)` clears it).
+    pub auth_error_code: Option<Option<String>>,
+    /// New folder list.
+    pub sync_folders: Option<Vec<String>>,
+    /// New due time (`Some(None)`: due now).
+    pub next_sync_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// How a sync of one account ended, recorded by [`Store::finish_sync`].
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    /// The account's new status.
+    pub status: AccountStatus,
+    /// `None` on success; else the error in plain words.
+    pub error: Option<String>,
+    /// The AADSTS or server code of an auth error.
+    pub auth_error_code: Option<String>,
+    /// When the sync finished.
+    pub finished_at: DateTime<Utc>,
+    /// When the account is next due.
+    pub next_sync_at: Option<DateTime<Utc>>,
+}
+
+fn to_account(m: account::Model) -> Result<Account> {
+    let corrupt = |what: String| Error::Corrupt(format!("account {}: {what}", m.id));
+    Ok(Account {
+        id: m.id,
+        kind: m.kind.parse().map_err(|e| corrupt(format!("{e}")))?,
+        status: m.status.parse().map_err(|e| corrupt(format!("{e}")))?,
+        credentials: SealedCredentials(m.credentials),
+        sync_folders: match &m.sync_folders {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| corrupt(format!("sync_folders is not a JSON list: {e}")))?,
+        },
+        email: m.email,
+        last_error: m.last_error,
+        auth_error_code: m.auth_error_code,
+        last_sync_at: m.last_sync_at,
+        next_sync_at: m.next_sync_at,
+        lease_owner: m.lease_owner,
+        lease_expires_at: m.lease_expires_at,
+        created_at: m.created_at,
+    })
+}
+
+fn folders_json(folders: &[String]) -> Option<String> {
+    (!folders.is_empty()).then(|| serde_json::to_string(folders).expect("strings serialize"))
+}
+
+impl Store {
+    /// Adds an account (status `active`, due now).
+    pub async fn create_account(&self, new: NewAccount) -> Result<Account> {
+        let email = new.email.trim().to_owned();
+        if email.is_empty() {
+            return Err(Error::Invalid("an account needs an email address".into()));
+        }
+        if self.find_account(&email).await?.is_some() {
+            return Err(Error::DuplicateAccount(email));
+        }
+        let now = Utc::now();
+        let model = account::ActiveModel {
+            email: Set(email.clone()),
+            kind: Set(new.kind.as_str().to_owned()),
+            credentials: Set(new.credentials.0),
+            status: Set(AccountStatus::Active.as_str().to_owned()),
+            sync_folders: Set(folders_json(&new.sync_folders)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                Error::DuplicateAccount(email.clone())
+            }
+            _ => Error::database(format!("cannot add account {email}"), e),
+        })?;
+        to_account(model)
+    }
+
+    /// One account by id.
+    pub async fn get_account(&self, id: i64) -> Result<Account> {
+        let model = Accounts::find_by_id(id)
+            .one(&self.db)
+            .await
+            .context(|| format!("cannot read account {id}"))?
+            .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
+        to_account(model)
+    }
+
+    /// One account by email address (exact, case-insensitive).
+    pub async fn find_account(&self, email: &str) -> Result<Option<Account>> {
+        let lowered = email.trim().to_lowercase();
+        let model = Accounts::find()
+            .filter(Expr::expr(Func::lower(Expr::col(account::Column::Email))).eq(lowered))
+            .one(&self.db)
+            .await
+            .context(|| format!("cannot look up account {email}"))?;
+        model.map(to_account).transpose()
+    }
+
+    /// Every account, by id.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        Accounts::find()
+            .order_by_asc(account::Column::Id)
+            .all(&self.db)
+            .await
+            .context(|| "cannot list accounts".into())?
+            .into_iter()
+            .map(to_account)
+            .collect()
+    }
+
+    /// Removes an account with its folders, messages and attachments.
+    pub async fn remove_account(&self, id: i64) -> Result<()> {
+        let res = Accounts::delete_by_id(id)
+            .exec(&self.db)
+            .await
+            .context(|| format!("cannot remove account {id}"))?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound(format!("account {id}")));
+        }
+        Ok(())
+    }
+
+    /// Replaces the account's credentials (after a refresh or a new sign-in).
+    pub async fn update_credentials(&self, id: i64, credentials: &SealedCredentials) -> Result<()> {
+        let res = Accounts::update_many()
+            .col_expr(
+                account::Column::Credentials,
+                Expr::value(credentials.0.clone()),
+            )
+            .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(account::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .context(|| format!("cannot store refreshed credentials of account {id}"))?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound(format!("account {id}")));
+        }
+        Ok(())
+    }
+
+    /// Replaces the credentials only if they still are `expected` (compare-and-swap), so
+    /// a key rotation never overwrites a token a worker refreshed meanwhile. Returns
+    /// whether the row was changed.
+    pub async fn swap_credentials(
+        &self,
+        id: i64,
+        expected: &SealedCredentials,
+        new: &SealedCredentials,
+    ) -> Result<bool> {
+        let res = Accounts::update_many()
+            .col_expr(account::Column::Credentials, Expr::value(new.0.clone()))
+            .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(account::Column::Id.eq(id))
+            .filter(account::Column::Credentials.eq(expected.0.clone()))
+            .exec(&self.db)
+            .await
+            .context(|| format!("cannot re-encrypt credentials of account {id}"))?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Applies an [`AccountUpdate`].
+    pub async fn update_account(&self, id: i64, update: AccountUpdate) -> Result<Account> {
+        let mut q = Accounts::update_many()
+            .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(account::Column::Id.eq(id));
+        if let Some(status) = update.status {
+            q = q.col_expr(account::Column::Status, Expr::value(status.as_str()));
+        }
+        if let Some(error) = update.last_error {
+            q = q.col_expr(account::Column::LastError, Expr::value(error));
+        }
+        if let Some(code) = update.auth_error_code {
+            q = q.col_expr(account::Column::AuthErrorCode, Expr::value(code));
+        }
+        if let Some(folders) = update.sync_folders {
+            q = q.col_expr(
+                account::Column::SyncFolders,
+                Expr::value(folders_json(&folders)),
+            );
+        }
+        if let Some(next) = update.next_sync_at {
+            q = q.col_expr(account::Column::NextSyncAt, Expr::value(next));
+        }
+        let res = q
+            .exec(&self.db)
+            .await
+            .context(|| format!("cannot update account {id}"))?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound(format!("account {id}")));
+        }
+        self.get_account(id).await
+    }
+
+    /// Records how a sync ended and releases `owner`'s lease (if it still holds it).
+    pub async fn finish_sync(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+        outcome: SyncOutcome,
+    ) -> Result<()> {
+        let mut q = Accounts::update_many()
+            .col_expr(
+                account::Column::Status,
+                Expr::value(outcome.status.as_str()),
+            )
+            .col_expr(
+                account::Column::LastError,
+                Expr::value(outcome.error.clone()),
+            )
+            .col_expr(
+                account::Column::AuthErrorCode,
+                Expr::value(outcome.auth_error_code),
+            )
+            .col_expr(
+                account::Column::NextSyncAt,
+                Expr::value(outcome.next_sync_at),
+            )
+            .col_expr(account::Column::UpdatedAt, Expr::value(outcome.finished_at))
+            .filter(account::Column::Id.eq(id));
+        if outcome.error.is_none() {
+            q = q.col_expr(
+                account::Column::LastSyncAt,
+                Expr::value(outcome.finished_at),
+            );
+        }
+        if let Some(owner) = owner {
+            q = q
+                .col_expr(
+                    account::Column::LeaseOwner,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    account::Column::LeaseExpiresAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(account::Column::LeaseOwner.eq(owner));
+        }
+        let res = q
+            .exec(&self.db)
+            .await
+            .context(|| format!("cannot record sync of account {id}"))?;
+        if res.rows_affected == 0 {
+            return match owner {
+                Some(owner) => Err(Error::LeaseLost {
+                    account_id: id,
+                    owner: owner.to_owned(),
+                }),
+                None => Err(Error::NotFound(format!("account {id}"))),
+            };
+        }
+        Ok(())
+    }
+
+    /// Leases up to `limit` active accounts that are due at `now` and not leased by a
+    /// live worker, to `owner` until `lease_until`. Safe with several workers on one
+    /// PostgreSQL database (`FOR UPDATE SKIP LOCKED`); on SQLite the single UPDATE is
+    /// atomic. An expired lease (a worker that died) is taken over.
+    pub async fn claim_due_accounts(
+        &self,
+        owner: &str,
+        limit: u64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Account>> {
+        let backend = self.db_backend();
+        let (sql, values): (&str, Vec<sea_orm::Value>) = match self.backend {
+            Backend::Postgres => (
+                "UPDATE accounts SET lease_owner = $1, lease_expires_at = $2 \
+                 WHERE id IN (SELECT id FROM accounts \
+                   WHERE status = 'active' \
+                     AND (next_sync_at IS NULL OR next_sync_at <= $3) \
+                     AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+                   ORDER BY next_sync_at NULLS FIRST, id LIMIT $4 \
+                   FOR UPDATE SKIP LOCKED) \
+                 RETURNING *",
+                vec![
+                    owner.into(),
+                    lease_until.into(),
+                    now.into(),
+                    (limit as i64).into(),
+                ],
+            ),
+            Backend::Sqlite => (
+                "UPDATE accounts SET lease_owner = ?, lease_expires_at = ? \
+                 WHERE id IN (SELECT id FROM accounts \
+                   WHERE status = 'active' \
+                     AND (next_sync_at IS NULL OR next_sync_at <= ?) \
+                     AND (lease_expires_at IS NULL OR lease_expires_at <= ?) \
+                   ORDER BY next_sync_at IS NOT NULL, next_sync_at, id LIMIT ?) \
+                 RETURNING *",
+                vec![
+                    owner.into(),
+                    lease_until.into(),
+                    now.into(),
+                    now.into(),
+                    (limit as i64).into(),
+                ],
+            ),
+        };
+        let rows =
+            account::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+                .all(&self.db)
+                .await
+                .context(|| format!("cannot lease accounts for worker {owner}"))?;
+        let mut accounts = rows
+            .into_iter()
+            .map(to_account)
+            .collect::<Result<Vec<_>>>()?;
+        accounts.sort_by_key(|a| a.id);
+        Ok(accounts)
+    }
+
+    /// Extends `owner`'s lease on an account; fails with [`Error::LeaseLost`] if another
+    /// worker holds it now.
+    pub async fn renew_lease(&self, id: i64, owner: &str, until: DateTime<Utc>) -> Result<()> {
+        renew_lease_on(&self.db, id, owner, until).await
+    }
+
+    /// Gives up `owner`'s lease without recording a sync.
+    pub async fn release_lease(&self, id: i64, owner: &str) -> Result<()> {
+        Accounts::update_many()
+            .col_expr(
+                account::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                account::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(account::Column::Id.eq(id))
+            .filter(account::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await
+            .context(|| format!("cannot release lease on account {id}"))?;
+        Ok(())
+    }
+
+    /// Re-encrypts every account's credentials with `reseal` (key rotation). Each row is
+    /// compare-and-swapped: if a worker stored refreshed credentials meanwhile, the new
+    /// value is re-read and resealed instead of being overwritten. Returns how many rows
+    /// changed.
+    pub async fn reseal_all_credentials(
+        &self,
+        mut reseal: impl FnMut(&SealedCredentials) -> Result<SealedCredentials>,
+    ) -> Result<usize> {
+        let mut changed = 0;
+        for account in self.list_accounts().await? {
+            let mut current = account.credentials;
+            loop {
+                let new = reseal(&current)?;
+                if self.swap_credentials(account.id, &current, &new).await? {
+                    changed += 1;
+                    break;
+                }
+                match self.get_account(account.id).await {
+                    Ok(fresh) => current = fresh.credentials,
+                    Err(Error::NotFound(_)) => break, // removed meanwhile
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(changed)
+    }
+}
+
+pub(crate) async fn renew_lease_on(
+    db: &impl ConnectionTrait,
+    id: i64,
+    owner: &str,
+    until: DateTime<Utc>,
+) -> Result<()> {
+    let res = Accounts::update_many()
+        .col_expr(account::Column::LeaseExpiresAt, Expr::value(until))
+        .filter(account::Column::Id.eq(id))
+        .filter(account::Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await
+        .context(|| format!("cannot renew lease on account {id}"))?;
+    if res.rows_affected == 0 {
+        return Err(Error::LeaseLost {
+            account_id: id,
+            owner: owner.to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Schema migrations (sea-orm-migration). Each migration is frozen once released: change
+//! the schema by adding a migration, never by editing one.
+
+use sea_orm_migration::prelude::*;
+
+pub(crate) struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Initial)]
+    }
+}
+
+#[derive(DeriveIden)]
+enum Accounts {
+    Table,
+    Id,
+    Email,
+    Kind,
+    Credentials,
+    Status,
+    LastError,
+    AuthErrorCode,
+    SyncFolders,
+    LastSyncAt,
+    NextSyncAt,
+    LeaseOwner,
+    LeaseExpiresAt,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Folders {
+    Table,
+    Id,
+    AccountId,
+    RemoteId,
+    Name,
+    Path,
+    ParentRemoteId,
+    Role,
+    Cursor,
+    Generation,
+    Reconciling,
+    TotalCount,
+    UnreadCount,
+    LastSyncedAt,
+}
+
+#[derive(DeriveIden)]
+enum Messages {
+    Table,
+    Id,
+    AccountId,
+    FolderId,
+    RemoteId,
+    MessageId,
+    Subject,
+    SenderName,
+    SenderAddress,
+    ToRecipients,
+    CcRecipients,
+    DateReceived,
+    SentAt,
+    Body,
+    IsRead,
+    IsDraft,
+    HasAttachments,
+    AttachmentCount,
+    ConversationId,
+    Warnings,
+    Generation,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Attachments {
+    Table,
+    Id,
+    MessageId,
+    Ordinal,
+    RemoteId,
+    Name,
+    ContentType,
+    Size,
+    IsInline,
+    ContentId,
+}
+
+struct Initial;
+
+impl MigrationName for Initial {
+    fn name(&self) -> &str {
+        "m20261125_000001_initial"
+    }
+}
+
+fn id<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name)
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+fn timestamp<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name).timestamp_with_time_zone().to_owned()
+}
+
+// sea-orm-migration declares `&SchemaManager` without a lifetime; writing `'_` here makes
+// it early-bound and no longer matches the trait.
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Accounts::Table)
+                    .col(id(Accounts::Id))
+                    .col(
+                        ColumnDef::new(Accounts::Email)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Accounts::Kind).string().not_null())
+                    .col(ColumnDef::new(Accounts::Credentials).text().not_null())
+                    .col(ColumnDef::new(Accounts::Status).string().not_null())
+                    .col(ColumnDef::new(Accounts::LastError).text())
+                    .col(ColumnDef::new(Accounts::AuthErrorCode).string())
+                    .col(ColumnDef::new(Accounts::SyncFolders).text())
+                    .col(timestamp(Accounts::LastSyncAt))
+                    .col(timestamp(Accounts::NextSyncAt))
+                    .col(ColumnDef::new(Accounts::LeaseOwner).string())
+                    .col(timestamp(Accounts::LeaseExpiresAt))
+                    .col(timestamp(Accounts::CreatedAt).not_null())
+                    .col(timestamp(Accounts::UpdatedAt).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_accounts_due")
+                    .table(Accounts::Table)
+                    .col(Accounts::Status)
+                    .col(Accounts::NextSyncAt)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Folders::Table)
+                    .col(id(Folders::Id))
+                    .col(ColumnDef::new(Folders::AccountId).big_integer().not_null())
+                    .col(ColumnDef::new(Folders::RemoteId).string().not_null())
+                    .col(ColumnDef::new(Folders::Name).string().not_null())
+                    .col(ColumnDef::new(Folders::Path).text().not_null())
+                    .col(ColumnDef::new(Folders::ParentRemoteId).string())
+                    .col(ColumnDef::new(Folders::Role).string())
+                    .col(ColumnDef::new(Folders::Cursor).text())
+                    .col(
+                        ColumnDef::new(Folders::Generation)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Folders::Reconciling)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(ColumnDef::new(Folders::TotalCount).big_integer())
+                    .col(ColumnDef::new(Folders::UnreadCount).big_integer())
+                    .col(timestamp(Folders::LastSyncedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Folders::Table, Folders::AccountId)
+                            .to(Accounts::Table, Accounts::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_folders_account_remote")
+                    .table(Folders::Table)
+                    .col(Folders::AccountId)
+                    .col(Folders::RemoteId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Messages::Table)
+                    .col(id(Messages::Id))
+                    .col(ColumnDef::new(Messages::AccountId).big_integer().not_null())
+                    .col(ColumnDef::new(Messages::FolderId).big_integer().not_null())
+                    .col(ColumnDef::new(Messages::RemoteId).string().not_null())
+                    .col(ColumnDef::new(Messages::MessageId).text())
+                    .col(ColumnDef::new(Messages::Subject).text())
+                    .col(ColumnDef::new(Messages::SenderName).text())
+                    .col(ColumnDef::new(Messages::SenderAddress).text())
+                    .col(ColumnDef::new(Messages::ToRecipients).text().not_null())
+                    .col(ColumnDef::new(Messages::CcRecipients).text().not_null())
+                    .col(timestamp(Messages::DateReceived))
+                    .col(timestamp(Messages::SentAt))
+                    .col(ColumnDef::new(Messages::Body).text())
+                    .col(ColumnDef::new(Messages::IsRead).boolean().not_null())
+                    .col(ColumnDef::new(Messages::IsDraft).boolean().not_null())
+                    .col(
+                        ColumnDef::new(Messages::HasAttachments)
+                            .boolean()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Messages::AttachmentCount)
+                            .integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Messages::ConversationId).text())
+                    .col(ColumnDef::new(Messages::Warnings).text().not_null())
+                    .col(
+                        ColumnDef::new(Messages::Generation)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(timestamp(Messages::UpdatedAt).not_null())
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Messages::Table, Messages::AccountId)
+                            .to(Accounts::Table, Accounts::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Messages::Table, Messages::FolderId)
+                            .to(Folders::Table, Folders::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_messages_account_remote")
+                    .table(Messages::Table)
+                    .col(Messages::AccountId)
+                    .col(Messages::RemoteId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_messages_folder_received")
+                    .table(Messages::Table)
+                    .col(Messages::FolderId)
+                    .col(Messages::DateReceived)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_messages_account_received")
+                    .table(Messages::Table)
+                    .col(Messages::AccountId)
+                    .col(Messages::DateReceived)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Attachments::Table)
+                    .col(id(Attachments::Id))
+                    .col(
+                        ColumnDef::new(Attachments::MessageId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Attachments::Ordinal).integer().not_null())
+                    .col(ColumnDef::new(Attachments::RemoteId).string())
+                    .col(ColumnDef::new(Attachments::Name).text())
+                    .col(ColumnDef::new(Attachments::ContentType).string())
+                    .col(ColumnDef::new(Attachments::Size).big_integer().not_null())
+                    .col(ColumnDef::new(Attachments::IsInline).boolean().not_null())
+                    .col(ColumnDef::new(Attachments::ContentId).string())
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Attachments::Table, Attachments::MessageId)
+                            .to(Messages::Table, Messages::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_attachments_message")
+                    .table(Attachments::Table)
+                    .col(Attachments::MessageId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            Attachments::Table.into_iden(),
+            Messages::Table.into_iden(),
+            Folders::Table.into_iden(),
+            Accounts::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

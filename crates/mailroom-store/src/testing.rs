@@ -1,0 +1,49 @@
+//! Helpers for tests that need a real database (feature `testing`).
+//!
+//! PostgreSQL tests share one database, so each gets a schema of its own: no test sees
+//! another's accounts, and tests can run in parallel processes.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sea_orm::sqlx::{Connection as _, PgConnection};
+
+/// Where the test PostgreSQL lives unless `MAILROOM_TEST_POSTGRES_URL` says otherwise;
+/// `cargo xtask ci` starts the server and creates this role and database.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://mailroom:mailroom@127.0.0.1:5432/mailroom_test";
+
+/// The test database URL.
+pub fn postgres_base_url() -> String {
+    std::env::var("MAILROOM_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// Creates an empty schema in the test database and returns a URL whose connections use
+/// it. Panics with what to do when PostgreSQL is not reachable: a test that needs
+/// PostgreSQL fails without it, it never skips.
+pub async fn fresh_postgres_url() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let base = postgres_base_url();
+    let mut conn = PgConnection::connect(&base).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {}: {e}\n\
+             start it with `cargo xtask ci` (or `pg_ctlcluster 15 main start` and create the \
+             role and database), or point MAILROOM_TEST_POSTGRES_URL at a server",
+            crate::redact_url(&base)
+        )
+    });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let schema = format!(
+        "t{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    sea_orm::sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create test schema {schema}: {e}"));
+    let _ = conn.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}

@@ -1,0 +1,8 @@
+//! Integration tests of mailroom-store, each run on in-memory SQLite AND on a real
+//! PostgreSQL (a fresh schema per test; `cargo xtask ci` starts the server).
+
+mod accounts;
+mod leases;
+mod pages;
+mod queries;
+mod support;

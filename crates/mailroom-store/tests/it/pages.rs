@@ -1,0 +1,272 @@
+use mailroom_core::{Change, SyncCursor, SyncPage};
+use mailroom_store::{Error, LeaseCheck, MessageQuery, SyncPageWrite};
+
+use crate::support::{account, folder, inbox, message, stores, t0};
+
+fn page(changes: Vec<Change>, cursor: &str, reset: bool, complete: bool) -> SyncPage {
+    SyncPage {
+        changes,
+        cursor: SyncCursor(cursor.into()),
+        reset,
+        complete,
+    }
+}
+
+fn upserts(range: std::ops::Range<usize>) -> Vec<Change> {
+    range.map(|i| Change::Upsert(message(i))).collect()
+}
+
+#[tokio::test]
+async fn upserting_the_same_10000_messages_twice_leaves_10000_rows() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "bulk@example.com").await;
+        let f = inbox(&store, &a).await;
+        let messages: Vec<_> = (0..10_000).map(message).collect();
+        for round in 0..2 {
+            let n = store.upsert_messages(a.id, f.id, &messages).await.unwrap();
+            assert_eq!(n, 10_000, "{b:?} round {round}");
+        }
+        let q = MessageQuery {
+            account_id: Some(a.id),
+            ..Default::default()
+        };
+        assert_eq!(store.count_messages(&q).await.unwrap(), 10_000, "{b:?}");
+        let all = store.list_messages(&q).await.unwrap();
+        let attachments: usize = all.iter().map(|m| m.message.attachments.len()).sum();
+        assert_eq!(
+            attachments,
+            3334 * 2,
+            "{b:?}: attachments replaced, not duplicated"
+        );
+        // The record survives the round trip unchanged.
+        let stored = store
+            .get_message(a.id, &message(3).remote_id)
+            .await
+            .unwrap();
+        assert_eq!(stored.message, message(3), "{b:?}");
+        let draft = store
+            .get_message(a.id, &message(4).remote_id)
+            .await
+            .unwrap();
+        assert_eq!(draft.message.sender, None);
+    }
+}
+
+#[tokio::test]
+async fn page_and_cursor_land_together_and_resets_reconcile() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "sync@example.com").await;
+        let f = inbox(&store, &a).await;
+        assert!(f.cursor.is_none());
+        let write = |p| SyncPageWrite {
+            account_id: a.id,
+            folder_id: f.id,
+            page: p,
+            lease: None,
+        };
+
+        let first = page(upserts(0..5), "delta-1", true, true);
+        let stats = store.apply_sync_page(write(&first)).await.unwrap();
+        assert_eq!(stats.upserted, 5);
+        assert_eq!(
+            store.get_folder(f.id).await.unwrap().cursor,
+            Some(SyncCursor("delta-1".into()))
+        );
+
+        // The delta token expired: the server enumerates again; message 4 is gone.
+        let restart = page(upserts(0..3), "next-2a", true, false);
+        store.apply_sync_page(write(&restart)).await.unwrap();
+        let mid = store.get_folder(f.id).await.unwrap();
+        assert!(
+            mid.reconciling,
+            "{b:?}: a crash here resumes from next-2a and still reconciles"
+        );
+        assert_eq!(mid.cursor, Some(SyncCursor("next-2a".into())));
+        let q = MessageQuery {
+            folder_id: Some(f.id),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.count_messages(&q).await.unwrap(),
+            5,
+            "nothing removed before the end"
+        );
+
+        let end = page(upserts(3..4), "delta-2", false, true);
+        let stats = store.apply_sync_page(write(&end)).await.unwrap();
+        assert_eq!((stats.upserted, stats.reconciled), (1, 1), "{b:?}");
+        let ids: Vec<_> = store
+            .list_messages(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message.remote_id)
+            .collect();
+        assert_eq!(ids.len(), 4);
+        assert!(!ids.contains(&message(4).remote_id));
+        assert!(!store.get_folder(f.id).await.unwrap().reconciling);
+    }
+}
+
+#[tokio::test]
+async fn removals_are_scoped_to_the_folder_and_read_state_applies() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "rm@example.com").await;
+        let f = inbox(&store, &a).await;
+        let archive = store
+            .upsert_folders(a.id, &[folder("archive-id", None)])
+            .await
+            .unwrap()
+            .remove(0);
+        store
+            .upsert_messages(a.id, f.id, &(0..3).map(message).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        // Message 2 moved to the archive with an immutable id, and the archive synced first.
+        store
+            .upsert_messages(a.id, archive.id, &[message(2)])
+            .await
+            .unwrap();
+        let p = page(
+            vec![
+                Change::Remove {
+                    remote_id: message(0).remote_id,
+                },
+                Change::Remove {
+                    remote_id: message(2).remote_id,
+                },
+                Change::ReadState {
+                    remote_id: message(1).remote_id,
+                    is_read: false,
+                },
+                Change::Remove {
+                    remote_id: "never-seen".into(),
+                },
+            ],
+            "d",
+            false,
+            true,
+        );
+        let stats = store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: f.id,
+                page: &p,
+                lease: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!((stats.removed, stats.read_state), (1, 1), "{b:?}");
+        let moved = store
+            .get_message(a.id, &message(2).remote_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            moved.folder_id, archive.id,
+            "{b:?}: the moved message stays in its new folder"
+        );
+        assert!(
+            !store
+                .get_message(a.id, &message(1).remote_id)
+                .await
+                .unwrap()
+                .message
+                .is_read
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_record_without_its_attachment_list_keeps_the_stored_one() {
+    for store in stores().await {
+        let a = account(&store, "att@example.com").await;
+        let f = inbox(&store, &a).await;
+        store
+            .upsert_messages(a.id, f.id, &[message(0)])
+            .await
+            .unwrap();
+        let mut from_delta = message(0);
+        from_delta.attachments.clear(); // delta says has_attachments but lists none
+        from_delta.subject = Some("changed".into());
+        store
+            .upsert_messages(a.id, f.id, &[from_delta])
+            .await
+            .unwrap();
+        let stored = store
+            .get_message(a.id, &message(0).remote_id)
+            .await
+            .unwrap()
+            .message;
+        assert_eq!(stored.subject.as_deref(), Some("changed"));
+        assert_eq!(stored.attachments, message(0).attachments);
+        // Duplicates inside one page are fine: the last version wins.
+        let mut v2 = message(1);
+        v2.subject = Some("v2".into());
+        store
+            .upsert_messages(a.id, f.id, &[message(1), v2])
+            .await
+            .unwrap();
+        let stored = store
+            .get_message(a.id, &message(1).remote_id)
+            .await
+            .unwrap()
+            .message;
+        assert_eq!(stored.subject.as_deref(), Some("v2"));
+    }
+}
+
+#[tokio::test]
+async fn a_lost_lease_writes_nothing() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "lease@example.com").await;
+        let f = inbox(&store, &a).await;
+        let claimed = store
+            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let p = page(upserts(0..3), "cursor", true, true);
+        let err = store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: f.id,
+                page: &p,
+                lease: Some(LeaseCheck {
+                    owner: "worker-2",
+                    until: t0(),
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{b:?}: {err}");
+        assert!(store.get_folder(f.id).await.unwrap().cursor.is_none());
+        let q = MessageQuery {
+            account_id: Some(a.id),
+            ..Default::default()
+        };
+        assert_eq!(store.count_messages(&q).await.unwrap(), 0);
+        // The holder writes fine and extends its lease.
+        let until = t0() + chrono::Duration::minutes(10);
+        store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: f.id,
+                page: &p,
+                lease: Some(LeaseCheck {
+                    owner: "worker-1",
+                    until,
+                }),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_account(a.id).await.unwrap().lease_expires_at,
+            Some(until),
+            "{b:?}"
+        );
+    }
+}
