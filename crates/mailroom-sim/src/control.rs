@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{Faults, RefreshFailure};
-use crate::graph::handle::Mailbox;
+use crate::graph::handle::{Mailbox, NewMessage};
 use crate::http::{Req, Resp};
 use crate::state::{Shared, lock};
 
@@ -68,6 +68,23 @@ struct Issue {
     user: String,
     client_id: String,
     scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct AddMessages {
+    folder: String,
+    #[serde(default)]
+    count: Option<usize>,
+    #[serde(flatten)]
+    message: NewMessage,
+}
+
+#[derive(Deserialize)]
+struct Mutation {
+    #[serde(default)]
+    folder: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,9 +198,57 @@ fn run(shared: &Arc<Shared>, req: &Req, seg: &[&str]) -> Result<Resp, Resp> {
     })
 }
 
-fn mailbox_route(_mb: &Mailbox, _req: &Req, _rest: &[&str], _post: bool) -> crate::Result<Resp> {
-    Ok(bad(
-        StatusCode::NOT_IMPLEMENTED,
-        "mailbox control endpoints come with the Graph part",
-    ))
+fn mailbox_route(mb: &Mailbox, req: &Req, rest: &[&str], post: bool) -> crate::Result<Resp> {
+    let parse = |r: &Req| -> crate::Result<Mutation> {
+        Ok(serde_json::from_slice(&r.body).unwrap_or(Mutation {
+            folder: None,
+            subject: None,
+        }))
+    };
+    Ok(match (rest, post) {
+        (["folders"], false) => ok(&json!(mb.folders())),
+        (["folders", folder, "messages"], false) => ok(&json!(mb.folder_messages(folder)?)),
+        (["messages"], true) => {
+            let b: AddMessages = match serde_json::from_slice(&req.body) {
+                Ok(b) => b,
+                Err(e) => return Ok(bad(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}"))),
+            };
+            let ids = match b.count {
+                Some(n) => mb.add_messages(&b.folder, n)?,
+                None => vec![mb.add_message(&b.folder, b.message)?],
+            };
+            ok(&json!({"ids": ids}))
+        }
+        (["messages", id], false) => ok(&json!(mb.message(id)?)),
+        (["messages", id, action], true) => {
+            let m = parse(req)?;
+            let new_id = match *action {
+                "move" => Some(mb.move_message(id, m.folder.as_deref().unwrap_or("inbox"))?),
+                "read" => {
+                    mb.set_read(id, true)?;
+                    None
+                }
+                "unread" => {
+                    mb.set_read(id, false)?;
+                    None
+                }
+                "subject" => {
+                    mb.set_subject(id, m.subject.as_deref().unwrap_or(""))?;
+                    None
+                }
+                "delete" => {
+                    mb.delete_message(id)?;
+                    None
+                }
+                other => {
+                    return Ok(bad(
+                        StatusCode::NOT_FOUND,
+                        format!("unknown action {other}"),
+                    ));
+                }
+            };
+            ok(&json!({"id": new_id}))
+        }
+        _ => bad(StatusCode::NOT_FOUND, "no such mailbox control endpoint"),
+    })
 }

@@ -31,15 +31,14 @@
 //! let tokens = sim.issue_tokens("alice@contoso.test", "my-app", &["Mail.ReadWrite", "offline_access"])?;
 //! // GET {graph_url}/me/mailFolders/inbox/messages with `Authorization: Bearer {access_token}`
 //! println!("{} {}", sim.graph_url(), tokens.expires_in);
-//! assert_eq!(sim.mailbox("alice@contoso.test")?.address(), "alice@contoso.test");
+//! let inbox = sim.mailbox("alice@contoso.test")?.folder_messages("inbox")?;
+//! assert!(!inbox.is_empty());
 //! println!("{:?}", sim.counters().requests_by_route);
 //! sim.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 #![warn(missing_docs)]
-// Parts used only by the Graph half land with it.
-#![allow(dead_code)]
 
 mod clock;
 mod config;
@@ -57,7 +56,8 @@ pub use config::{
     SimConfig,
 };
 pub use counters::Counters;
-pub use graph::handle::{Mailbox, MessageInfo, NewMessage};
+pub use graph::handle::{FolderInfo, Mailbox, MessageInfo, NewMessage};
+pub use graph::synth::Person;
 pub use identity::{
     ACCESS_TOKEN_PREFIX, Audience, DEVICE_CODE_PREFIX, REFRESH_TOKEN_PREFIX, TokenResponse,
 };

@@ -1,0 +1,511 @@
+//! Deterministic message content: a pure function of `(seed, index)`, so a
+//! 100,000-message mailbox stores only a few bytes per message and builds
+//! subjects, bodies and attachments on demand.
+
+use crate::rng::Rng;
+
+/// Who a generated message is from/to, relative to the mailbox owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Received mail: from someone else, to the owner.
+    Received,
+    /// Sent by the owner.
+    Sent,
+    /// A draft: no `from`/`sender`, maybe no recipients.
+    Draft,
+}
+
+/// A name and an address.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Person {
+    /// Display name (may be empty).
+    pub name: String,
+    /// SMTP address.
+    pub address: String,
+}
+
+impl Person {
+    pub(crate) fn new(name: &str, address: &str) -> Person {
+        Person {
+            name: name.to_owned(),
+            address: address.to_owned(),
+        }
+    }
+}
+
+/// An attachment's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AttSpec {
+    pub(crate) name: String,
+    pub(crate) content_type: &'static str,
+    pub(crate) size: usize,
+    pub(crate) inline: bool,
+    pub(crate) content_id: Option<String>,
+}
+
+/// Everything about a message that is not mailbox state.
+#[derive(Clone, Debug)]
+pub(crate) struct Content {
+    pub(crate) subject: String,
+    pub(crate) from: Option<Person>,
+    pub(crate) to: Vec<Person>,
+    pub(crate) cc: Vec<Person>,
+    pub(crate) body_html: String,
+    /// Milliseconds between sending and receiving.
+    pub(crate) transit_ms: i64,
+    pub(crate) importance: &'static str,
+    pub(crate) thread: u64,
+    pub(crate) internet_message_id: String,
+    pub(crate) categories: Vec<&'static str>,
+}
+
+const PEOPLE: &[(&str, &str)] = &[
+    ("Alice Martin", "alice.martin@fabrikam.test"),
+    ("José Álvarez", "jose.alvarez@contoso.test"),
+    ("Zoë Brontë", "zoe.bronte@litware.test"),
+    ("山田 太郎", "taro.yamada@example.jp.test"),
+    ("Ørjan Håland", "orjan@nordic.test"),
+    ("Иван Петров", "ivan.petrov@example.ru.test"),
+    ("Siobhán O'Brien", "siobhan.obrien@contoso.test"),
+    ("Müller, Jürgen", "j.mueller@beispiel.de.test"),
+    ("Ana María Núñez", "anamaria@ejemplo.es.test"),
+    ("李小龙", "xiaolong.li@example.cn.test"),
+    ("Nguyễn Văn An", "an.nguyen@example.vn.test"),
+    ("محمد علي", "m.ali@example.eg.test"),
+    ("", "no-reply@notifications.test"),
+    ("\"The Team\" <quoted>", "team@startup.test"),
+    ("François Dupont", "francois.dupont@exemple.fr.test"),
+];
+
+const SUBJECTS: &[&str] = &[
+    "Quarterly report",
+    "Réunion de lundi",
+    "Einladung: Planungsrunde Q3",
+    "会議のお知らせ",
+    "Invoice #4711 – payment due",
+    "Photos from the trip 📷",
+    "Café & croissants ☕ on Friday?",
+    "Статус проекта",
+    "Angebot für Übersetzung",
+    "Your order has shipped",
+    "Lunch?",
+    "Security alert: new sign-in",
+    "Προσφορά για το συνέδριο",
+    "见面时间确认",
+    "Budget 2025 \"final\" v3 (really)",
+    "RE: <no subject>",
+    "Ünïcödé ✓ — naïve façade coöperation",
+    "Weekly digest",
+    "Contract draft for review",
+    "Re: Re: Fwd: travel plans",
+    "",
+];
+
+const WORDS: &[&str] = &[
+    "the",
+    "meeting",
+    "report",
+    "schedule",
+    "budget",
+    "Zürich",
+    "café",
+    "naïve",
+    "résumé",
+    "project",
+    "déjà",
+    "vu",
+    "please",
+    "review",
+    "attached",
+    "numbers",
+    "quarter",
+    "team",
+    "update",
+    "tomorrow",
+    "休憩",
+    "東京",
+    "Москва",
+    "straße",
+    "über",
+    "co-operate",
+    "deadline",
+    "approve",
+    "&",
+    "<draft>",
+    "\"quoted\"",
+    "it's",
+    "50%",
+    "€1,234.56",
+];
+
+const ATTACHMENTS: &[(&str, &str)] = &[
+    ("report.pdf", "application/pdf"),
+    (
+        "Résumé.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    ("photo 2025-01-03.jpg", "image/jpeg"),
+    (
+        "報告書.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    ("notes.txt", "text/plain"),
+    ("invoice #42.pdf", "application/pdf"),
+    ("data.csv", "text/csv"),
+    (
+        "Präsentation.pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+    ("archive.zip", "application/zip"),
+];
+
+const FACET_SUBJECT: u64 = 1;
+const FACET_PEOPLE: u64 = 2;
+const FACET_BODY: u64 = 3;
+const FACET_ATTACH: u64 = 4;
+const FACET_BYTES: u64 = 5;
+
+/// Thread (conversation) number of a generated message.
+pub(crate) fn thread_of(index: u64) -> u64 {
+    index / 3
+}
+
+/// Generates the subject of message `index`.
+pub(crate) fn subject(seed: u64, index: u64) -> String {
+    let thread = thread_of(index);
+    let mut r = Rng::derive(seed, &[thread, FACET_SUBJECT]);
+    let base = *r.pick(SUBJECTS);
+    let mut s = String::new();
+    if !index.is_multiple_of(3) {
+        s.push_str("Re: ");
+    }
+    s.push_str(base);
+    if !base.is_empty() && r.chance(0.5) {
+        s.push_str(&format!(" ({})", thread % 1000));
+    }
+    s
+}
+
+/// Generates the content of message `index` of a mailbox.
+pub(crate) fn content(seed: u64, index: u64, role: Role, owner: &Person) -> Content {
+    let mut r = Rng::derive(seed, &[index, FACET_PEOPLE]);
+    let other = |r: &mut Rng| {
+        let (n, a) = *r.pick(PEOPLE);
+        Person::new(n, a)
+    };
+    let (from, to) = match role {
+        Role::Received => (Some(other(&mut r)), vec![owner.clone()]),
+        Role::Sent => (Some(owner.clone()), vec![other(&mut r)]),
+        Role::Draft => (
+            None,
+            if r.chance(0.5) {
+                vec![other(&mut r)]
+            } else {
+                Vec::new()
+            },
+        ),
+    };
+    let cc = if r.chance(0.3) {
+        (0..1 + r.below(2)).map(|_| other(&mut r)).collect()
+    } else {
+        Vec::new()
+    };
+    let importance = match r.below(10) {
+        0 => "high",
+        1 => "low",
+        _ => "normal",
+    };
+    let transit_ms = 1_000 + r.below(600_000) as i64;
+    let categories = if r.chance(0.1) {
+        vec!["Red category"]
+    } else {
+        Vec::new()
+    };
+    let domain = from
+        .as_ref()
+        .map(|p| {
+            p.address
+                .rsplit('@')
+                .next()
+                .unwrap_or("mailroom.test")
+                .to_owned()
+        })
+        .unwrap_or_else(|| "mailroom.test".to_owned());
+    let internet_message_id = format!("<{:016x}.{index}@{domain}>", r.next_u64());
+    let atts = attachments(seed, index, role);
+    Content {
+        subject: subject(seed, index),
+        from,
+        to,
+        cc,
+        body_html: body_html(seed, index, &atts),
+        transit_ms,
+        importance,
+        thread: thread_of(index),
+        internet_message_id,
+        categories,
+    }
+}
+
+fn sentence(r: &mut Rng, out: &mut String) {
+    let n = 6 + r.below(12);
+    for i in 0..n {
+        let w = *r.pick(WORDS);
+        if i == 0 {
+            let mut c = w.chars();
+            if let Some(f) = c.next() {
+                out.extend(f.to_uppercase());
+                out.push_str(c.as_str());
+            }
+        } else {
+            out.push(' ');
+            out.push_str(w);
+        }
+    }
+    out.push_str(". ");
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The HTML body (some longer than 2,000 characters, some with inline images).
+pub(crate) fn body_html(seed: u64, index: u64, atts: &[AttSpec]) -> String {
+    let mut r = Rng::derive(seed, &[index, FACET_BODY]);
+    let paragraphs = if r.chance(0.12) {
+        12 + r.below(10)
+    } else {
+        1 + r.below(3)
+    };
+    let mut html = String::with_capacity(256 + paragraphs as usize * 200);
+    html.push_str("<html><head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"><style>p{margin:0}</style></head><body>\r\n");
+    html.push_str(&format!("<p>Message {index}.</p>\r\n"));
+    for p in 0..paragraphs {
+        let mut text = String::new();
+        for _ in 0..2 + r.below(3) {
+            sentence(&mut r, &mut text);
+        }
+        html.push_str("<p>");
+        html.push_str(&escape(text.trim_end()));
+        if p == 0 && r.chance(0.2) {
+            html.push_str(" <a href=\"https://example.test/doc?a=1&amp;b=2\">link</a>");
+        }
+        html.push_str("</p>\r\n");
+    }
+    for a in atts.iter().filter(|a| a.inline) {
+        if let Some(cid) = &a.content_id {
+            html.push_str(&format!(
+                "<p><img src=\"cid:{cid}\" alt=\"{}\"></p>\r\n",
+                escape(&a.name)
+            ));
+        }
+    }
+    html.push_str("</body></html>\r\n");
+    html
+}
+
+/// Attachments of message `index` (none for about three quarters).
+pub(crate) fn attachments(seed: u64, index: u64, role: Role) -> Vec<AttSpec> {
+    let mut r = Rng::derive(seed, &[index, FACET_ATTACH]);
+    let p = if role == Role::Draft { 0.1 } else { 0.25 };
+    if !r.chance(p) {
+        return Vec::new();
+    }
+    let n = 1 + r.below(3) as usize;
+    let large = r.chance(1.0 / 12.0);
+    (0..n)
+        .map(|i| {
+            let (name, ct) = *r.pick(ATTACHMENTS);
+            let inline = ct.starts_with("image/") && r.chance(0.5);
+            let size = if large && i == 0 {
+                2_000_000 + r.below(4_000_000) as usize
+            } else {
+                512 + r.below(200_000) as usize
+            };
+            let name = if inline {
+                format!("image{:03}.jpg", i + 1)
+            } else {
+                name.to_owned()
+            };
+            AttSpec {
+                content_id: inline
+                    .then(|| format!("image{:03}.jpg@01DB{:08X}", i + 1, r.next_u64() as u32)),
+                name,
+                content_type: ct,
+                size,
+                inline,
+            }
+        })
+        .collect()
+}
+
+/// The bytes of one attachment (exactly `spec.size` of them).
+pub(crate) fn attachment_bytes(seed: u64, index: u64, att: u16, spec: &AttSpec) -> Vec<u8> {
+    let mut r = Rng::derive(seed, &[index, FACET_BYTES, u64::from(att)]);
+    let mut out = vec![0u8; spec.size];
+    if spec.content_type.starts_with("text/") {
+        let line = format!(
+            "line of {} for message {index}, attachment {att}\n",
+            spec.name.escape_default()
+        );
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = line.as_bytes()[i % line.len()];
+        }
+        return out;
+    }
+    r.fill(&mut out);
+    let magic: &[u8] = match spec.content_type {
+        "application/pdf" => b"%PDF-1.7\n",
+        "image/jpeg" => &[0xff, 0xd8, 0xff, 0xe0],
+        _ => b"PK\x03\x04",
+    };
+    let n = magic.len().min(out.len());
+    out[..n].copy_from_slice(&magic[..n]);
+    out
+}
+
+/// Plain text of an HTML body, as Graph returns with
+/// `Prefer: outlook.body-content-type="text"`.
+pub(crate) fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    let bytes = html.as_bytes();
+    while i < bytes.len() {
+        if bytes[i] == b'<' {
+            let end = html[i..].find('>').map_or(bytes.len(), |e| i + e + 1);
+            let tag = &lower[i..end];
+            if tag.starts_with("<head") || tag.starts_with("<style") || tag.starts_with("<script") {
+                let name = if tag.starts_with("<head") {
+                    "</head>"
+                } else if tag.starts_with("<style") {
+                    "</style>"
+                } else {
+                    "</script>"
+                };
+                i = lower[end..]
+                    .find(name)
+                    .map_or(bytes.len(), |e| end + e + name.len());
+                continue;
+            }
+            if tag.starts_with("</p")
+                || tag.starts_with("<br")
+                || tag.starts_with("</div")
+                || tag.starts_with("</li")
+                || tag.starts_with("</tr")
+            {
+                out.push_str("\r\n");
+            }
+            i = end;
+            continue;
+        }
+        let next = html[i..].find('<').map_or(bytes.len(), |e| i + e);
+        let text = &html[i..next];
+        out.push_str(&decode_entities(&text.replace(['\r', '\n'], "")));
+        i = next;
+    }
+    out.trim().to_owned()
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+/// `bodyPreview`: the first 255 characters of the text, whitespace collapsed.
+pub(crate) fn preview(text: &str) -> String {
+    let mut out = String::with_capacity(256);
+    let mut n = 0;
+    for word in text.split_whitespace() {
+        for c in (if n == 0 { "" } else { " " }).chars().chain(word.chars()) {
+            if n == 255 {
+                return out;
+            }
+            out.push(c);
+            n += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Person {
+        Person::new("Demo", "demo@mailroom.test")
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        let a = content(7, 123, Role::Received, &owner());
+        let b = content(7, 123, Role::Received, &owner());
+        assert_eq!(a.subject, b.subject);
+        assert_eq!(a.body_html, b.body_html);
+        assert_eq!(a.internet_message_id, b.internet_message_id);
+        assert_ne!(
+            content(8, 123, Role::Received, &owner()).internet_message_id,
+            a.internet_message_id
+        );
+    }
+
+    #[test]
+    fn drafts_have_no_sender() {
+        assert!(content(1, 5, Role::Draft, &owner()).from.is_none());
+        assert_eq!(content(1, 5, Role::Sent, &owner()).from, Some(owner()));
+    }
+
+    #[test]
+    fn some_bodies_are_long_and_some_messages_have_large_attachments() {
+        let long = (0..200)
+            .filter(|i| html_to_text(&body_html(1, *i, &[])).chars().count() > 2000)
+            .count();
+        assert!(long > 5, "{long}");
+        let large = (0..2000)
+            .flat_map(|i| attachments(1, i, Role::Received))
+            .filter(|a| a.size > 2_000_000)
+            .count();
+        assert!(large > 5, "{large}");
+        let inline = (0..2000)
+            .flat_map(|i| attachments(1, i, Role::Received))
+            .filter(|a| a.inline)
+            .count();
+        assert!(inline > 5);
+    }
+
+    #[test]
+    fn attachment_bytes_have_the_announced_size() {
+        for i in 0..200 {
+            for (n, a) in attachments(3, i, Role::Received).iter().enumerate() {
+                if a.size < 300_000 {
+                    assert_eq!(attachment_bytes(3, i, n as u16, a).len(), a.size);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn html_to_text_strips_tags_and_decodes_entities() {
+        let html = "<html><head><style>p{}</style></head><body><p>A &amp; B &lt;x&gt;</p><p>second<br>line</p></body></html>";
+        assert_eq!(html_to_text(html), "A & B <x>\r\nsecond\r\nline");
+    }
+
+    #[test]
+    fn preview_is_at_most_255_characters() {
+        let text = "ü ".repeat(400);
+        let p = preview(&text);
+        assert_eq!(p.chars().count(), 255);
+        assert!(!p.contains("  "));
+        assert_eq!(preview("  a \r\n b "), "a b");
+    }
+}

@@ -1,0 +1,282 @@
+//! Delta rounds: paging, changes between and during rounds, @removed, 410.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use mailroom_sim::{DeltaErrorCode, Faults, MailboxSpec, SimConfig, Simulator};
+use serde_json::Value;
+
+use crate::{Graph, assert_shape, enc, start};
+
+const ALICE: &str = "alice@contoso.test";
+
+async fn sim(n: usize, code: DeltaErrorCode) -> Simulator {
+    start(SimConfig {
+        mailboxes: vec![
+            MailboxSpec::new(ALICE, n).all_in("inbox"),
+            MailboxSpec::new("bob@contoso.test", 10),
+        ],
+        faults: Faults::none(),
+        delta_error_code: code,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// One round: returns (items of every page, page count, deltaLink).
+async fn round(g: &Graph, start: &str, page: usize) -> (Vec<Value>, usize, String) {
+    let prefer = format!("odata.maxpagesize={page}");
+    let mut items = Vec::new();
+    let mut pages = 0;
+    let mut url = start.to_owned();
+    loop {
+        let (status, h, body) = g.get_with(&url, &[("Prefer", &prefer)]).await;
+        assert_eq!(status, 200, "{url}: {body}");
+        assert_eq!(
+            h.get("preference-applied").unwrap().to_str().unwrap(),
+            prefer
+        );
+        pages += 1;
+        let v = body["value"].as_array().unwrap();
+        assert!(v.len() <= page);
+        items.extend(v.iter().cloned());
+        if let Some(next) = body["@odata.nextLink"].as_str() {
+            url = next.to_owned();
+        } else {
+            return (
+                items,
+                pages,
+                body["@odata.deltaLink"]
+                    .as_str()
+                    .expect("deltaLink")
+                    .to_owned(),
+            );
+        }
+    }
+}
+
+fn ids(items: &[Value]) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter(|i| i.get("@removed").is_none())
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn removed(items: &[Value]) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter(|i| i.get("@removed").is_some())
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn initial_round_pages_then_incremental_rounds_carry_changes() {
+    let sim = sim(30, DeltaErrorCode::SyncStateNotFound).await;
+    let g = Graph::new(&sim, ALICE);
+    let mb = sim.mailbox(ALICE).unwrap();
+    let start = "/me/mailFolders/inbox/messages/delta?$select=subject,sender,isRead";
+    let (status, h, first) = g
+        .get_with(start, &[("Prefer", "odata.maxpagesize=2")])
+        .await;
+    assert_eq!(h.get("preference-applied").unwrap(), "odata.maxpagesize=2");
+    assert_shape("graph/delta_page.json", status, &{
+        let mut f = first.clone();
+        // isRead was selected too; the fixture selects subject and sender.
+        for item in f["value"].as_array_mut().unwrap() {
+            item.as_object_mut().unwrap().remove("isRead");
+        }
+        f
+    });
+    let (items, pages, link) = round(&g, start, 7).await;
+    assert_eq!(pages, 5);
+    let truth: BTreeSet<String> = mb
+        .folder_message_ids("inbox")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(ids(&items), truth);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.get("body").is_none() && i.get("subject").is_some()),
+        "$select is kept in nextLink"
+    );
+
+    // Changes between rounds.
+    let inbox = mb.folder_messages("inbox").unwrap();
+    let added = mb.add_messages("inbox", 3).unwrap();
+    mb.set_read(&inbox[0].id, !inbox[0].is_read).unwrap();
+    let moved_out = &inbox[1];
+    mb.move_message(&moved_out.id, "archive").unwrap();
+    let deleted = &inbox[2];
+    mb.delete_message(&deleted.id).unwrap();
+    let bob_like = mb.folder_messages("inbox").unwrap().len();
+    let from_archive = mb.add_messages("archive", 1).unwrap().remove(0);
+    let moved_in = mb.move_message(&from_archive, "inbox").unwrap();
+    assert_eq!(mb.folder_messages("inbox").unwrap().len(), bob_like + 1);
+
+    let (items, _, link2) = round(&g, &link, 4).await;
+    let expect: BTreeSet<String> = added
+        .iter()
+        .cloned()
+        .chain([inbox[0].id.clone(), moved_in.clone()])
+        .collect();
+    assert_eq!(ids(&items), expect);
+    assert_eq!(
+        removed(&items),
+        [moved_out.id.clone(), deleted.id.clone()]
+            .into_iter()
+            .collect()
+    );
+    let changed = items
+        .iter()
+        .find(|i| i["id"] == inbox[0].id.as_str())
+        .unwrap();
+    assert_eq!(changed["isRead"], !inbox[0].is_read);
+    let gone = items.iter().find(|i| i.get("@removed").is_some()).unwrap();
+    assert_eq!(gone["@removed"]["reason"], "deleted");
+    assert_eq!(gone["@odata.type"], "#microsoft.graph.message");
+
+    // Nothing changed: an empty round with a new deltaLink.
+    let (status, body) = g.get(&link2).await;
+    assert_eq!(status, 200);
+    assert!(body["value"].as_array().unwrap().is_empty());
+    assert!(body["@odata.deltaLink"].is_string());
+
+    // Shape of a round that reports a removal.
+    let victim = mb.folder_message_ids("inbox").unwrap().remove(5);
+    mb.delete_message(&victim).unwrap();
+    let (status, body) = g.get(body["@odata.deltaLink"].as_str().unwrap()).await;
+    assert_shape("graph/delta_removed.json", status, &body);
+    // 1 + 5 pages + 2 pages + 1 empty round + 1 = 10 requests.
+    assert_eq!(
+        sim.counters()
+            .requests("GET /v1.0/me/mailFolders/{id}/messages/delta"),
+        10
+    );
+}
+
+#[tokio::test]
+async fn changes_during_a_round_are_never_missed() {
+    let sim = sim(20, DeltaErrorCode::SyncStateNotFound).await;
+    let g = Graph::new(&sim, ALICE);
+    let mb = sim.mailbox(ALICE).unwrap();
+    let prefer = [("Prefer", "odata.maxpagesize=5")];
+    let (_, _, first) = g
+        .get_with("/me/mailFolders/inbox/messages/delta", &prefer)
+        .await;
+    let seen_first: Vec<String> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen_first.len(), 5);
+    // Mid-round: change one already seen, delete one not seen yet, add one,
+    // move one not seen yet out and back in (new id).
+    let not_seen: Vec<String> = mb
+        .folder_message_ids("inbox")
+        .unwrap()
+        .into_iter()
+        .filter(|id| !seen_first.contains(id))
+        .collect();
+    mb.set_subject(&seen_first[0], "changed mid-round").unwrap();
+    mb.delete_message(&not_seen[0]).unwrap();
+    let added = mb.add_messages("inbox", 1).unwrap().remove(0);
+    let out = mb.move_message(&not_seen[1], "archive").unwrap();
+    let back = mb.move_message(&out, "inbox").unwrap();
+
+    let (rest, _, link) = round(&g, first["@odata.nextLink"].as_str().unwrap(), 5).await;
+    let mut state: BTreeMap<String, Value> = BTreeMap::new();
+    for item in first["value"].as_array().unwrap().iter().chain(rest.iter()) {
+        let id = item["id"].as_str().unwrap().to_owned();
+        if item.get("@removed").is_some() {
+            state.remove(&id);
+        } else {
+            state.insert(id, item.clone());
+        }
+    }
+    let truth: BTreeSet<String> = mb
+        .folder_message_ids("inbox")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        state.keys().cloned().collect::<BTreeSet<_>>(),
+        truth,
+        "a client applying the round in order ends up right"
+    );
+    assert!(truth.contains(&added) && truth.contains(&back));
+    assert_eq!(state[&seen_first[0]]["subject"], "changed mid-round");
+    // The next round repeats what changed after the round started.
+    let (next, _, _) = round(&g, &link, 50).await;
+    assert!(ids(&next).contains(&seen_first[0]));
+    assert!(ids(&next).contains(&added));
+}
+
+#[tokio::test]
+async fn expired_delta_tokens_answer_410() {
+    let sim = sim(5, DeltaErrorCode::SyncStateNotFound).await;
+    let g = Graph::new(&sim, ALICE);
+    let (_, _, link) = round(&g, "/me/mailFolders/inbox/messages/delta", 10).await;
+    sim.expire_delta_tokens(ALICE).unwrap();
+    let (status, body) = g.get(&link).await;
+    assert_shape("graph/error_delta_gone.json", status, &body);
+    assert_eq!(body["error"]["code"], "SyncStateNotFound");
+    // A fresh round works, and its link dies of old age.
+    let (_, _, link) = round(&g, "/me/mailFolders/inbox/messages/delta", 10).await;
+    sim.advance_clock(Duration::from_secs(31 * 24 * 3600));
+    let access = Graph::new(&sim, ALICE);
+    assert_eq!(access.get(&link).await.0, 410);
+    assert_eq!(sim.counters().delta_resyncs, 2);
+
+    // Other spellings, and resyncRequired points to a new round.
+    let sim = self::sim(5, DeltaErrorCode::ResyncRequired).await;
+    let g = Graph::new(&sim, ALICE);
+    let (_, _, link) = round(
+        &g,
+        "/me/mailFolders/inbox/messages/delta?$select=subject",
+        10,
+    )
+    .await;
+    sim.expire_delta_tokens(ALICE).unwrap();
+    let (status, h, body) = g.get_with(&link, &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("resyncRequired"))
+    );
+    let location = h.get("location").unwrap().to_str().unwrap().to_owned();
+    let (items, _, _) = round(&g, &location, 10).await;
+    assert_eq!(items.len(), 5);
+    let sim = self::sim(2, DeltaErrorCode::SyncStateNotFoundLower).await;
+    let g = Graph::new(&sim, ALICE);
+    let (_, _, link) = round(&g, "/me/mailFolders/inbox/messages/delta", 10).await;
+    sim.expire_delta_tokens(ALICE).unwrap();
+    assert_eq!(g.get(&link).await.1["error"]["code"], "syncStateNotFound");
+}
+
+#[tokio::test]
+async fn delta_links_work_in_odata_function_form_and_per_folder() {
+    let sim = sim(12, DeltaErrorCode::SyncStateNotFound).await;
+    let g = Graph::new(&sim, ALICE);
+    let mb = sim.mailbox(ALICE).unwrap();
+    let id = mb.folder_id("inbox").unwrap();
+    let url = format!(
+        "/me/mailFolders('{}')/messages/microsoft.graph.delta()",
+        enc(&id)
+    );
+    let (items, pages, _) = round(&g, &url, 100).await;
+    assert_eq!((items.len(), pages), (12, 1));
+    // Default page size without Prefer.
+    let (_, body) = g.get("/me/mailFolders/inbox/messages/delta").await;
+    assert_eq!(body["value"].as_array().unwrap().len(), 10);
+    // A token for one folder does not work for another.
+    let next = body["@odata.nextLink"]
+        .as_str()
+        .unwrap()
+        .replace(&enc(&id), "archive")
+        .replace("/inbox/", "/archive/");
+    assert_eq!(g.get(&next).await.0, 410);
+}

@@ -1,0 +1,174 @@
+//! Fault injection, concurrency limit, request budget, counters.
+
+use std::time::Duration;
+
+use mailroom_sim::{Faults, RequestBudget, RetryAfter, SimConfig};
+
+use crate::{Graph, assert_shape, start};
+
+const DEMO: &str = "demo@mailroom.test";
+
+#[tokio::test]
+async fn random_errors_with_retry_after_and_violations() {
+    let sim = start(SimConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            statuses: vec![503],
+            retry_after: RetryAfter::Fractional(0.5),
+            ..Faults::none()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    let (status, h, body) = g.get_with("/me", &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(h.get("retry-after").unwrap(), "0.5");
+    assert_eq!(body["error"]["code"], "serviceNotAvailable");
+    g.get("/me").await; // too early
+    sim.advance_clock(Duration::from_millis(600));
+    sim.set_faults(Faults::none());
+    assert_eq!(g.get("/me").await.0, 200);
+    let c = sim.counters();
+    assert_eq!(c.retry_after_violations(DEMO), 1);
+    assert_eq!(c.injected_faults.get(DEMO), Some(&2));
+    assert_eq!(c.responses(503), 2);
+
+    sim.set_faults(Faults {
+        error_rate: 1.0,
+        statuses: vec![504],
+        retry_after: RetryAfter::None,
+        ..Faults::none()
+    });
+    let (status, h, _) = g.get_with("/me", &[]).await;
+    assert_eq!(status, 504);
+    assert!(h.get("retry-after").is_none());
+    sim.set_faults(Faults {
+        error_rate: 1.0,
+        statuses: vec![500],
+        ..Faults::none()
+    });
+    assert_eq!(g.get("/me").await.0, 500);
+
+    // Seeded: the same seed gives the same sequence of faults.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let sim = start(SimConfig {
+            faults: Faults {
+                error_rate: 0.5,
+                ..Faults::none()
+            },
+            ..SimConfig::default()
+        })
+        .await;
+        let g = Graph::new(&sim, DEMO);
+        let mut seq = Vec::new();
+        for _ in 0..20 {
+            seq.push(g.get("/me").await.0);
+            sim.advance_clock(Duration::from_secs(2));
+        }
+        runs.push(seq);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(runs[0].contains(&200) && runs[0].iter().any(|s| *s != 200));
+}
+
+#[tokio::test]
+async fn the_fifth_concurrent_request_is_throttled() {
+    let sim = start(SimConfig {
+        faults: Faults {
+            latency: Duration::from_millis(300),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let g = std::sync::Arc::new(Graph::new(&sim, DEMO));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let g = g.clone();
+            tokio::spawn(async move { g.get_with("/me", &[]).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, h, body) = t.await.unwrap();
+        if status == 429 {
+            assert_shape("graph/error_throttled.json", status, &body);
+            assert_eq!(
+                body["error"]["message"],
+                "Application is over its MailboxConcurrency limit."
+            );
+            assert_eq!(h.get("retry-after").unwrap(), "1");
+        }
+        statuses.push(status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    let c = sim.counters();
+    assert!(c.peak_concurrency(DEMO) >= 5);
+    assert_eq!(c.throttled.get(DEMO), Some(&2));
+}
+
+#[tokio::test]
+async fn a_request_budget_per_window() {
+    let sim = start(SimConfig {
+        faults: Faults {
+            request_budget: Some(RequestBudget {
+                requests: 3,
+                window: Duration::from_secs(60),
+            }),
+            ..Faults::none()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    for _ in 0..3 {
+        assert_eq!(g.get("/me").await.0, 200);
+    }
+    sim.advance_clock(Duration::from_secs(20));
+    let (status, h, _) = g.get_with("/me", &[]).await;
+    assert_eq!(status, 429);
+    assert_eq!(h.get("retry-after").unwrap(), "40");
+    sim.advance_clock(Duration::from_secs(40));
+    assert_eq!(g.get("/me").await.0, 200);
+    assert_eq!(sim.counters().retry_after_violations(DEMO), 0);
+}
+
+#[tokio::test]
+async fn counters_by_route_mailbox_and_status() {
+    let sim = start(SimConfig {
+        faults: Faults::none(),
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    g.get("/me").await;
+    g.get("/me/mailFolders/inbox/messages").await;
+    g.get("/me/mailFolders/archive/messages?$top=1").await;
+    g.get("/me/mailFolders/inbox/messages/delta").await;
+    g.get("/me/messages/AAMkAGbad").await;
+    let c = sim.counters();
+    assert_eq!(c.requests("GET /v1.0/me/mailFolders/{id}/messages"), 2);
+    assert_eq!(
+        c.requests("GET /v1.0/me/mailFolders/{id}/messages/delta"),
+        1
+    );
+    assert_eq!(c.requests("GET /v1.0/me/messages/{id}"), 1);
+    assert_eq!(c.mailbox_requests(DEMO), 5);
+    assert_eq!(c.responses(200), 4);
+    assert_eq!(c.responses(400), 1);
+    assert_eq!(c.peak_concurrency(DEMO), 1);
+    let json: serde_json::Value = crate::client()
+        .get(format!("{}/_sim/counters", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["requests_by_mailbox"][DEMO], 5);
+    sim.reset_counters();
+    assert_eq!(sim.counters().mailbox_requests(DEMO), 0);
+}
