@@ -423,6 +423,12 @@ macro_rules! app_methods {
             /// `slow_down`) until the user signs in, declines (`ErrorKind::Declined`),
             /// the code expires (`ErrorKind::Expired`), or `cancel` completes
             /// (`ErrorKind::Cancelled`; pass `std::future::pending()` to never cancel).
+            ///
+            /// A poll that cannot reach the server is retried with a growing interval
+            /// (at most 10 s) until the code expires. After an `ErrorKind::Transient`
+            /// answer (HTTP 5xx), calling this again with the same `flow` resumes the
+            /// wait while the code is valid. Waits go through the application's
+            /// [`Sleep`], the deadline through its [`Clock`].
             pub async fn wait_for_device_flow(
                 &self,
                 flow: &DeviceCodeFlow,

@@ -387,3 +387,41 @@ async fn a_token_for_one_audience_is_not_used_for_the_other() {
     assert_eq!(h.graph_me(&token).await, 200);
     assert_eq!(h.sim.counters().refreshes(ALICE), 2);
 }
+
+#[tokio::test]
+async fn an_unreachable_authority_is_transient() {
+    // A port nobody listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = mailroom_oauth::PublicClientApplication::builder(APP)
+        .authority(
+            mailroom_oauth::Authority::new(&format!("http://127.0.0.1:{port}"), Tenant::Common)
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = app
+        .acquire_token_by_refresh_token(&RefreshToken::new("rt"), Resource::Graph.default_scopes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+    assert!(err.is_transient() && err.status().is_none());
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot refresh token for client {APP}: cannot reach http://127.0.0.1:{port}/common/oauth2/v2.0/token")),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+    let err = app
+        .start_device_flow(Resource::Graph.default_scopes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+    assert_eq!(
+        ConnectorError::from(err).kind(),
+        mailroom_core::ErrorKind::Transient
+    );
+}
