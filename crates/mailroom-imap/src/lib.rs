@@ -1,1 +1,98 @@
-//! Work in progress.
+//! `mailroom-imap`: the IMAP connector of Mailroom, for any IMAP server and for
+//! Outlook's IMAP with SASL XOAUTH2.
+//!
+//! - [`ImapConnector`] implements [`mailroom_core::Connector`]; build it from stored
+//!   [`ImapCredentials`](mailroom_core::ImapCredentials) and the account's email with
+//!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
+//!   token refreshes, page size, per-message byte cap, timeouts).
+//! - [`proto`] is the pure half (modified UTF-7, UID sets, the sync cursor, remote ids,
+//!   MIME → record, SASL strings); the transport (TCP, rustls, async-imap) wraps it.
+//! - With the `testing` feature, [`testing::Dovecot`] runs a private Dovecot.
+//!
+//! ```no_run
+//! use mailroom_core::{Connector, Credentials, FolderRef};
+//! use mailroom_imap::{ImapConnector, ImapOptions};
+//!
+//! # async fn demo(json: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let Credentials::Imap(imap) = Credentials::from_json(json)? else { unreachable!() };
+//! let connector = ImapConnector::new(imap, "alice@example.com", ImapOptions::default())?;
+//! let mut cursor = None;
+//! loop {
+//!     let page = connector.sync_folder(&FolderRef::INBOX, cursor).await?;
+//!     // store page.changes and page.cursor in one transaction …
+//!     if let Some(creds) = connector.take_refreshed_credentials() {
+//!         // … and persist refreshed XOAUTH2 tokens right away
+//! #       drop(creds);
+//!     }
+//!     cursor = Some(page.cursor);
+//!     if page.complete {
+//!         break;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Connections and errors
+//!
+//! One connection per connector, opened on first use and shared (calls are
+//! serialised); a broken one is dropped, a stale one replaced once. Plain text is only
+//! allowed to loopback hosts. A refused login (`NO [AUTHENTICATIONFAILED]`, a revoked
+//! refresh token) is [`ErrorKind::ReauthRequired`](mailroom_core::ErrorKind), a network
+//! failure or timeout `Transient`, an unparseable server answer `Protocol`.
+//!
+//! With XOAUTH2, the token comes from a `mailroom_oauth::TokenSession` for the Outlook
+//! IMAP resource; when the server refuses it, the session refreshes once and the login
+//! is retried. [`take_refreshed_credentials`](mailroom_core::Connector::take_refreshed_credentials)
+//! then returns `Credentials::Imap` with the new tokens.
+//!
+//! # Records
+//!
+//! Messages are read with `BODY.PEEK[]<0.N>` (never marking them read) up to
+//! [`ImapOptions::max_message_bytes`] and parsed by `mail-parser` into the core
+//! `Message`: any charset, encoded words, a 2000-character preview, attachments with
+//! their IMAP part numbers. A malformed message becomes a record with what could be
+//! read plus `warnings`; a message above the cap too. `remote_id` is
+//! `{mailbox}:{UIDVALIDITY}:{UID}` with the decoded mailbox name.
+//!
+//! # Sync
+//!
+//! The cursor is `imap1;uv=UIDVALIDITY;ms=HIGHESTMODSEQ;last=UID[;known=SET]`:
+//!
+//! - Each call SELECTs the mailbox. A missing or foreign cursor, or one whose
+//!   UIDVALIDITY differs, starts a *reset* enumeration (`reset = true`): UIDs are read
+//!   in ascending order, one page of at most `page_size` messages per call, each page
+//!   ending with a cursor whose `last` is its highest UID. A crash between pages
+//!   resumes from the stored cursor: nothing is lost (the next page starts after
+//!   `last`) and nothing is doubled (pages never overlap; replays are upserts).
+//! - New messages are always "UID > last", located by sequence number (`UID FETCH
+//!   last (UID)` then `FETCH n:m`) so a page costs O(page), not O(folder).
+//! - On the page that reaches the end of the folder (`complete = true`), changes to
+//!   messages already delivered (UID ≤ last) are collected, then `ms` moves to the
+//!   HIGHESTMODSEQ seen at this page's SELECT (on a reset, to the one at the reset):
+//!   - with QRESYNC, `UID FETCH 1:last (FLAGS) (CHANGEDSINCE ms VANISHED)` gives
+//!     `VANISHED (EARLIER)` UIDs → `Change::Remove`, and flag changes →
+//!     `Change::ReadState`; the cursor has no `known` set;
+//!   - without QRESYNC, the cursor carries the delivered UIDs as ranges (`known=1:500,
+//!     502:9000`), diffed against `UID SEARCH UID 1:last` for `Remove`s, and
+//!     CONDSTORE `CHANGEDSINCE` gives `ReadState`s;
+//!   - when HIGHESTMODSEQ did not move since the cursor, nothing is asked at all;
+//!   - without CONDSTORE, read-state changes of delivered messages are not reported.
+//! - A changed UIDVALIDITY (mailbox deleted and recreated) is a reset: every message
+//!   comes again with its new `remote_id`, and the caller drops what was not re-sent
+//!   when the enumeration completes, so no duplicates remain.
+//!
+//! Memory per page is bounded by `page_size` records; one message body is held at a
+//! time while its record is built.
+#![warn(missing_docs)]
+
+mod connector;
+pub mod proto;
+mod session;
+mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod transport;
+
+pub use connector::{ImapConnector, ImapOptions};
+pub use transport::is_loopback_host;

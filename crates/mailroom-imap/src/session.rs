@@ -1,0 +1,657 @@
+//! One logged-in IMAP connection: a command/response loop over async-imap's parser,
+//! with our own handling of every response (VANISHED, MODSEQ, COPYUID, NO codes).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_imap::imap_proto::types::{
+    AttributeValue, MailboxDatum, NameAttribute, Response, ResponseCode, Status, UidSetMember,
+};
+use chrono::{DateTime, Utc};
+use mailroom_core::{ConnectorError, ErrorKind, Message};
+
+use crate::proto::mime::{Completeness, message_from_bytes};
+use crate::proto::uidset::UidSet;
+use crate::transport::Stream;
+
+/// Server capabilities the connector uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// RFC 6851 MOVE.
+    pub move_: bool,
+    /// RFC 4315 UIDPLUS (`UID EXPUNGE`, COPYUID).
+    pub uidplus: bool,
+    /// RFC 7162 CONDSTORE.
+    pub condstore: bool,
+    /// RFC 7162 QRESYNC.
+    pub qresync: bool,
+    /// RFC 5819 LIST-STATUS.
+    pub list_status: bool,
+    /// RFC 6154 SPECIAL-USE (asked for explicitly once LIST has RETURN options).
+    pub special_use: bool,
+}
+
+impl Caps {
+    /// Reads the capability atoms (any case).
+    pub fn from_atoms<'a>(atoms: impl IntoIterator<Item = &'a str>) -> Caps {
+        let set: HashSet<String> = atoms.into_iter().map(|a| a.to_ascii_uppercase()).collect();
+        Caps {
+            move_: set.contains("MOVE"),
+            uidplus: set.contains("UIDPLUS"),
+            condstore: set.contains("CONDSTORE") || set.contains("QRESYNC"),
+            qresync: set.contains("QRESYNC") && set.contains("ENABLE"),
+            list_status: set.contains("LIST-STATUS"),
+            special_use: set.contains("SPECIAL-USE"),
+        }
+    }
+}
+
+/// Why a command failed, before it is given a context.
+#[derive(Debug)]
+pub enum Failure {
+    /// The connection broke (I/O, EOF, timeout): the session is unusable.
+    Connection(String),
+    /// The server sent something we could not parse: the session is unusable.
+    Garbled(String),
+    /// Tagged NO: the command was refused; the session is fine.
+    No(String),
+    /// Tagged BAD: the server did not understand the command; the session is fine.
+    Bad(String),
+}
+
+impl Failure {
+    /// True when the session must be dropped.
+    pub fn breaks_session(&self) -> bool {
+        matches!(self, Failure::Connection(_) | Failure::Garbled(_))
+    }
+
+    /// A connector error saying what was being done; `no_kind` is the kind of a NO.
+    pub fn into_error(self, context: impl std::fmt::Display, no_kind: ErrorKind) -> ConnectorError {
+        match self {
+            Failure::Connection(m) => {
+                ConnectorError::new(ErrorKind::Transient, format!("{context}: {m}"))
+            }
+            Failure::Garbled(m) => {
+                ConnectorError::new(ErrorKind::Protocol, format!("{context}: {m}"))
+            }
+            Failure::Bad(m) => ConnectorError::new(
+                ErrorKind::Protocol,
+                format!("{context}: server said BAD: {m}"),
+            ),
+            Failure::No(m) => {
+                let code = response_code(&m);
+                let kind = match code.as_deref() {
+                    Some("NONEXISTENT") => ErrorKind::NotFound,
+                    Some("AUTHENTICATIONFAILED" | "AUTHORIZATIONFAILED" | "EXPIRED") => {
+                        ErrorKind::ReauthRequired
+                    }
+                    Some("UNAVAILABLE" | "SERVERBUG" | "INUSE" | "LIMIT") => ErrorKind::Transient,
+                    Some("CANNOT" | "NOPERM" | "OVERQUOTA") => ErrorKind::Other,
+                    _ => no_kind,
+                };
+                let mut err = ConnectorError::new(kind, format!("{context}: {m}"));
+                if let Some(code) = code {
+                    err = err.with_code(code);
+                }
+                err
+            }
+        }
+    }
+}
+
+/// The `[CODE]` at the start of a response text, upper case.
+pub fn response_code(text: &str) -> Option<String> {
+    let rest = text.trim_start().strip_prefix('[')?;
+    let end = rest.find([']', ' '])?;
+    Some(rest[..end].to_ascii_uppercase())
+}
+
+/// What a tagged OK carried.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// COPYUID from the tagged OK or an untagged OK (MOVE sends it untagged).
+    pub copy_uid: Option<(u32, Vec<UidSetMember>, Vec<UidSetMember>)>,
+}
+
+/// SELECT results.
+#[derive(Debug, Clone, Default)]
+pub struct Selected {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// HIGHESTMODSEQ, 0 without CONDSTORE (or NOMODSEQ).
+    pub highest_modseq: u64,
+    /// EXISTS.
+    pub exists: u32,
+    /// UIDNEXT, when sent.
+    pub uid_next: Option<u32>,
+}
+
+/// One FETCH response, owned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Message sequence number.
+    pub seq: u32,
+    /// UID.
+    pub uid: Option<u32>,
+    /// Flags as sent (`\Seen`, …).
+    pub flags: Vec<String>,
+    /// INTERNALDATE.
+    pub internal_date: Option<DateTime<Utc>>,
+    /// RFC822.SIZE.
+    pub size: Option<u32>,
+    /// The message bytes (`BODY[]` or its first bytes).
+    pub body: Option<Vec<u8>>,
+}
+
+impl Fetched {
+    fn from_response(seq: u32, attrs: &[AttributeValue<'_>]) -> Fetched {
+        let mut f = Fetched {
+            seq,
+            ..Fetched::default()
+        };
+        for attr in attrs {
+            match attr {
+                AttributeValue::Uid(uid) => f.uid = Some(*uid),
+                AttributeValue::Flags(flags) => {
+                    f.flags = flags.iter().map(|s| s.to_string()).collect()
+                }
+                AttributeValue::InternalDate(d) => f.internal_date = parse_internal_date(d),
+                AttributeValue::Rfc822Size(n) => f.size = Some(*n),
+                AttributeValue::BodySection {
+                    section: None,
+                    data,
+                    ..
+                }
+                | AttributeValue::Rfc822(data) => {
+                    f.body = data.as_ref().map(|d| d.to_vec());
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// True when `\Seen` is set.
+    pub fn is_seen(&self) -> bool {
+        self.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
+    }
+
+    /// Builds the record; the mailbox and UIDVALIDITY make the `remote_id`.
+    pub fn into_message(self, mailbox: &str, uid_validity: u32, cap: u32) -> Option<Message> {
+        let uid = self.uid?;
+        let raw = self.body.unwrap_or_default();
+        let completeness = match self.size {
+            Some(size)
+                if u64::from(size) > raw.len() as u64 && raw.len() as u64 >= u64::from(cap) =>
+            {
+                Completeness::Truncated {
+                    full_size: u64::from(size),
+                }
+            }
+            _ => Completeness::Whole,
+        };
+        let mut m = message_from_bytes(&raw, completeness);
+        m.remote_id =
+            crate::proto::remote_id::RemoteId::new(mailbox, uid_validity, uid).to_string();
+        m.folder_id = Some(mailbox.to_owned());
+        m.is_read = self.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+        m.is_draft = self.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
+        m.date_received = self.internal_date.or(m.sent_at);
+        Some(m)
+    }
+}
+
+/// `17-Jul-1996 02:44:25 -0700`, day possibly space-padded.
+pub fn parse_internal_date(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z")
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// A LIST entry.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Wire name (modified UTF-7).
+    pub wire_name: String,
+    /// Hierarchy delimiter.
+    pub delimiter: Option<String>,
+    /// Attributes as text (`\Sent`, `\Noselect`, …).
+    pub attributes: Vec<String>,
+}
+
+/// What VANISHED and flag FETCHes reported during a command.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// UIDs reported vanished.
+    pub vanished: UidSet,
+    /// (uid, seen) for FETCH responses carrying FLAGS.
+    pub flags: Vec<(u32, bool)>,
+}
+
+/// A logged-in session.
+#[derive(Debug)]
+pub struct Conn {
+    session: async_imap::Session<Stream>,
+    /// Capabilities after login.
+    pub caps: Caps,
+    /// The mailbox selected now (wire name) and its state.
+    pub selected: Option<(String, Selected)>,
+    /// EXPUNGE/VANISHED responses seen so far (sequence numbers shift when it grows).
+    pub expunges_seen: u64,
+    timeout: Duration,
+}
+
+impl Conn {
+    /// Wraps a logged-in session.
+    pub fn new(session: async_imap::Session<Stream>, caps: Caps, timeout: Duration) -> Conn {
+        Conn {
+            session,
+            caps,
+            selected: None,
+            expunges_seen: 0,
+            timeout,
+        }
+    }
+
+    /// Runs `command`, giving each untagged response to `on_untagged`, until its tagged
+    /// completion.
+    pub async fn exec(
+        &mut self,
+        command: &str,
+        mut on_untagged: impl FnMut(&Response<'_>),
+    ) -> Result<Done, Failure> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.exec_inner(command, &mut on_untagged)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Connection(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    async fn exec_inner(
+        &mut self,
+        command: &str,
+        on_untagged: &mut impl FnMut(&Response<'_>),
+    ) -> Result<Done, Failure> {
+        let tag = self
+            .session
+            .run_command(command)
+            .await
+            .map_err(map_imap_error)?;
+        let mut done = Done::default();
+        loop {
+            let response = match self.session.read_response().await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return Err(Failure::Connection(
+                        "connection closed by the server".into(),
+                    ));
+                }
+                Err(e) => return Err(map_io_error(&e)),
+            };
+            match response.parsed() {
+                Response::Done {
+                    tag: t,
+                    status,
+                    code,
+                    information,
+                } if t == &tag => {
+                    let text = information.as_deref().unwrap_or("").to_owned();
+                    return match status {
+                        Status::Ok => {
+                            if let Some(ResponseCode::CopyUid(v, a, b)) = code {
+                                done.copy_uid = Some((v.to_owned(), a.clone(), b.clone()));
+                            }
+                            Ok(done)
+                        }
+                        Status::No => Err(Failure::No(text)),
+                        Status::Bad => Err(Failure::Bad(text)),
+                        other => Err(Failure::Garbled(format!(
+                            "unexpected completion {other:?}: {text}"
+                        ))),
+                    };
+                }
+                Response::Data {
+                    status: Status::Bye,
+                    information,
+                    ..
+                } => {
+                    return Err(Failure::Connection(format!(
+                        "server closed the connection: {}",
+                        information.as_deref().unwrap_or("BYE")
+                    )));
+                }
+                Response::Data {
+                    status: Status::Ok,
+                    code: Some(ResponseCode::CopyUid(v, a, b)),
+                    ..
+                } => {
+                    done.copy_uid = Some((v.to_owned(), a.clone(), b.clone()));
+                }
+                Response::Expunge(_) => {
+                    self.expunges_seen += 1;
+                    on_untagged(response.parsed());
+                }
+                Response::Vanished { earlier: false, .. } => {
+                    self.expunges_seen += 1;
+                    on_untagged(response.parsed());
+                }
+                other => on_untagged(other),
+            }
+        }
+    }
+
+    /// Runs a command whose untagged responses do not matter.
+    pub async fn simple(&mut self, command: &str) -> Result<Done, Failure> {
+        self.exec(command, |_| {}).await
+    }
+
+    /// SELECT (with CONDSTORE where offered) and read the mailbox state.
+    pub async fn select(&mut self, wire_name: &str) -> Result<Selected, Failure> {
+        self.selected = None;
+        let quoted = crate::proto::quote(wire_name, "a mailbox name")
+            .map_err(|e| Failure::Bad(e.to_string()))?;
+        let command = if self.caps.condstore {
+            format!("SELECT {quoted} (CONDSTORE)")
+        } else {
+            format!("SELECT {quoted}")
+        };
+        let mut sel = Selected::default();
+        let mut has_uv = false;
+        self.exec(&command, |r| match r {
+            Response::Data {
+                code: Some(code), ..
+            } => match code {
+                ResponseCode::UidValidity(v) => {
+                    sel.uid_validity = *v;
+                    has_uv = true;
+                }
+                ResponseCode::HighestModSeq(m) => sel.highest_modseq = *m,
+                ResponseCode::UidNext(n) => sel.uid_next = Some(*n),
+                _ => {}
+            },
+            Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = *n,
+            _ => {}
+        })
+        .await?;
+        if !has_uv {
+            return Err(Failure::Garbled(format!(
+                "SELECT {wire_name} gave no UIDVALIDITY"
+            )));
+        }
+        self.selected = Some((wire_name.to_owned(), sel.clone()));
+        Ok(sel)
+    }
+
+    /// Selects `wire_name` unless it is selected already.
+    pub async fn ensure_selected(&mut self, wire_name: &str) -> Result<Selected, Failure> {
+        if let Some((name, sel)) = &self.selected
+            && name == wire_name
+        {
+            return Ok(sel.clone());
+        }
+        self.select(wire_name).await
+    }
+
+    /// Runs a FETCH (UID or not), collecting FETCH responses.
+    pub async fn fetch(&mut self, command: &str) -> Result<Vec<Fetched>, Failure> {
+        let mut out = Vec::new();
+        self.exec(command, |r| {
+            if let Response::Fetch(seq, attrs) = r {
+                out.push(Fetched::from_response(*seq, attrs));
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Runs a FETCH, turning each response into a record as it arrives so that only one
+    /// message body is held at a time.
+    pub async fn fetch_messages(
+        &mut self,
+        command: &str,
+        mailbox: &str,
+        uid_validity: u32,
+        cap: u32,
+        min_uid_exclusive: u32,
+    ) -> Result<Vec<Message>, Failure> {
+        let mut out = Vec::new();
+        self.exec(command, |r| {
+            if let Response::Fetch(seq, attrs) = r {
+                let f = Fetched::from_response(*seq, attrs);
+                // Unsolicited flag updates carry no body: they are not answers.
+                if f.body.is_none() || f.uid.is_none_or(|u| u <= min_uid_exclusive) {
+                    return;
+                }
+                if let Some(m) = f.into_message(mailbox, uid_validity, cap) {
+                    out.push(m);
+                }
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// `UID SEARCH …` → the UIDs.
+    pub async fn uid_search(&mut self, criteria: &str) -> Result<Vec<u32>, Failure> {
+        let mut out = Vec::new();
+        self.exec(&format!("UID SEARCH {criteria}"), |r| {
+            if let Response::MailboxData(MailboxDatum::Search(ids)) = r {
+                out.extend_from_slice(ids);
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Flag changes (and with QRESYNC, expunges) since `modseq` among UIDs `1:last`.
+    pub async fn changes_since(
+        &mut self,
+        last: u32,
+        modseq: u64,
+        vanished: bool,
+    ) -> Result<Changes, Failure> {
+        let mut changes = Changes::default();
+        let modifier = if vanished {
+            format!("(CHANGEDSINCE {modseq} VANISHED)")
+        } else {
+            format!("(CHANGEDSINCE {modseq})")
+        };
+        self.exec(
+            &format!("UID FETCH 1:{last} (UID FLAGS) {modifier}"),
+            |r| match r {
+                Response::Fetch(seq, attrs) => {
+                    let f = Fetched::from_response(*seq, attrs);
+                    if let Some(uid) = f.uid {
+                        changes.flags.push((uid, f.is_seen()));
+                    }
+                }
+                Response::Vanished { uids, .. } => {
+                    for range in uids {
+                        for uid in range.clone() {
+                            changes.vanished.insert(uid);
+                        }
+                    }
+                }
+                _ => {}
+            },
+        )
+        .await?;
+        Ok(changes)
+    }
+
+    /// LIST (with LIST-STATUS counts where offered).
+    pub async fn list(
+        &mut self,
+    ) -> Result<(Vec<Listed>, Vec<(String, Option<u64>, Option<u64>)>), Failure> {
+        let command = match (self.caps.list_status, self.caps.special_use) {
+            (true, true) => "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))",
+            (true, false) => "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN))",
+            (false, _) => "LIST \"\" \"*\"",
+        };
+        let mut names = Vec::new();
+        let mut statuses = Vec::new();
+        self.exec(command, |r| match r {
+            Response::MailboxData(MailboxDatum::List {
+                name_attributes,
+                delimiter,
+                name,
+            }) => names.push(Listed {
+                wire_name: name.to_string(),
+                delimiter: delimiter.as_ref().map(|d| d.to_string()),
+                attributes: name_attributes.iter().map(attribute_text).collect(),
+            }),
+            Response::MailboxData(MailboxDatum::Status { mailbox, status }) => {
+                let mut messages = None;
+                let mut unseen = None;
+                for s in status {
+                    match s {
+                        async_imap::imap_proto::StatusAttribute::Messages(n) => {
+                            messages = Some(u64::from(*n))
+                        }
+                        async_imap::imap_proto::StatusAttribute::Unseen(n) => {
+                            unseen = Some(u64::from(*n))
+                        }
+                        _ => {}
+                    }
+                }
+                statuses.push((mailbox.to_string(), messages, unseen));
+            }
+            _ => {}
+        })
+        .await?;
+        Ok((names, statuses))
+    }
+
+    /// Logs out, ignoring errors (the connection is going away anyway).
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+/// Names of LIST attributes as text, for [`crate::proto::role_of`].
+pub fn attribute_text(attr: &NameAttribute<'_>) -> String {
+    match attr {
+        NameAttribute::NoInferiors => "\\Noinferiors".into(),
+        NameAttribute::NoSelect => "\\Noselect".into(),
+        NameAttribute::Marked => "\\Marked".into(),
+        NameAttribute::Unmarked => "\\Unmarked".into(),
+        NameAttribute::All => "\\All".into(),
+        NameAttribute::Archive => "\\Archive".into(),
+        NameAttribute::Drafts => "\\Drafts".into(),
+        NameAttribute::Flagged => "\\Flagged".into(),
+        NameAttribute::Junk => "\\Junk".into(),
+        NameAttribute::Sent => "\\Sent".into(),
+        NameAttribute::Trash => "\\Trash".into(),
+        NameAttribute::Extension(s) => s.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn map_io_error(e: &std::io::Error) -> Failure {
+    // async-imap reports unparseable server data as io::ErrorKind::Other with the
+    // parser's message; real socket trouble has a specific kind.
+    if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("during parsing of") {
+        let text = e.to_string();
+        let clipped: String = text.chars().take(300).collect();
+        Failure::Garbled(format!("cannot parse the server's response: {clipped}"))
+    } else {
+        Failure::Connection(format!("connection error: {e}"))
+    }
+}
+
+/// async-imap formats a NO/BAD as `code: None, info: Some("[CODE] text")`: keep the
+/// server's text.
+fn server_text(formatted: &str) -> String {
+    if let Some(start) = formatted.find("info: Some(\"")
+        && let Some(body) = formatted[start + 12..].strip_suffix("\")")
+    {
+        return body.replace("\\\"", "\"").replace("\\\\", "\\");
+    }
+    formatted.to_owned()
+}
+
+/// Maps async-imap's errors.
+pub fn map_imap_error(e: async_imap::error::Error) -> Failure {
+    use async_imap::error::Error as E;
+    match e {
+        E::Io(io) => map_io_error(&io),
+        E::ConnectionLost => Failure::Connection("connection lost".into()),
+        E::Bad(m) => Failure::Bad(server_text(&m)),
+        E::No(m) => Failure::No(server_text(&m)),
+        E::Parse(p) => Failure::Garbled(format!("cannot parse the server's response: {p}")),
+        E::Validate(v) => Failure::Bad(v.to_string()),
+        other => Failure::Garbled(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_and_codes() {
+        let caps = Caps::from_atoms(["IMAP4rev1", "move", "UIDPLUS", "QRESYNC", "ENABLE"]);
+        assert!(caps.move_ && caps.uidplus && caps.condstore && caps.qresync && !caps.list_status);
+        assert!(
+            !Caps::from_atoms(["QRESYNC"]).qresync,
+            "QRESYNC needs ENABLE"
+        );
+        assert_eq!(
+            response_code("[NONEXISTENT] Mailbox doesn't exist: X").as_deref(),
+            Some("NONEXISTENT")
+        );
+        assert_eq!(
+            response_code("[AUTHENTICATIONFAILED] Authentication failed.").as_deref(),
+            Some("AUTHENTICATIONFAILED")
+        );
+        assert_eq!(response_code("no code"), None);
+        let err = Failure::No("[AUTHENTICATIONFAILED] Authentication failed.".into())
+            .into_error("cannot log in", ErrorKind::Other);
+        assert_eq!(err.kind(), ErrorKind::ReauthRequired);
+        assert_eq!(err.code(), Some("AUTHENTICATIONFAILED"));
+        assert_eq!(
+            err.to_string(),
+            "cannot log in: [AUTHENTICATIONFAILED] Authentication failed."
+        );
+        let err = Failure::Garbled("x".into()).into_error("cannot sync", ErrorKind::Other);
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        let err = Failure::Connection("reset".into()).into_error("cannot sync", ErrorKind::Other);
+        assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[test]
+    fn async_imap_error_text() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication \"failed\".")"#
+            ),
+            r#"[AUTHENTICATIONFAILED] Authentication "failed"."#
+        );
+        assert_eq!(
+            server_text("code: None, info: None"),
+            "code: None, info: None"
+        );
+    }
+
+    #[test]
+    fn internal_dates() {
+        let want = "1996-07-17T09:44:25+00:00";
+        for s in ["17-Jul-1996 02:44:25 -0700", " 17-Jul-1996 02:44:25 -0700"] {
+            assert_eq!(
+                parse_internal_date(s).map(|d| d.to_rfc3339()).as_deref(),
+                Some(want),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_internal_date(" 5-Jan-2025 10:00:00 +0000")
+                .map(|d| d.to_rfc3339())
+                .as_deref(),
+            Some("2025-01-05T10:00:00+00:00")
+        );
+        assert_eq!(parse_internal_date("garbage"), None);
+    }
+}

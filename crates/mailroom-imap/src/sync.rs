@@ -1,0 +1,209 @@
+//! Incremental sync of one mailbox, one bounded page per call (see the crate docs for
+//! the design).
+
+use mailroom_core::{Change, Message, SyncCursor, SyncPage};
+
+use crate::proto::cursor::Cursor;
+use crate::proto::remote_id::RemoteId;
+use crate::proto::uidset::UidSet;
+use crate::proto::utf7;
+use crate::session::{Conn, Failure, Selected};
+
+/// The FETCH items of a message record: flags, dates, size and the first `cap` bytes.
+pub fn record_items(cap: u32) -> String {
+    format!("(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]<0.{cap}>)")
+}
+
+/// Limits of one page.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// New messages per page.
+    pub page_size: u32,
+    /// Bytes of each message read for its record.
+    pub max_message_bytes: u32,
+}
+
+/// One `sync_folder` call for `mailbox` (decoded name).
+pub async fn sync_page(
+    conn: &mut Conn,
+    mailbox: &str,
+    cursor: Option<&SyncCursor>,
+    limits: Limits,
+) -> Result<SyncPage, Failure> {
+    let wire = utf7::encode(mailbox);
+    let sel = conn.select(&wire).await?;
+    let decoded = cursor.and_then(|c| Cursor::decode(c.as_str()));
+    if cursor.is_some() && decoded.is_none() {
+        tracing::warn!(mailbox, "unreadable imap sync cursor: resyncing the folder");
+    }
+    let qresync = conn.caps.qresync;
+    let usable =
+        decoded.filter(|c| c.uid_validity == sel.uid_validity && (c.known.is_some() || qresync));
+    if let Some(c) = &usable {
+        tracing::debug!(mailbox, last_uid = c.last_uid, "imap sync resumes");
+    } else if cursor.is_some() {
+        tracing::info!(
+            mailbox,
+            uid_validity = sel.uid_validity,
+            "imap folder reset: full enumeration"
+        );
+    }
+    let reset = usable.is_none();
+    let mut cur = usable.unwrap_or_else(|| Cursor {
+        uid_validity: sel.uid_validity,
+        // Snapshot at the start of the enumeration: flag changes and expunges after it
+        // are reported when the enumeration completes.
+        highest_modseq: sel.highest_modseq,
+        last_uid: 0,
+        known: (!qresync).then(UidSet::new),
+    });
+    let old_last = cur.last_uid;
+
+    let (new_messages, more) = fetch_new(conn, mailbox, &sel, old_last, limits).await?;
+
+    let mut changes = Vec::new();
+    if !more {
+        if !reset && old_last > 0 {
+            let unchanged = sel.highest_modseq != 0 && sel.highest_modseq == cur.highest_modseq;
+            if !unchanged {
+                check_old(conn, mailbox, &sel, &mut cur, old_last, &mut changes).await?;
+            }
+        }
+        cur.highest_modseq = sel.highest_modseq;
+    }
+    for m in new_messages {
+        if let Some(id) = RemoteId::parse(&m.remote_id) {
+            cur.last_uid = cur.last_uid.max(id.uid);
+            if let Some(known) = &mut cur.known {
+                known.insert(id.uid);
+            }
+        }
+        changes.push(Change::Upsert(m));
+    }
+    Ok(SyncPage {
+        changes,
+        cursor: SyncCursor(cur.encode()),
+        reset,
+        complete: !more,
+    })
+}
+
+/// Messages with UID > `last`, at most a page, ascending; and whether more remain.
+async fn fetch_new(
+    conn: &mut Conn,
+    mailbox: &str,
+    sel: &Selected,
+    last: u32,
+    limits: Limits,
+) -> Result<(Vec<Message>, bool), Failure> {
+    if sel.exists == 0 {
+        return Ok((Vec::new(), false));
+    }
+    let page = limits.page_size.max(1);
+    let items = record_items(limits.max_message_bytes);
+    let expunges_before = conn.expunges_seen;
+    // Where does UID `last` sit? Sequence numbers are stable while no EXPUNGE arrives,
+    // and the server may not send one during a (non-UID) FETCH.
+    let start = if last == 0 {
+        Some(1)
+    } else {
+        let found = conn.fetch(&format!("UID FETCH {last} (UID)")).await?;
+        found
+            .iter()
+            .find(|f| f.uid == Some(last))
+            .filter(|_| conn.expunges_seen == expunges_before)
+            .map(|f| f.seq + 1)
+    };
+    let (command, more) = match start {
+        Some(start) if start > sel.exists => return Ok((Vec::new(), false)),
+        Some(start) => {
+            let end = start.saturating_add(page - 1).min(sel.exists);
+            (format!("FETCH {start}:{end} {items}"), end < sel.exists)
+        }
+        None => {
+            // UID `last` is gone (or numbers moved): ask for the UIDs above it.
+            let mut uids: Vec<u32> = conn
+                .uid_search(&format!("UID {}:*", u64::from(last) + 1))
+                .await?
+                .into_iter()
+                .filter(|&u| u > last)
+                .collect();
+            uids.sort_unstable();
+            let more = uids.len() > page as usize;
+            uids.truncate(page as usize);
+            if uids.is_empty() {
+                return Ok((Vec::new(), false));
+            }
+            let set = UidSet::from_uids(uids).to_string();
+            (format!("UID FETCH {set} {items}"), more)
+        }
+    };
+    let mut messages = conn
+        .fetch_messages(
+            &command,
+            mailbox,
+            sel.uid_validity,
+            limits.max_message_bytes,
+            last,
+        )
+        .await?;
+    messages.sort_by_key(|m| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid));
+    Ok((messages, more))
+}
+
+/// Removals and read-state changes among UIDs `1..=old_last`.
+async fn check_old(
+    conn: &mut Conn,
+    mailbox: &str,
+    sel: &Selected,
+    cur: &mut Cursor,
+    old_last: u32,
+    changes: &mut Vec<Change>,
+) -> Result<(), Failure> {
+    let id = |uid: u32| RemoteId::new(mailbox, sel.uid_validity, uid).to_string();
+    let condstore = conn.caps.condstore && cur.highest_modseq > 0 && sel.highest_modseq > 0;
+    if cur.known.is_none() {
+        // QRESYNC: the server tells which UIDs vanished since the mod-sequence.
+        if !condstore {
+            return Ok(());
+        }
+        let found = conn
+            .changes_since(old_last, cur.highest_modseq, true)
+            .await?;
+        for uid in found.vanished.iter().filter(|&u| u <= old_last) {
+            changes.push(Change::Remove { remote_id: id(uid) });
+        }
+        for (uid, seen) in found.flags {
+            if uid <= old_last && !found.vanished.contains(uid) {
+                changes.push(Change::ReadState {
+                    remote_id: id(uid),
+                    is_read: seen,
+                });
+            }
+        }
+        return Ok(());
+    }
+    // Without QRESYNC: diff the UIDs we delivered against the server's.
+    let present = UidSet::from_uids(conn.uid_search(&format!("UID 1:{old_last}")).await?);
+    let known = cur.known.as_mut().expect("checked above");
+    let gone = known.difference(&present);
+    for uid in gone.iter() {
+        changes.push(Change::Remove { remote_id: id(uid) });
+    }
+    known.remove_all(&gone);
+    if condstore {
+        let found = conn
+            .changes_since(old_last, cur.highest_modseq, false)
+            .await?;
+        let known = cur.known.as_ref().expect("checked above");
+        for (uid, seen) in found.flags {
+            if known.contains(uid) {
+                changes.push(Change::ReadState {
+                    remote_id: id(uid),
+                    is_read: seen,
+                });
+            }
+        }
+    }
+    Ok(())
+}

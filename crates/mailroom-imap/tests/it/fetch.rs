@@ -1,0 +1,214 @@
+use mailroom_core::{Connector, ErrorKind, FetchQuery, FolderRef, fetch_all};
+use mailroom_imap::ImapOptions;
+
+use crate::support::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn fetch_peeks_and_never_marks_read() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    seed(&mut a, "INBOX", 1..=3).await;
+    a.set_seen("INBOX", 2, true).await.unwrap();
+
+    let c = connector(&d, "alice");
+    let page = c
+        .fetch_page(&FolderRef::INBOX, &FetchQuery::default(), None)
+        .await
+        .unwrap();
+    let got: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.subject.clone().unwrap(), m.is_read))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Message 3".to_owned(), false),
+            ("Message 2".to_owned(), true),
+            ("Message 1".to_owned(), false)
+        ],
+        "newest first, read state from \\Seen"
+    );
+    let m = c.get_message(&page.messages[0].remote_id).await.unwrap();
+    assert_eq!(m.body.as_deref(), Some("Body of message 3."));
+    assert!(m.date_received.is_some());
+    let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
+    assert_eq!(summarize(&pages).upserts.len(), 3);
+
+    for uid in [1, 3] {
+        let flags = a.flags("INBOX", uid).await.unwrap();
+        assert!(
+            !flags.iter().any(|f| f.contains("Seen")),
+            "uid {uid} got {flags:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mime_fixtures_read_back() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    for name in [
+        "encoded-subject.eml",
+        "iso-8859-1.eml",
+        "shift-jis.eml",
+        "windows-1252.eml",
+        "html-only.eml",
+        "nested-multipart.eml",
+        "garbled.eml",
+    ] {
+        a.append("INBOX", &fixture(name), "").await.unwrap();
+    }
+    let c = connector(&d, "alice");
+    let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
+    let messages: Vec<_> = pages
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter_map(|c| match c {
+            mailroom_core::Change::Upsert(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages.len(),
+        7,
+        "a malformed message does not abort the folder"
+    );
+    let by_id = |id: &str| {
+        *messages
+            .iter()
+            .find(|m| m.message_id.as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    assert_eq!(
+        by_id("<subject-1@example.com>").subject.as_deref(),
+        Some("Re: Résumé du projet 🚀 à relire")
+    );
+    assert_eq!(
+        by_id("<latin1@example.de>").body.as_deref(),
+        Some("Grüße aus Köln, voilà: ça coûte 5 francs.")
+    );
+    let sjis = by_id("<sjis@example.jp>");
+    assert_eq!(sjis.subject.as_deref(), Some("会議の件"));
+    assert_eq!(
+        sjis.body.as_deref(),
+        Some("日本語のメールです。よろしくお願いします。")
+    );
+    assert_eq!(
+        by_id("<cp1252@example.com>").body.as_deref(),
+        Some("Price: 10€ “quoted” – done")
+    );
+    assert!(
+        by_id("<html@example.com>")
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("Weekly news")
+    );
+    let nested = by_id("<nested@example.com>");
+    assert_eq!(nested.attachment_count, 3);
+    assert!(nested.has_attachments);
+    let names: Vec<_> = nested
+        .attachments
+        .iter()
+        .map(|a| a.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["logo.png", "Rapport été.pdf", "Forwarded note.eml"]);
+    assert!(nested.attachments[0].is_inline);
+    let garbled = by_id("<garbled@example.com>");
+    assert!(!garbled.warnings.is_empty());
+    assert!(
+        garbled
+            .body
+            .as_deref()
+            .unwrap()
+            .starts_with("Readable start")
+    );
+    for m in &messages {
+        assert!(m.remote_id.starts_with("INBOX:"), "{}", m.remote_id);
+        assert_eq!(m.folder_id.as_deref(), Some("INBOX"));
+    }
+}
+
+#[tokio::test]
+async fn big_messages_are_capped_with_a_warning() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    let big = format!(
+        "Subject: Big\r\nMessage-ID: <big@example.com>\r\n\r\n{}\r\n",
+        "0123456789abcdef\r\n".repeat(2000)
+    );
+    a.append("INBOX", big.as_bytes(), "").await.unwrap();
+    let c = connector_with(&d, "alice", options(&d).max_message_bytes(8192));
+    let page = c
+        .fetch_page(&FolderRef::INBOX, &FetchQuery::default(), None)
+        .await
+        .unwrap();
+    let m = &page.messages[0];
+    assert_eq!(m.subject.as_deref(), Some("Big"));
+    assert!(
+        m.warnings[0].starts_with("only the first 8192 of"),
+        "{:?}",
+        m.warnings
+    );
+    assert_eq!(m.body.as_ref().unwrap().chars().count(), 2000);
+}
+
+#[tokio::test]
+async fn fetch_pages_newest_first_with_limit_and_since() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    seed(&mut a, "INBOX", 1..=25).await;
+    let c = connector_with(&d, "alice", options(&d).page_size(10));
+    let all = fetch_all(&c, &FolderRef::INBOX, &FetchQuery::default())
+        .await
+        .unwrap();
+    let subjects: Vec<_> = all.iter().map(|m| m.subject.clone().unwrap()).collect();
+    let mut want = subjects_of(1..=25);
+    want.reverse();
+    assert_eq!(subjects, want);
+
+    let limited = fetch_all(
+        &c,
+        &FolderRef::INBOX,
+        &FetchQuery {
+            limit: Some(12),
+            ..FetchQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited.len(), 12);
+    assert_eq!(limited[11].subject.as_deref(), Some("Message 14"));
+
+    let future = chrono::Utc::now() + chrono::TimeDelta::days(2);
+    let none = fetch_all(
+        &c,
+        &FolderRef::INBOX,
+        &FetchQuery {
+            since: Some(future),
+            ..FetchQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(none.is_empty());
+
+    let err = c.get_message("INBOX:1:999999").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = c.get_message("AAMkAD=").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let _ = ImapOptions::default();
+}
+
+fn subjects_of(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    subjects(range)
+}
