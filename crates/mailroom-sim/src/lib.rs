@@ -38,6 +38,42 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Fidelity notes
+//!
+//! Shapes (field names, status codes, error bodies) follow Microsoft's
+//! documentation; the fixtures in `tests/fixtures/` cite their pages. Where
+//! the documentation is silent the simulator makes a documented choice:
+//!
+//! - Introspection (`/oauth2/introspect`) does not exist in Entra ID; it is
+//!   there so Dovecot can validate tokens the simulator issued.
+//! - `slow_down` is enforced as RFC 8628 describes (Entra ID is lenient).
+//!   AADSTS codes of `authorization_declined` (65004), `bad_verification_code`
+//!   (70018) and `expired_token` (70019) come from the error code reference.
+//!   A confidential client without a secret gets AADSTS7000218 (Entra ID's
+//!   code), a wrong secret AADSTS7000215.
+//! - Any client id is accepted as a public client unless registered in
+//!   [`SimConfig::confidential_clients`]; scopes are granted without consent.
+//! - Graph error codes not confirmed against a live tenant: `$top` out of
+//!   range (`ErrorInvalidUrlQuery`), `$filter` syntax errors (`BadRequest`,
+//!   "Invalid filter clause: …"), more than 20 `$batch` requests (`BadRequest`),
+//!   the 424 item body (`FailedDependency`), injected faults (`TooManyRequests`,
+//!   `generalException`, `serviceNotAvailable`, `UnknownError`) and the request
+//!   budget message.
+//! - Drafts leave out `from` and `sender` (rather than `null`).
+//! - Delta: removals (deleted or moved out) always carry reason `deleted`;
+//!   the default page size is 10; a 410 carries `Location` (a new round) only
+//!   for `resyncRequired`. `$skiptoken`/`$deltatoken` encode the cursor.
+//! - Ids look like Exchange ids (`AAMkAG…`, immutable `AAkALg…`, some ending
+//!   in `=`) but are not real store ids. Times have whole seconds; generated
+//!   mail is dated up to 2025-06-01, added mail is dated now.
+//! - `$orderby` supports `receivedDateTime` only; `$filter` supports
+//!   comparisons, `and`/`or`/`not`, `contains`/`startswith`; `$search` is
+//!   refused. `$orderby` with a `$filter` that does not start with
+//!   `receivedDateTime` gets `InefficientFilter`, as Graph does.
+//! - `$batch` items without dependencies run as one parallel wave that counts
+//!   against the concurrency limit; a batch sent before an advertised
+//!   `Retry-After` counts as one violation.
 #![warn(missing_docs)]
 
 mod clock;

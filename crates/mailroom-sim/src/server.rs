@@ -209,8 +209,15 @@ impl Simulator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(mut task) = self.task.take() {
+            // Graceful: in-flight requests finish; a client that keeps a
+            // request open longer does not block shutdown for ever.
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
     }
 }
@@ -314,6 +321,22 @@ fn identity_route(shared: &Shared, req: &Req, seg: &[&str]) -> (String, Resp) {
         }
         ["oauth2", "introspect"] => (format!("{m} /oauth2/introspect"), shared.introspect(req)),
         ["devicelogin"] => (format!("{m} /devicelogin"), shared.devicelogin(req)),
+        ["error"] => (
+            format!("{m} /error"),
+            Resp::html(
+                StatusCode::OK,
+                format!(
+                    "<!doctype html><title>Error</title><p>mailroom-sim: AADSTS{} (see the error_description of the answer).</p>\n",
+                    crate::identity::html_escape(
+                        &crate::http::parse_form(req.query.as_bytes())
+                            .into_iter()
+                            .find(|(k, _)| k == "code")
+                            .map(|(_, v)| v)
+                            .unwrap_or_default()
+                    )
+                ),
+            ),
+        ),
         [tenant, "v2.0", ".well-known", "openid-configuration"] => (
             format!("{m} /{{tenant}}/v2.0/.well-known/openid-configuration"),
             shared.openid_configuration(tenant),

@@ -250,6 +250,7 @@ impl Mailbox {
                 msg.to
             },
             cc: Vec::new(),
+            preview: synth::preview_html(&body),
             body_html: body,
             transit_ms: 2_000,
             importance: "normal",

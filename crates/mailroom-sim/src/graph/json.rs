@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
-use super::odata::format_ms;
+use super::odata::Ts;
 use super::store::{Msg, Store};
 use super::synth::{self, AttSpec, Content, Person};
 
@@ -148,7 +148,14 @@ pub(crate) struct MessageJson<'a> {
 impl Serialize for MessageJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (st, m, v) = (self.store, self.msg, self.view);
-        let content: Option<Content> = v.needs_content().then(|| st.content(m));
+        let need = if v.wants("body") {
+            synth::BodyNeed::Full
+        } else if v.wants("bodyPreview") {
+            synth::BodyNeed::Preview
+        } else {
+            synth::BodyNeed::None
+        };
+        let content: Option<Content> = v.needs_content().then(|| st.content_for(m, need));
         let atts: Option<Vec<AttSpec>> = (v.wants("hasAttachments")
             || v.expand_attachments.is_some())
         .then(|| st.attachments(m));
@@ -160,14 +167,14 @@ impl Serialize for MessageJson<'_> {
         }
         map.serialize_entry("@odata.etag", &format!("W/\"{change_key}\""))?;
         map.serialize_entry("id", &id)?;
-        let received = format_ms(m.received_ms);
+        let received = Ts(m.received_ms);
         for &field in &MESSAGE_FIELDS[1..] {
             if !v.wants(field) {
                 continue;
             }
             match field {
                 "createdDateTime" => map.serialize_entry(field, &received)?,
-                "lastModifiedDateTime" => map.serialize_entry(field, &format_ms(m.modified_ms))?,
+                "lastModifiedDateTime" => map.serialize_entry(field, &Ts(m.modified_ms))?,
                 "changeKey" => map.serialize_entry(field, &change_key)?,
                 "categories" => map.serialize_entry(
                     field,
@@ -184,7 +191,7 @@ impl Serialize for MessageJson<'_> {
                     } else {
                         m.received_ms - transit
                     };
-                    map.serialize_entry(field, &format_ms(sent))?;
+                    map.serialize_entry(field, &Ts(sent))?;
                 }
                 "hasAttachments" => map.serialize_entry(
                     field,
@@ -199,12 +206,14 @@ impl Serialize for MessageJson<'_> {
                     None => map.serialize_entry(field, &st.subject(m))?,
                 },
                 "bodyPreview" => {
-                    let html = content.as_ref().map_or("", |c| c.body_html.as_str());
-                    map.serialize_entry(field, &synth::preview(&synth::html_to_text(html)))?;
+                    map.serialize_entry(
+                        field,
+                        content.as_ref().map_or("", |c| c.preview.as_str()),
+                    )?;
                 }
                 "importance" => map
                     .serialize_entry(field, &content.as_ref().map_or("normal", |c| c.importance))?,
-                "parentFolderId" => map.serialize_entry(field, &st.folder_id(m.folder))?,
+                "parentFolderId" => map.serialize_entry(field, st.folder_id_ref(m.folder))?,
                 "conversationId" => {
                     let thread = content
                         .as_ref()
@@ -325,9 +334,7 @@ impl Serialize for AttachmentJson<'_> {
                 "id" => {
                     map.serialize_entry(f, &self.store.attachment_id(self.msg.key, self.index))?
                 }
-                "lastModifiedDateTime" => {
-                    map.serialize_entry(f, &format_ms(self.msg.received_ms))?
-                }
+                "lastModifiedDateTime" => map.serialize_entry(f, &Ts(self.msg.received_ms))?,
                 "name" => map.serialize_entry(f, &self.spec.name)?,
                 "contentType" => map.serialize_entry(f, self.spec.content_type)?,
                 "size" => map.serialize_entry(f, &self.spec.size)?,

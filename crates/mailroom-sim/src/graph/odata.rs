@@ -531,12 +531,60 @@ pub(crate) fn parse_select(
     Ok(out)
 }
 
+/// A timestamp that serializes in Graph's format without allocating.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ts(pub(crate) i64);
+
+impl Ts {
+    /// `yyyy-mm-ddThh:mm:ssZ` into a stack buffer.
+    fn write(self, buf: &mut [u8; 20]) {
+        use chrono::{Datelike as _, Timelike as _};
+        let d = DateTime::<Utc>::from_timestamp_millis(self.0).unwrap_or_default();
+        let mut put = |at: usize, v: u32, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, d.year().clamp(0, 9999) as u32, 4);
+        put(5, d.month(), 2);
+        put(8, d.day(), 2);
+        put(11, d.hour(), 2);
+        put(14, d.minute(), 2);
+        put(17, d.second(), 2);
+        for (i, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'Z'),
+        ] {
+            buf[i] = c;
+        }
+    }
+}
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = [0u8; 20];
+        self.write(&mut buf);
+        f.write_str(std::str::from_utf8(&buf).unwrap_or(""))
+    }
+}
+
+impl serde::Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 20];
+        self.write(&mut buf);
+        s.serialize_str(std::str::from_utf8(&buf).unwrap_or(""))
+    }
+}
+
 /// Unix milliseconds to Graph's timestamp format (`2025-01-01T10:00:00Z`).
 pub(crate) fn format_ms(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    Ts(ms).to_string()
 }
 
 #[cfg(test)]
@@ -627,6 +675,16 @@ mod tests {
         );
         let f = parse_filter("receivedDateTime ge 2025-01-01 and isRead eq false").unwrap();
         assert!(check_orderby_filter(&f).is_ok());
+    }
+
+    #[test]
+    fn timestamps_format_like_graph() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(1_748_736_000_999), "2025-06-01T00:00:00Z");
+        assert_eq!(
+            format_ms(parse_date("2024-02-29T23:59:58Z").unwrap()),
+            "2024-02-29T23:59:58Z"
+        );
     }
 
     #[test]

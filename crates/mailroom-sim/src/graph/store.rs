@@ -80,6 +80,7 @@ pub(crate) struct Store {
     pub(crate) seq: u64,
     pub(crate) delta_epoch: u64,
     next_ordinal: u64,
+    folder_ids: Vec<String>,
 }
 
 /// Folders of a generated mailbox: (display name, parent index, well-known
@@ -134,6 +135,9 @@ impl Store {
             seq: 0,
             delta_epoch: 0,
             next_ordinal: spec.messages as u64,
+            folder_ids: (0..FOLDERS.len() as u32)
+                .map(|k| ids::encode(tag, IdKind::Folder(k)))
+                .collect(),
         };
         let fixed = match &spec.layout {
             FolderLayout::Spread => None,
@@ -225,7 +229,15 @@ impl Store {
     // ----- ids -------------------------------------------------------------
 
     pub(crate) fn folder_id(&self, key: u32) -> String {
-        ids::encode(self.tag, IdKind::Folder(key))
+        match self.folder_ids.get(key as usize) {
+            Some(id) => id.clone(),
+            None => ids::encode(self.tag, IdKind::Folder(key)),
+        }
+    }
+
+    /// The cached id of an existing folder.
+    pub(crate) fn folder_id_ref(&self, key: u32) -> &str {
+        self.folder_ids.get(key as usize).map_or("", String::as_str)
     }
 
     pub(crate) fn message_id(&self, m: &Msg, immutable: bool) -> String {
@@ -346,9 +358,14 @@ impl Store {
     // ----- content ---------------------------------------------------------
 
     pub(crate) fn content(&self, m: &Msg) -> Content {
+        self.content_for(m, synth::BodyNeed::Full)
+    }
+
+    /// The content with only as much body as needed.
+    pub(crate) fn content_for(&self, m: &Msg, need: synth::BodyNeed) -> Content {
         let mut c = match m.custom.as_ref().and_then(|c| c.content.clone()) {
             Some(c) => c,
-            None => synth::content(self.seed, m.ordinal, m.role, &self.owner),
+            None => synth::content_with(self.seed, m.ordinal, m.role, &self.owner, need),
         };
         if let Some(s) = m.custom.as_ref().and_then(|c| c.subject.clone()) {
             c.subject = s;

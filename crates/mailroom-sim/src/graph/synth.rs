@@ -51,6 +51,8 @@ pub(crate) struct Content {
     pub(crate) to: Vec<Person>,
     pub(crate) cc: Vec<Person>,
     pub(crate) body_html: String,
+    /// `bodyPreview` (empty when the body was not needed).
+    pub(crate) preview: String,
     /// Milliseconds between sending and receiving.
     pub(crate) transit_ms: i64,
     pub(crate) importance: &'static str,
@@ -186,8 +188,31 @@ pub(crate) fn subject(seed: u64, index: u64) -> String {
     s
 }
 
+/// How much of the body a caller needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyNeed {
+    /// The whole HTML body.
+    Full,
+    /// Enough HTML for a 255-character `bodyPreview`.
+    Preview,
+    /// No body at all.
+    None,
+}
+
 /// Generates the content of message `index` of a mailbox.
+#[cfg(test)]
 pub(crate) fn content(seed: u64, index: u64, role: Role, owner: &Person) -> Content {
+    content_with(seed, index, role, owner, BodyNeed::Full)
+}
+
+/// Generates the content, with only as much body as needed.
+pub(crate) fn content_with(
+    seed: u64,
+    index: u64,
+    role: Role,
+    owner: &Person,
+    need: BodyNeed,
+) -> Content {
     let mut r = Rng::derive(seed, &[index, FACET_PEOPLE]);
     let other = |r: &mut Rng| {
         let (n, a) = *r.pick(PEOPLE);
@@ -232,13 +257,22 @@ pub(crate) fn content(seed: u64, index: u64, role: Role, owner: &Person) -> Cont
         })
         .unwrap_or_else(|| "mailroom.test".to_owned());
     let internet_message_id = format!("<{:016x}.{index}@{domain}>", r.next_u64());
-    let atts = attachments(seed, index, role);
+    let plan = plan(seed, index);
+    let (body_html, preview) = match need {
+        BodyNeed::Full => (
+            render_html(&plan, &attachments(seed, index, role)),
+            plan_preview(&plan),
+        ),
+        BodyNeed::Preview => (String::new(), plan_preview(&plan)),
+        BodyNeed::None => (String::new(), String::new()),
+    };
     Content {
         subject: subject(seed, index),
         from,
         to,
         cc,
-        body_html: body_html(seed, index, &atts),
+        body_html,
+        preview,
         transit_ms,
         importance,
         thread: thread_of(index),
@@ -247,50 +281,98 @@ pub(crate) fn content(seed: u64, index: u64, role: Role, owner: &Person) -> Cont
     }
 }
 
-fn sentence(r: &mut Rng, out: &mut String) {
-    let n = 6 + r.below(12);
-    for i in 0..n {
-        let w = *r.pick(WORDS);
-        if i == 0 {
-            let mut c = w.chars();
-            if let Some(f) = c.next() {
-                out.extend(f.to_uppercase());
-                out.push_str(c.as_str());
-            }
-        } else {
-            out.push(' ');
-            out.push_str(w);
-        }
-    }
-    out.push_str(". ");
+/// One sentence of generated text, plain and HTML-escaped.
+#[derive(Debug)]
+struct Sentence {
+    text: String,
+    html: String,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+const POOL_SIZE: usize = 2048;
+
+/// Sentences are drawn from a fixed pool (built once from a fixed seed), so
+/// a body is a list of indexes: cheap to render as HTML or as text.
+fn pool() -> &'static [Sentence] {
+    static POOL: std::sync::OnceLock<Vec<Sentence>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut r = Rng::new(0x5e17_e9ce);
+        (0..POOL_SIZE)
+            .map(|_| {
+                let n = 6 + r.below(12);
+                let mut text = String::new();
+                for i in 0..n {
+                    let w = *r.pick(WORDS);
+                    if i == 0 {
+                        let mut c = w.chars();
+                        if let Some(f) = c.next() {
+                            text.extend(f.to_uppercase());
+                            text.push_str(c.as_str());
+                        }
+                    } else {
+                        text.push(' ');
+                        text.push_str(w);
+                    }
+                }
+                text.push('.');
+                let html = escape(&text);
+                Sentence { text, html }
+            })
+            .collect()
+    })
 }
 
-/// The HTML body (some longer than 2,000 characters, some with inline images).
-pub(crate) fn body_html(seed: u64, index: u64, atts: &[AttSpec]) -> String {
+/// The shape of a generated body: paragraphs of pool sentences.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    index: u64,
+    paragraphs: Vec<Vec<u16>>,
+    link: bool,
+}
+
+/// The body plan of message `index`.
+pub(crate) fn plan(seed: u64, index: u64) -> Plan {
     let mut r = Rng::derive(seed, &[index, FACET_BODY]);
-    let paragraphs = if r.chance(0.12) {
+    let count = if r.chance(0.12) {
         12 + r.below(10)
     } else {
         1 + r.below(3)
     };
-    let mut html = String::with_capacity(256 + paragraphs as usize * 200);
+    let mut link = false;
+    let paragraphs = (0..count)
+        .map(|p| {
+            let sentences = (0..2 + r.below(3))
+                .map(|_| r.index(POOL_SIZE) as u16)
+                .collect();
+            if p == 0 {
+                link = r.chance(0.2);
+            }
+            sentences
+        })
+        .collect();
+    Plan {
+        index,
+        paragraphs,
+        link,
+    }
+}
+
+/// The HTML of a plan, with inline images of `atts` at the end.
+pub(crate) fn render_html(plan: &Plan, atts: &[AttSpec]) -> String {
+    let pool = pool();
+    let mut html = String::with_capacity(300 + plan.paragraphs.len() * 260);
     html.push_str("<html><head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"><style>p{margin:0}</style></head><body>\r\n");
-    html.push_str(&format!("<p>Message {index}.</p>\r\n"));
-    for p in 0..paragraphs {
-        let mut text = String::new();
-        for _ in 0..2 + r.below(3) {
-            sentence(&mut r, &mut text);
-        }
+    html.push_str("<p>Message ");
+    html.push_str(&plan.index.to_string());
+    html.push_str(".</p>\r\n");
+    for (p, para) in plan.paragraphs.iter().enumerate() {
         html.push_str("<p>");
-        html.push_str(&escape(text.trim_end()));
-        if p == 0 && r.chance(0.2) {
+        for (i, &s) in para.iter().enumerate() {
+            if i > 0 {
+                html.push(' ');
+            }
+            html.push_str(&pool[s as usize].html);
+        }
+        if p == 0 && plan.link {
             html.push_str(" <a href=\"https://example.test/doc?a=1&amp;b=2\">link</a>");
         }
         html.push_str("</p>\r\n");
@@ -305,6 +387,52 @@ pub(crate) fn body_html(seed: u64, index: u64, atts: &[AttSpec]) -> String {
     }
     html.push_str("</body></html>\r\n");
     html
+}
+
+/// `bodyPreview` of a plan, without rendering the HTML.
+pub(crate) fn plan_preview(plan: &Plan) -> String {
+    let pool = pool();
+    let mut text = format!("Message {}.", plan.index);
+    'outer: for (p, para) in plan.paragraphs.iter().enumerate() {
+        for &s in para {
+            text.push(' ');
+            text.push_str(&pool[s as usize].text);
+            if text.len() > 1200 {
+                break 'outer;
+            }
+        }
+        if p == 0 && plan.link {
+            text.push_str(" link");
+        }
+    }
+    preview(&text)
+}
+
+fn escape_into(mut s: &str, out: &mut String) {
+    while let Some(i) = s.find(['&', '<', '>', '"']) {
+        out.push_str(&s[..i]);
+        out.push_str(match s.as_bytes()[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => "&quot;",
+        });
+        s = &s[i + 1..];
+    }
+    out.push_str(s);
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    escape_into(s, &mut out);
+    out
+}
+
+/// The HTML body of message `index` (some longer than 2,000 characters,
+/// some with inline images).
+#[cfg(test)]
+pub(crate) fn body_html(seed: u64, index: u64, atts: &[AttSpec]) -> String {
+    render_html(&plan(seed, index), atts)
 }
 
 /// Attachments of message `index` (none for about three quarters).
@@ -367,62 +495,130 @@ pub(crate) fn attachment_bytes(seed: u64, index: u64, att: u16, spec: &AttSpec) 
     out
 }
 
-/// Plain text of an HTML body, as Graph returns with
-/// `Prefer: outlook.body-content-type="text"`.
-pub(crate) fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let lower = html.to_ascii_lowercase();
-    let mut i = 0;
+fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
+}
+
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Walks the text of an HTML document: calls `text` for each run of text
+/// (entities decoded) and `text("\r\n")` at block ends. Stops when `text`
+/// returns `false`.
+fn walk_html(html: &str, mut text: impl FnMut(&str) -> bool) {
     let bytes = html.as_bytes();
+    let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'<' {
-            let end = html[i..].find('>').map_or(bytes.len(), |e| i + e + 1);
-            let tag = &lower[i..end];
-            if tag.starts_with("<head") || tag.starts_with("<style") || tag.starts_with("<script") {
-                let name = if tag.starts_with("<head") {
-                    "</head>"
-                } else if tag.starts_with("<style") {
-                    "</style>"
-                } else {
-                    "</script>"
-                };
-                i = lower[end..]
-                    .find(name)
-                    .map_or(bytes.len(), |e| end + e + name.len());
+            let end = bytes[i..]
+                .iter()
+                .position(|&b| b == b'>')
+                .map_or(bytes.len(), |e| i + e + 1);
+            let tag = &bytes[i..end];
+            let skip_to: Option<&[u8]> = if starts_with_ci(tag, b"<head") {
+                Some(b"</head>")
+            } else if starts_with_ci(tag, b"<style") {
+                Some(b"</style>")
+            } else if starts_with_ci(tag, b"<script") {
+                Some(b"</script>")
+            } else {
+                None
+            };
+            if let Some(close) = skip_to {
+                i = find_ci(&bytes[end..], close).map_or(bytes.len(), |e| end + e + close.len());
                 continue;
             }
-            if tag.starts_with("</p")
-                || tag.starts_with("<br")
-                || tag.starts_with("</div")
-                || tag.starts_with("</li")
-                || tag.starts_with("</tr")
-            {
-                out.push_str("\r\n");
+            let block = [&b"</p"[..], b"<br", b"</div", b"</li", b"</tr"]
+                .iter()
+                .any(|t| starts_with_ci(tag, t));
+            if block && !text("\r\n") {
+                return;
             }
             i = end;
             continue;
         }
-        let next = html[i..].find('<').map_or(bytes.len(), |e| i + e);
-        let text = &html[i..next];
-        out.push_str(&decode_entities(&text.replace(['\r', '\n'], "")));
+        let next = bytes[i..]
+            .iter()
+            .position(|&b| b == b'<')
+            .map_or(bytes.len(), |e| i + e);
+        let mut run = &html[i..next];
         i = next;
+        while !run.is_empty() {
+            let cut = run.find(['&', '\r', '\n']).unwrap_or(run.len());
+            if cut > 0 && !text(&run[..cut]) {
+                return;
+            }
+            run = &run[cut..];
+            if run.starts_with(['\r', '\n']) {
+                run = &run[1..];
+                continue;
+            }
+            if run.starts_with('&') {
+                let (rep, len) = [
+                    ("&lt;", "<"),
+                    ("&gt;", ">"),
+                    ("&quot;", "\""),
+                    ("&#39;", "'"),
+                    ("&nbsp;", " "),
+                    ("&amp;", "&"),
+                ]
+                .iter()
+                .find(|(e, _)| run.starts_with(e))
+                .map_or(("&", 1), |(e, r)| (*r, e.len()));
+                if !text(rep) {
+                    return;
+                }
+                run = &run[len..];
+            }
+        }
     }
+}
+
+/// Plain text of an HTML body, as Graph returns with
+/// `Prefer: outlook.body-content-type="text"`.
+pub(crate) fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    walk_html(html, |t| {
+        out.push_str(t);
+        true
+    });
     out.trim().to_owned()
 }
 
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_owned();
-    }
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&nbsp;", " ")
-        .replace("&amp;", "&")
+/// `bodyPreview`: the first 255 characters of the text, whitespace
+/// collapsed (stops reading the HTML once it has them).
+pub(crate) fn preview_html(html: &str) -> String {
+    let mut out = String::with_capacity(260);
+    let mut n = 0;
+    let mut pending_space = false;
+    walk_html(html, |t| {
+        for c in t.chars() {
+            if c.is_whitespace() {
+                pending_space = n > 0;
+                continue;
+            }
+            if pending_space {
+                if n == 255 {
+                    return false;
+                }
+                out.push(' ');
+                n += 1;
+                pending_space = false;
+            }
+            if n == 255 {
+                return false;
+            }
+            out.push(c);
+            n += 1;
+        }
+        true
+    });
+    out
 }
 
-/// `bodyPreview`: the first 255 characters of the text, whitespace collapsed.
+/// `bodyPreview` of a plain text.
 pub(crate) fn preview(text: &str) -> String {
     let mut out = String::with_capacity(256);
     let mut n = 0;
@@ -498,6 +694,15 @@ mod tests {
     fn html_to_text_strips_tags_and_decodes_entities() {
         let html = "<html><head><style>p{}</style></head><body><p>A &amp; B &lt;x&gt;</p><p>second<br>line</p></body></html>";
         assert_eq!(html_to_text(html), "A & B <x>\r\nsecond\r\nline");
+    }
+
+    #[test]
+    fn preview_of_html_matches_preview_of_text() {
+        for i in 0..50 {
+            let html = body_html(9, i, &[]);
+            assert_eq!(preview_html(&html), preview(&html_to_text(&html)), "{i}");
+            assert_eq!(plan_preview(&plan(9, i)), preview_html(&html), "{i}");
+        }
     }
 
     #[test]
