@@ -261,15 +261,26 @@ pub enum RetryAfter {
     Fractional(f64),
     /// No header: the client must back off on its own.
     None,
+    /// An HTTP date this many seconds ahead
+    /// (`Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`).
+    HttpDate(u64),
 }
 
 impl RetryAfter {
-    /// The header value and the duration it promises, if any.
-    pub(crate) fn header(self) -> Option<(String, Duration)> {
+    /// The header value and the wait it promises, if any, at wall time `now`.
+    pub(crate) fn header(self, now: chrono::DateTime<chrono::Utc>) -> Option<(String, Duration)> {
         match self {
             RetryAfter::Seconds(s) => Some((s.to_string(), Duration::from_secs(s))),
             RetryAfter::Fractional(f) if f.is_finite() && f >= 0.0 => {
                 Some((format!("{f}"), Duration::from_secs_f64(f)))
+            }
+            RetryAfter::HttpDate(s) => {
+                // HTTP dates have whole seconds: the promise is the date shown.
+                let target = now + chrono::Duration::seconds(s as i64);
+                let shown =
+                    chrono::DateTime::from_timestamp(target.timestamp(), 0).unwrap_or(target);
+                let wait = (shown - now).to_std().unwrap_or(Duration::ZERO);
+                Some((shown.format("%a, %d %b %Y %H:%M:%S GMT").to_string(), wait))
             }
             RetryAfter::Fractional(_) | RetryAfter::None => None,
         }

@@ -42,7 +42,8 @@ struct Args {
     /// Probability (0–1) of a random 429/500/503/504 on Graph requests.
     #[arg(long, default_value_t = 0.0)]
     fault_rate: f64,
-    /// Retry-After of injected errors: seconds (`2`, `0.5`) or `none`.
+    /// Retry-After of injected errors: seconds (`2`, `0.5`), an HTTP date
+    /// that many seconds ahead (`date:2`) or `none`.
     #[arg(long, default_value = "1")]
     retry_after: String,
     /// Added latency per request, in milliseconds.
@@ -66,6 +67,9 @@ fn retry_after(s: &str) -> Result<RetryAfter, String> {
     }
     if let Ok(n) = s.parse::<u64>() {
         return Ok(RetryAfter::Seconds(n));
+    }
+    if let Some(n) = s.strip_prefix("date:").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(RetryAfter::HttpDate(n));
     }
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 0.0 => Ok(RetryAfter::Fractional(f)),

@@ -43,6 +43,11 @@ impl Simulator {
             .local_addr()
             .map_err(|source| Error::Bind { port, source })?;
         let specs = config.mailboxes.clone();
+        if let Some(user) = &config.auto_approve_user
+            && !specs.iter().any(|m| m.address.eq_ignore_ascii_case(user))
+        {
+            return Err(Error::UnknownMailbox(user.clone()));
+        }
         let shared = Arc::new(Shared::new(config, format!("http://{addr}")));
         for spec in specs {
             shared.add_mailbox(spec)?;

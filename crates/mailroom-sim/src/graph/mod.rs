@@ -440,10 +440,13 @@ pub(crate) fn admit(
             "ApplicationThrottled",
             "Application is over its MailboxConcurrency limit.",
         );
-        let wait = faults.retry_after.header().map(|(h, d)| {
-            resp.set_header("retry-after", &h);
-            d
-        });
+        let wait = faults
+            .retry_after
+            .header(shared.clock.now_utc())
+            .map(|(h, d)| {
+                resp.set_header("retry-after", &h);
+                d
+            });
         return Err(throttle(&mut t, resp, wait));
     }
     if faults.error_rate > 0.0 && !faults.statuses.is_empty() {
@@ -454,7 +457,7 @@ pub(crate) fn admit(
         };
         if let Some(status) = status {
             t.in_flight -= n;
-            let (resp, wait) = fault_response(ctx, status, &faults);
+            let (resp, wait) = fault_response(ctx, status, &faults, shared.clock.now_utc());
             shared
                 .counters
                 .update(|c| bump(&mut c.injected_faults, &cell.address));
@@ -469,6 +472,7 @@ pub(crate) fn fault_response(
     ctx: &Ctx,
     status: u16,
     faults: &crate::Faults,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> (Resp, Option<Duration>) {
     let (code, message) = match status {
         429 => ("TooManyRequests", "Please retry again later."),
@@ -482,7 +486,7 @@ pub(crate) fn fault_response(
     let mut resp = ctx.error(status, code, message);
     let mut wait = None;
     if matches!(status, 429 | 503 | 504)
-        && let Some((h, d)) = faults.retry_after.header()
+        && let Some((h, d)) = faults.retry_after.header(now)
     {
         resp.set_header("retry-after", &h);
         wait = Some(d);
@@ -543,6 +547,17 @@ fn applied(resp: Resp, p: &Prefs) -> Resp {
     }
 }
 
+/// The user of a `/users/{id-or-upn}/…` path.
+fn addressed_user(path: &str) -> Option<String> {
+    let segs = crate::server::segments(path);
+    let seg: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
+    let norm = normalize(&seg);
+    match norm.as_slice() {
+        [users, user, ..] if users.eq_ignore_ascii_case("users") => Some(user.clone()),
+        _ => None,
+    }
+}
+
 /// Runs one authenticated, admitted request.
 pub(crate) fn execute(
     shared: &Shared,
@@ -551,6 +566,16 @@ pub(crate) fn execute(
     route: &Route,
     ctx: &Ctx,
 ) -> Resp {
+    if let Some(user) = addressed_user(&req.path)
+        && !(user.eq_ignore_ascii_case(&cell.address) || user.eq_ignore_ascii_case(&cell.user_id))
+    {
+        // Delegated tokens reach only the signed-in user's mailbox.
+        return ctx.error(
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        );
+    }
     let p = prefs(req);
     let resp = match route {
         Route::Batch => ctx.error(

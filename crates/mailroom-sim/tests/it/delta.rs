@@ -280,3 +280,126 @@ async fn delta_links_work_in_odata_function_form_and_per_folder() {
         .replace("/inbox/", "/archive/");
     assert_eq!(g.get(&next).await.0, 410);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_stays_right_under_concurrent_mutations() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let sim = start(SimConfig {
+        mailboxes: vec![MailboxSpec::new(ALICE, 150).all_in("inbox")],
+        faults: Faults::none(),
+        ..SimConfig::default()
+    })
+    .await;
+    let mb = sim.mailbox(ALICE).unwrap();
+    mb.add_messages("archive", 40).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mutator = {
+        let (mb, stop) = (mb.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut ops = 0;
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let inbox = mb.folder_message_ids("inbox").unwrap();
+                let archive = mb.folder_message_ids("archive").unwrap();
+                let pick = |v: &[String]| v[(x >> 8) as usize % v.len()].clone();
+                let _ = match x % 6 {
+                    0 => mb.add_messages("inbox", 1).map(|_| ()),
+                    1 if !inbox.is_empty() => {
+                        let id = pick(&inbox);
+                        let read = mb.message(&id).map(|m| m.is_read).unwrap_or(false);
+                        mb.set_read(&id, !read)
+                    }
+                    2 if !inbox.is_empty() => mb.set_subject(&pick(&inbox), &format!("edit {ops}")),
+                    3 if !inbox.is_empty() => mb.move_message(&pick(&inbox), "archive").map(|_| ()),
+                    4 if !archive.is_empty() => {
+                        mb.move_message(&pick(&archive), "inbox").map(|_| ())
+                    }
+                    5 if !inbox.is_empty() => mb.delete_message(&pick(&inbox)),
+                    _ => Ok(()),
+                };
+                ops += 1;
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            ops
+        })
+    };
+    let g = Graph::new(&sim, ALICE);
+    let mut state: BTreeMap<String, Value> = BTreeMap::new();
+    let apply = |state: &mut BTreeMap<String, Value>, items: Vec<Value>| {
+        for item in items {
+            let id = item["id"].as_str().unwrap().to_owned();
+            if item.get("@removed").is_some() {
+                state.remove(&id);
+            } else {
+                state.insert(id, item);
+            }
+        }
+    };
+    let (items, _, mut link) = round(
+        &g,
+        "/me/mailFolders/inbox/messages/delta?$select=subject,isRead",
+        7,
+    )
+    .await;
+    apply(&mut state, items);
+    for _ in 0..8 {
+        let (items, _, next) = round(&g, &link, 5).await;
+        apply(&mut state, items);
+        link = next;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let ops = mutator.join().unwrap();
+    assert!(ops > 20, "the mutator ran ({ops} operations)");
+    let (items, _, _) = round(&g, &link, 9).await;
+    apply(&mut state, items);
+
+    let truth = mb.folder_messages("inbox").unwrap();
+    let truth_ids: BTreeSet<String> = truth.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(state.keys().cloned().collect::<BTreeSet<_>>(), truth_ids);
+    for m in &truth {
+        let s = &state[&m.id];
+        assert_eq!(s["subject"], m.subject.as_str(), "{}", m.id);
+        assert_eq!(s["isRead"], m.is_read, "{}", m.id);
+    }
+}
+
+#[tokio::test]
+async fn delta_with_immutable_ids_reports_them_in_removals() {
+    let sim = sim(6, DeltaErrorCode::SyncStateNotFound).await;
+    let g = Graph::new(&sim, ALICE);
+    let mb = sim.mailbox(ALICE).unwrap();
+    let imm = [
+        ("Prefer", "IdType=\"ImmutableId\""),
+        ("Prefer", "odata.maxpagesize=50"),
+    ];
+    let (_, _, body) = g
+        .get_with("/me/mailFolders/inbox/messages/delta", &imm)
+        .await;
+    let first: BTreeSet<String> = ids(body["value"].as_array().unwrap());
+    let truth: BTreeSet<String> = mb
+        .folder_messages("inbox")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.immutable_id)
+        .collect();
+    assert_eq!(first, truth);
+    let victim = mb.folder_messages("inbox").unwrap().remove(0);
+    mb.move_message(&victim.id, "archive").unwrap();
+    let (_, h, body) = g
+        .get_with(body["@odata.deltaLink"].as_str().unwrap(), &imm)
+        .await;
+    let applied = h.get("preference-applied").unwrap().to_str().unwrap();
+    assert!(
+        applied.contains("IdType=\"ImmutableId\"") && applied.contains("odata.maxpagesize=50"),
+        "{applied}"
+    );
+    assert_eq!(
+        removed(body["value"].as_array().unwrap()),
+        [victim.immutable_id].into_iter().collect()
+    );
+}

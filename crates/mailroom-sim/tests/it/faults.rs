@@ -77,7 +77,7 @@ async fn random_errors_with_retry_after_and_violations() {
 async fn the_fifth_concurrent_request_is_throttled() {
     let sim = start(SimConfig {
         faults: Faults {
-            latency: Duration::from_millis(300),
+            latency: Duration::from_millis(500),
             ..Faults::default()
         },
         ..SimConfig::default()
@@ -171,4 +171,78 @@ async fn counters_by_route_mailbox_and_status() {
     assert_eq!(json["requests_by_mailbox"][DEMO], 5);
     sim.reset_counters();
     assert_eq!(sim.counters().mailbox_requests(DEMO), 0);
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date() {
+    let sim = start(SimConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            statuses: vec![429],
+            retry_after: RetryAfter::HttpDate(3),
+            ..Faults::none()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    let (status, h, _) = g.get_with("/me", &[]).await;
+    assert_eq!(status, 429);
+    let date = h.get("retry-after").unwrap().to_str().unwrap().to_owned();
+    assert!(date.ends_with(" GMT"), "{date}");
+    let when = chrono::DateTime::parse_from_rfc2822(&date.replace("GMT", "+0000")).unwrap();
+    let wait = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    assert!((1_000..=3_100).contains(&wait), "{wait} ms");
+    sim.set_faults(Faults::none());
+    sim.advance_clock(Duration::from_secs(3));
+    assert_eq!(g.get("/me").await.0, 200);
+    assert_eq!(sim.counters().retry_after_violations_total, 0);
+}
+
+#[tokio::test]
+async fn other_users_mailboxes_are_forbidden() {
+    let sim = start(SimConfig {
+        mailboxes: vec![
+            mailroom_sim::MailboxSpec::new("alice@contoso.test", 3),
+            mailroom_sim::MailboxSpec::new("bob@contoso.test", 3),
+        ],
+        faults: Faults::none(),
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, "alice@contoso.test");
+    assert_eq!(
+        g.get("/users/alice@contoso.test/mailFolders/inbox").await.0,
+        200
+    );
+    let id = sim
+        .mailbox("alice@contoso.test")
+        .unwrap()
+        .user_id()
+        .to_owned();
+    assert_eq!(g.get(&format!("/users/{id}/messages?$top=1")).await.0, 200);
+    let (status, body) = g.get("/users/bob@contoso.test/messages").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("ErrorAccessDenied"))
+    );
+    // Bob's ids are not found through Alice's token.
+    let bob_msg = sim
+        .mailbox("bob@contoso.test")
+        .unwrap()
+        .folder_message_ids("inbox")
+        .unwrap();
+    if let Some(id) = bob_msg.first() {
+        assert_eq!(
+            g.get(&format!("/me/messages/{}", crate::enc(id))).await.0,
+            404
+        );
+    }
+    let err = mailroom_sim::Simulator::start(SimConfig {
+        auto_approve_user: Some("nobody@x.test".into()),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, mailroom_sim::Error::UnknownMailbox(_)));
 }
