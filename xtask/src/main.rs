@@ -1,1 +1,206 @@
-fn main() {}
+//! `cargo xtask` — Mailroom's automation. Run `cargo xtask help`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+mod services;
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  ci              everything CI runs: start PostgreSQL, install Dovecot and Python's
+                  `cryptography` if missing, then fmt check, clippy -D warnings and the
+                  whole test suite (cargo nextest + doc tests)
+  test [ARGS]     start the services, then run the test suite only (ARGS go to nextest)
+  services        start PostgreSQL / install Dovecot and `cryptography`, then exit
+  bench [NAME]    run release benchmarks (all, or one of: {benches})
+  demo            run the end-to-end demo against mailroom-sim (see README)
+  help            this text
+
+Environment:
+  CARGO_TARGET_DIR              build directory (default: cargo's)
+  MAILROOM_TEST_POSTGRES_URL    test database (default: {pg})
+";
+
+/// `(name, package, bench target)` of every release benchmark.
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("store-upsert", "mailroom-store", "upsert"),
+    ("sim-pages", "mailroom-sim", "pages"),
+    ("graph-initial-sync", "mailroom-graph", "initial_sync"),
+    ("imap-initial-sync", "mailroom-imap", "initial_sync"),
+];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = workspace_root();
+    env::set_current_dir(&root).context("cannot enter the workspace root")?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => {
+            services::ensure_all()?;
+            test_suite(&args[1..])
+        }
+        Some("services") => services::ensure_all(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("demo") => demo(&args[1..]),
+        Some("help" | "-h" | "--help") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => {
+            print_help();
+            bail!("unknown command {other:?}")
+        }
+    }
+}
+
+fn print_help() {
+    let names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
+    print!(
+        "{}",
+        HELP.replace("{benches}", &names.join(", "))
+            .replace("{pg}", services::DEFAULT_POSTGRES_URL)
+    );
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn ci() -> Result<()> {
+    let started = Instant::now();
+    services::ensure_all()?;
+    step(
+        "cargo fmt --check",
+        cargo(&["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo clippy",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    test_suite(&[])?;
+    eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn test_suite(extra: &[String]) -> Result<()> {
+    let mut args = vec![
+        "nextest",
+        "run",
+        "--workspace",
+        "--all-features",
+        "--no-fail-fast",
+    ];
+    if env::var_os("CI").is_some() {
+        args.extend(["--profile", "ci"]);
+    }
+    args.extend(extra.iter().map(String::as_str));
+    step("cargo nextest run", cargo(&args))?;
+    if extra.is_empty() {
+        step(
+            "doc tests",
+            cargo(&["test", "--workspace", "--all-features", "--doc"]),
+        )?;
+    }
+    Ok(())
+}
+
+fn bench(only: Option<&str>) -> Result<()> {
+    let selected: Vec<_> = BENCHES
+        .iter()
+        .filter(|b| only.is_none_or(|o| o == b.0))
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<&str> = BENCHES.iter().map(|b| b.0).collect();
+        bail!(
+            "unknown benchmark {:?}; choose one of: {}",
+            only.unwrap_or_default(),
+            names.join(", ")
+        );
+    }
+    if selected.iter().any(|b| b.1 == "mailroom-imap") {
+        services::ensure_dovecot()?;
+    }
+    for (name, package, target) in selected {
+        step(
+            name,
+            cargo(&["bench", "--package", package, "--bench", target]),
+        )?;
+    }
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    let mut cmd = cargo(&[
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "mailroom-cli",
+        "--bin",
+        "mailroom",
+        "--",
+        "demo",
+    ]);
+    cmd.args(args);
+    step("demo", cmd)
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args);
+    cmd
+}
+
+/// Runs a command, inheriting stdio, and fails with its name if it fails.
+fn step(name: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: == {name}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    eprintln!("xtask: {name} ok in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Polls `check` until it is true or `timeout` passes.
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

@@ -17,7 +17,7 @@ use crate::error::{Context as _, Error, Result};
 
 /// Rows per INSERT: 20 columns × 500 rows stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
-const CHUNK: usize = 500;
+const CHUNK: usize = 1000;
 
 /// A folder as stored, with its sync state.
 #[derive(Debug, Clone)]
@@ -681,8 +681,7 @@ async fn upsert_run(
     let backend = tx.get_database_backend();
     let now = Utc::now();
     let what = || format!("cannot store messages of folder {folder_id}");
-    let mut written = 0;
-    for chunk in unique.chunks(CHUNK) {
+    let build = |chunk: &[&Message]| {
         let mut insert = Query::insert();
         insert.into_table(message::Entity).columns(UPSERT_COLUMNS);
         for m in chunk {
@@ -699,7 +698,19 @@ async fn upsert_run(
             .returning(
                 Query::returning().columns([message::Column::Id, message::Column::RemoteId]),
             );
-        let rows = tx.query_all(backend.build(&insert)).await.context(what)?;
+        backend.build(&insert)
+    };
+    let chunks: Vec<&[&Message]> = unique.chunks(CHUNK).collect();
+    let mut written = 0;
+    let mut next = chunks.first().map(|c| build(c));
+    for (k, chunk) in chunks.iter().enumerate() {
+        let statement = next.take().expect("built ahead");
+        // Build the next statement while the database runs this one.
+        let (rows, built) = futures::join!(tx.query_all(statement), async {
+            chunks.get(k + 1).map(|c| build(c))
+        });
+        next = built;
+        let rows = rows.context(what)?;
         written += chunk.len() as u64;
 
         let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());

@@ -275,17 +275,6 @@ impl MigrationTrait for Initial {
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_messages_account_received")
-                    .table(Messages::Table)
-                    .col(Messages::AccountId)
-                    .col(Messages::DateReceived)
-                    .to_owned(),
-            )
-            .await?;
-
-        manager
             .create_table(
                 Table::create()
                     .table(Attachments::Table)

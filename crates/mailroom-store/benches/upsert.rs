@@ -1,0 +1,153 @@
+//! Upsert throughput of the store on a SQLite file (WAL), as the sync worker writes:
+//! pages of 1,000 messages, each page and its cursor in one transaction.
+//!
+//! Run: `cargo bench -p mailroom-store --bench upsert` (release build).
+//! Prints messages/s for the first load and for a second pass over the same messages
+//! (all updates), and the peak resident memory.
+
+use std::time::Instant;
+
+use chrono::{Duration, TimeZone, Utc};
+use mailroom_core::{
+    AccountKind, Attachment, Change, EmailAddress, Folder, Message, SyncCursor, SyncPage,
+    WellKnownFolder,
+};
+use mailroom_store::{MessageQuery, NewAccount, SealedCredentials, Store, SyncPageWrite};
+
+const MESSAGES: usize = 100_000;
+const PAGE: usize = 1_000;
+
+fn message(i: usize) -> Message {
+    let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    let attachments = if i.is_multiple_of(4) {
+        vec![Attachment {
+            remote_id: Some(format!("att-{i}")),
+            name: Some(format!("invoice-{i}.pdf")),
+            content_type: Some("application/pdf".into()),
+            size: 48_213,
+            is_inline: false,
+            content_id: None,
+        }]
+    } else {
+        Vec::new()
+    };
+    Message {
+        // Graph ids are not sequential: spread them over the index like real ones.
+        remote_id: format!(
+            "AAMkADAwATM0MDAAMS1iNTcwLWI2NTEtMDACLTAwCgBGAAAD{:016x}{i:06}AAA=",
+            (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ),
+        message_id: Some(format!("<CAF{i:08}.4711@mail.example.com>")),
+        folder_id: Some("inbox".into()),
+        subject: Some(format!("Quarterly report {i} — résumé des échanges")),
+        sender: Some(EmailAddress::new(
+            Some(format!("Sender Näme {}", i % 97)),
+            Some(format!("sender{}@example.com", i % 97)),
+        )),
+        to: vec![EmailAddress::new(
+            Some("Me".into()),
+            Some("me@contoso.com".into()),
+        )],
+        cc: Vec::new(),
+        date_received: Some(t0 + Duration::seconds(i as i64 * 37)),
+        sent_at: Some(t0 + Duration::seconds(i as i64 * 37 - 3)),
+        body: Some("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(18)),
+        is_read: !i.is_multiple_of(3),
+        is_draft: false,
+        has_attachments: !attachments.is_empty(),
+        attachment_count: attachments.len() as u32,
+        attachments,
+        conversation_id: Some(format!("AAQkADAwATM0MDAAMS1{:08}", i / 4)),
+        warnings: Vec::new(),
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.sqlite").display()
+    );
+    let store = Store::connect(&url).await.unwrap();
+    let sealed = SealedCredentials::new(format!("gAAAAA{}", "A".repeat(120))).unwrap();
+    let account = store
+        .create_account(NewAccount {
+            email: "bench@example.com".into(),
+            kind: AccountKind::Outlook,
+            credentials: sealed,
+            sync_folders: vec![],
+        })
+        .await
+        .unwrap();
+    let folder = store
+        .upsert_folders(
+            account.id,
+            &[Folder {
+                remote_id: "inbox".into(),
+                name: "Inbox".into(),
+                path: "Inbox".into(),
+                parent_id: None,
+                role: Some(WellKnownFolder::Inbox),
+                total_count: None,
+                unread_count: None,
+            }],
+        )
+        .await
+        .unwrap()
+        .remove(0);
+
+    let pages: Vec<SyncPage> = (0..MESSAGES / PAGE)
+        .map(|p| SyncPage {
+            changes: (p * PAGE..(p + 1) * PAGE).map(|i| Change::Upsert(message(i))).collect(),
+            cursor: SyncCursor(format!("https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages/delta?$skiptoken={p}")),
+            reset: p == 0,
+            complete: p + 1 == MESSAGES / PAGE,
+        })
+        .collect();
+
+    println!(
+        "mailroom-store upsert benchmark: {MESSAGES} messages in pages of {PAGE}, SQLite file (WAL)"
+    );
+    for pass in ["insert", "update"] {
+        let start = Instant::now();
+        for page in &pages {
+            store
+                .apply_sync_page(SyncPageWrite {
+                    account_id: account.id,
+                    folder_id: folder.id,
+                    page,
+                    lease: None,
+                })
+                .await
+                .unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "  {pass:<6}  {secs:>6.2} s  {:>9.0} messages/s",
+            MESSAGES as f64 / secs
+        );
+    }
+    let rows = store
+        .count_messages(&MessageQuery {
+            account_id: Some(account.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, MESSAGES as u64, "upserts must not duplicate");
+    println!("  rows after two passes: {rows}");
+    println!(
+        "  peak RSS: {:.0} MiB (includes the {MESSAGES} generated records held in memory)",
+        peak_rss_mib()
+    );
+}
