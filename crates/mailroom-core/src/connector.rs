@@ -192,6 +192,22 @@ pub trait Connector: Send + Sync {
         cursor: Option<SyncCursor>,
     ) -> Result<SyncPage, ConnectorError>;
 
+    /// Starts a first sync of `folder` that only enumerates messages received at or
+    /// after `since` (`--since`); later calls continue with [`sync_folder`] and the
+    /// returned cursor. When that enumeration completes, the caller's older messages of
+    /// the folder are reconciled away like any others not re-sent. The default ignores
+    /// `since` and enumerates the whole folder, for servers that cannot filter.
+    ///
+    /// [`sync_folder`]: Connector::sync_folder
+    async fn start_sync_since(
+        &self,
+        folder: &FolderRef,
+        since: DateTime<Utc>,
+    ) -> Result<SyncPage, ConnectorError> {
+        let _ = since;
+        self.sync_folder(folder, None).await
+    }
+
     /// The credentials as refreshed since the last call, if a refresh happened.
     fn take_refreshed_credentials(&self) -> Option<Credentials>;
 
