@@ -68,8 +68,7 @@ pub(crate) enum Lookup {
     NotFound,
 }
 
-/// The content of one mailbox.
-#[derive(Debug)]
+/// The content of one mailbox (its `Debug` is a summary).
 pub(crate) struct Store {
     pub(crate) seed: u64,
     pub(crate) tag: u64,
@@ -81,6 +80,18 @@ pub(crate) struct Store {
     pub(crate) delta_epoch: u64,
     next_ordinal: u64,
     folder_ids: Vec<String>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("owner", &self.owner.address)
+            .field("folders", &self.folders.len())
+            .field("messages", &self.all.len())
+            .field("seq", &self.seq)
+            .field("delta_epoch", &self.delta_epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Folders of a generated mailbox: (display name, parent index, well-known

@@ -103,14 +103,26 @@ struct RefreshToken {
     redeemed: bool,
 }
 
-/// Identity state: device codes and tokens.
-#[derive(Debug, Default)]
+/// Identity state: device codes and tokens (its `Debug` shows counts only,
+/// so printing a simulator never prints a token).
+#[derive(Default)]
 pub(crate) struct IdentityState {
     device_codes: HashMap<String, DeviceCode>,
     user_codes: HashMap<String, String>,
     pub(crate) access: HashMap<String, AccessToken>,
     refresh: HashMap<String, RefreshToken>,
     scripted: HashMap<String, RefreshFailure>,
+}
+
+impl std::fmt::Debug for IdentityState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityState")
+            .field("device_codes", &self.device_codes.len())
+            .field("access_tokens", &self.access.len())
+            .field("refresh_tokens", &self.refresh.len())
+            .field("scripted", &self.scripted)
+            .finish()
+    }
 }
 
 /// Why an access token is refused.
@@ -816,12 +828,42 @@ pub(crate) fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+fn basic_credentials(req: &Req) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let v = req.header("authorization")?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some((decode(id), decode(secret)))
+}
+
 /// A form body, with empty values treated as absent.
 struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// The form body; HTTP Basic client credentials (`client_secret_basic`,
+    /// RFC 6749 §2.3.1) count as `client_id`/`client_secret` fields.
     fn new(req: &Req) -> Form {
-        Form(parse_form(&req.body))
+        let mut fields = parse_form(&req.body);
+        if let Some((id, secret)) = basic_credentials(req) {
+            for (k, v) in [("client_id", id), ("client_secret", secret)] {
+                if !fields.iter().any(|(f, x)| f == k && !x.is_empty()) {
+                    fields.push((k.to_owned(), v));
+                }
+            }
+        }
+        Form(fields)
     }
 
     fn get(&self, name: &str) -> Option<&str> {

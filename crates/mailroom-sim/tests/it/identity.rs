@@ -648,3 +648,48 @@ async fn r_json(sim: &Simulator) -> Value {
 fn r_token(v: &Value) -> &str {
     v["refresh_token"].as_str().unwrap()
 }
+
+#[tokio::test]
+async fn confidential_clients_may_use_basic_auth() {
+    let sim = start(quiet().confidential_client("conf-app", "s3cr:t+")).await;
+    let rt = sim
+        .issue_tokens(DEMO, "conf-app", &["Mail.Read", "offline_access"])
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let url = format!("{}/common/oauth2/v2.0/token", sim.base_url());
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
+    let resp = client()
+        .post(&url)
+        .basic_auth("conf-app", Some("s3cr%3At%2B"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let resp = client()
+        .post(&url)
+        .basic_auth("conf-app", Some("wrong"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // Printing the simulator never prints a token.
+    let t = sim
+        .issue_tokens(DEMO, APP, &["Mail.Read", "offline_access"])
+        .unwrap();
+    let dump = format!("{sim:?} {t:?}");
+    assert!(!dump.contains(&t.access_token) && !dump.contains(t.refresh_token.as_deref().unwrap()));
+    assert!(
+        !dump.contains("sim-at-") && !dump.contains("sim-rt-"),
+        "{dump:.2000}"
+    );
+}
