@@ -1,1 +1,86 @@
-//! Work in progress.
+//! `mailroom-graph`: Microsoft Graph v1.0 mail for Mailroom.
+//!
+//! - [`GraphConnector`] implements [`mailroom_core::Connector`] (folders, paged
+//!   listing without a 50-message cap, one message, move, soft and hard delete,
+//!   incremental sync through delta) and adds what only Graph has:
+//!   [`GraphConnector::delta`] with [`DeltaOptions`], [`GraphConnector::move_many`] and
+//!   [`GraphConnector::delete_many`] through `$batch` ([`BulkResult`] per item),
+//!   [`GraphConnector::attachments`], [`GraphConnector::download_attachment`] and
+//!   [`GraphConnector::raw_mime`] as a [`ByteStream`].
+//! - [`GraphConfig`] says where Graph is (`https`, or `http` on loopback for
+//!   `mailroom-sim`), whether to ask for immutable ids, how many requests may be in
+//!   flight per mailbox (4), the [`RetryPolicy`], page sizes and the sleep to wait with.
+//! - Errors are [`mailroom_core::ConnectorError`]s whose message says what was being
+//!   done, whose `kind()` says what to do, and whose source is the [`GraphError`]
+//!   (status, code, request id, raw body) when Graph answered one.
+//!
+//! Resilience is built in: a 401 refreshes the token once and retries once; 429, 503
+//! and 504 wait their `Retry-After` (seconds, fractional seconds or an HTTP date) —
+//! every request of the mailbox waits, not only the throttled one — or back off
+//! exponentially with jitter, a bounded number of times. Refreshed credentials are
+//! handed back by [`take_refreshed_credentials`](mailroom_core::Connector::take_refreshed_credentials)
+//! so the caller persists the rotated refresh token. Tokens never appear in logs,
+//! errors or `Debug` output (the `Authorization` header is marked sensitive).
+//!
+//! ```no_run
+//! use mailroom_core::{Connector, FolderRef, OAuthCredentials};
+//! use mailroom_graph::{GraphConfig, GraphConnector};
+//!
+//! # async fn demo(stored: OAuthCredentials) -> Result<(), mailroom_core::ConnectorError> {
+//! let graph = GraphConnector::from_credentials(
+//!     "alice@contoso.com",
+//!     stored,
+//!     mailroom_oauth::DEFAULT_CLOUD,
+//!     GraphConfig::default(),
+//! )?;
+//! let me = graph.connect().await?;
+//! println!("signed in as {:?}", me.address);
+//!
+//! // Incremental sync: store each page's changes and cursor together.
+//! let mut cursor = None; // or the cursor stored last time
+//! loop {
+//!     let page = graph.sync_folder(&FolderRef::INBOX, cursor.take()).await?;
+//!     // … apply page.changes (and page.reset) and persist page.cursor in one transaction
+//!     if let Some(rotated) = graph.take_refreshed_credentials() {
+//!         // … persist the new credentials, encrypted, right away
+//! #       drop(rotated);
+//!     }
+//!     cursor = Some(page.cursor);
+//!     if page.complete {
+//!         break;
+//!     }
+//! }
+//!
+//! // Graph-only: bulk moves through $batch.
+//! let ids = vec!["AAMkAG…1".to_owned(), "AAMkAG…2".to_owned()];
+//! for item in graph.move_many(&ids, &FolderRef::parse("Archive/2025").unwrap()).await? {
+//!     match item.outcome {
+//!         Ok(new_id) => println!("{} is now {new_id:?}", item.id),
+//!         Err(e) => eprintln!("{e}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod bulk;
+mod config;
+mod connector;
+mod stream;
+mod sync;
+mod transport;
+pub mod wire;
+
+pub use bulk::BulkResult;
+pub use config::{
+    DEFAULT_DELTA_PAGE_SIZE, DEFAULT_GRAPH_URL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE,
+    GraphConfig, RetryPolicy,
+};
+pub use connector::GraphConnector;
+pub use stream::ByteStream;
+pub use sync::DeltaOptions;
+pub use wire::error::GraphError;
+
+/// The sleep and clock traits used by [`GraphConfig::sleep`], from `mailroom-oauth`.
+pub use mailroom_oauth::{Sleep, TokioSleep};

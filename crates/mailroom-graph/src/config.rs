@@ -1,0 +1,257 @@
+//! [`GraphConfig`]: where Graph is, how hard to push it, how to wait.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom_core::{ConnectorError, ErrorKind};
+use mailroom_oauth::{Sleep, TokioSleep};
+use url::Url;
+
+/// The Microsoft Graph v1.0 root of the public cloud.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
+/// Requests in flight per mailbox: Exchange Online's `MailboxConcurrency` limit.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+
+/// Messages per page of `fetch_page` when the query does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Messages per delta page (`Prefer: odata.maxpagesize`). Graph does not document a
+/// maximum for message delta; it caps what it does not honour, and the connector
+/// follows whatever page size the service applies.
+pub const DEFAULT_DELTA_PAGE_SIZE: u32 = 1000;
+
+/// How requests are retried after throttling (429) or unavailability (503, 504), and
+/// after network errors or 500/502 for reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included (a `$batch` item: rounds). Default 6.
+    pub max_attempts: u32,
+    /// Longest single wait accepted; a longer `Retry-After` ends the call with
+    /// [`ErrorKind::Throttled`] and the wait in
+    /// [`ConnectorError::retry_after`]. Default 120 s.
+    pub max_wait: Duration,
+    /// First back-off without `Retry-After`; doubles each retry. Default 500 ms.
+    pub base_backoff: Duration,
+    /// Cap of the back-off. Default 30 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            max_wait: Duration::from_secs(120),
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Settings of a [`GraphConnector`](crate::GraphConnector), built from
+/// [`GraphConfig::default`] with the methods below.
+#[derive(Clone)]
+pub struct GraphConfig {
+    pub(crate) graph_url: String,
+    pub(crate) http: Option<reqwest::Client>,
+    pub(crate) immutable_ids: bool,
+    pub(crate) max_in_flight: u32,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) page_size: u32,
+    pub(crate) delta_page_size: u32,
+    pub(crate) sleep: Arc<dyn Sleep>,
+    pub(crate) request_timeout: Duration,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            graph_url: DEFAULT_GRAPH_URL.to_owned(),
+            http: None,
+            immutable_ids: false,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            retry: RetryPolicy::default(),
+            page_size: DEFAULT_PAGE_SIZE,
+            delta_page_size: DEFAULT_DELTA_PAGE_SIZE,
+            sleep: Arc::new(TokioSleep),
+            request_timeout: Duration::from_secs(100),
+        }
+    }
+}
+
+impl fmt::Debug for GraphConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphConfig")
+            .field("graph_url", &self.graph_url)
+            .field("http", &self.http.is_some())
+            .field("immutable_ids", &self.immutable_ids)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("retry", &self.retry)
+            .field("page_size", &self.page_size)
+            .field("delta_page_size", &self.delta_page_size)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphConfig {
+    /// The Graph root, default [`DEFAULT_GRAPH_URL`] (national clouds and
+    /// `mailroom-sim` differ). `http://` is accepted only for loopback hosts; checked
+    /// by [`GraphConnector::new`](crate::GraphConnector::new).
+    #[must_use]
+    pub fn graph_url(mut self, url: impl Into<String>) -> Self {
+        self.graph_url = url.into();
+        self
+    }
+
+    /// The HTTP client (share one connection pool with `mailroom-oauth`); default a
+    /// new rustls client.
+    #[must_use]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Asks for immutable ids (`Prefer: IdType="ImmutableId"`): ids then survive moves.
+    /// Default `false` (regular ids, the Python system's `microsoft_id`).
+    #[must_use]
+    pub fn immutable_ids(mut self, on: bool) -> Self {
+        self.immutable_ids = on;
+        self
+    }
+
+    /// Requests in flight per mailbox, default 4 (Exchange's limit; at least 1).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: u32) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Messages per page of `fetch_page` (1–1000), default 100.
+    #[must_use]
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.page_size = n.clamp(1, 1000);
+        self
+    }
+
+    /// Messages per delta page asked with `Prefer: odata.maxpagesize`, default 1000.
+    #[must_use]
+    pub fn delta_page_size(mut self, n: u32) -> Self {
+        self.delta_page_size = n.max(1);
+        self
+    }
+
+    /// How to wait (Retry-After, back-off); default [`TokioSleep`]. Tests inject a
+    /// sleep that records the waits or moves a simulator's clock.
+    #[must_use]
+    pub fn sleep(mut self, sleep: impl Sleep + 'static) -> Self {
+        self.sleep = Arc::new(sleep);
+        self
+    }
+
+    /// Timeout of one request (downloads excepted), default 100 s.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+}
+
+/// Checks a Graph root URL: `https`, or `http` for a loopback host; no credentials,
+/// query or fragment. Returns it without a trailing slash.
+pub(crate) fn check_graph_url(raw: &str) -> Result<Url, ConnectorError> {
+    let invalid = |why: &str| {
+        ConnectorError::new(
+            ErrorKind::InvalidConfig,
+            format!("invalid graph url {raw:?}: {why}"),
+        )
+    };
+    let mut url = Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(invalid(
+                "http is only accepted for loopback hosts; use https",
+            ));
+        }
+        other => return Err(invalid(&format!("unsupported scheme {other:?}"))),
+    }
+    if url.host().is_none() {
+        return Err(invalid("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("credentials in the url are not allowed"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a query or fragment is not allowed"));
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_urls() {
+        let ok =
+            |u: &str, expected: &str| assert_eq!(check_graph_url(u).unwrap().as_str(), expected);
+        ok(
+            "https://graph.microsoft.com/v1.0/",
+            "https://graph.microsoft.com/v1.0",
+        );
+        ok("http://127.0.0.1:8080/v1.0", "http://127.0.0.1:8080/v1.0");
+        ok("http://[::1]:8080/v1.0", "http://[::1]:8080/v1.0");
+        ok("http://localhost/v1.0", "http://localhost/v1.0");
+        ok(
+            "https://graph.microsoft.us/v1.0",
+            "https://graph.microsoft.us/v1.0",
+        );
+        for bad in [
+            "http://graph.microsoft.com/v1.0",
+            "http://10.0.0.1/v1.0",
+            "ftp://127.0.0.1/",
+            "https://user:pw@graph.microsoft.com/v1.0",
+            "https://graph.microsoft.com/v1.0?x=1",
+            "not a url",
+        ] {
+            let err = check_graph_url(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{bad}");
+            assert!(err.to_string().starts_with("invalid graph url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn builder_clamps() {
+        let c = GraphConfig::default()
+            .max_in_flight(0)
+            .page_size(5000)
+            .delta_page_size(0);
+        assert_eq!(
+            (c.max_in_flight, c.page_size, c.delta_page_size),
+            (1, 1000, 1)
+        );
+        assert!(format!("{c:?}").contains("graph.microsoft.com"));
+    }
+}

@@ -1,0 +1,456 @@
+//! HTTP around the pure modules: one shared `reqwest::Client`, a per-mailbox gate
+//! (at most N requests in flight, and a shared `Retry-After` deadline), bearer
+//! tokens from the [`TokenSession`] with one refresh after a 401, retries with
+//! back-off through the injected sleep.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use mailroom_core::{ConnectorError, ErrorKind};
+use mailroom_oauth::{Sleep, TokenSession};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::RetryPolicy;
+use crate::wire::error::GraphError;
+use crate::wire::retry::{backoff, parse_retry_after};
+
+/// The per-mailbox gate: the permits and the shared "not before" deadline.
+#[derive(Debug)]
+pub(crate) struct MailboxGate {
+    permits: Arc<Semaphore>,
+    size: u32,
+    not_before: Mutex<Option<Instant>>,
+}
+
+type GateKey = (String, String);
+
+/// Gates of the process, by (graph url, mailbox), so that two connectors of one
+/// mailbox share the limit.
+fn registry() -> &'static Mutex<HashMap<GateKey, Weak<MailboxGate>>> {
+    static GATES: OnceLock<Mutex<HashMap<GateKey, Weak<MailboxGate>>>> = OnceLock::new();
+    GATES.get_or_init(Default::default)
+}
+
+impl MailboxGate {
+    pub(crate) fn new(size: u32) -> Arc<MailboxGate> {
+        let size = size.max(1);
+        Arc::new(MailboxGate {
+            permits: Arc::new(Semaphore::new(size as usize)),
+            size,
+            not_before: Mutex::new(None),
+        })
+    }
+
+    /// The gate of `mailbox` at `graph_url`, shared with every live connector of it
+    /// in this process (the first one's size wins).
+    pub(crate) fn shared(graph_url: &str, mailbox: &str, size: u32) -> Arc<MailboxGate> {
+        let mut map = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, g| g.strong_count() > 0);
+        let key = (graph_url.to_owned(), mailbox.trim().to_ascii_lowercase());
+        if let Some(g) = map.get(&key).and_then(Weak::upgrade) {
+            return g;
+        }
+        let g = MailboxGate::new(size);
+        map.insert(key, Arc::downgrade(&g));
+        g
+    }
+
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self
+            .not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Nobody may send before `now + wait` (the longest deadline wins).
+    pub(crate) fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut nb = self
+            .not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *nb = Some(nb.map_or(until, |old| old.max(until)));
+    }
+
+    /// Waits out the deadline, if any, once; then clears it unless a later one
+    /// replaced it (so an injected sleep that does not move tokio's clock still
+    /// lets requests through).
+    async fn wait(&self, sleep: &dyn Sleep) {
+        let Some(deadline) = self.deadline() else {
+            return;
+        };
+        let now = Instant::now();
+        if deadline > now {
+            sleep.sleep(deadline - now).await;
+        }
+        let mut nb = self
+            .not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *nb == Some(deadline) {
+            *nb = None;
+        }
+    }
+
+    /// `n` permits (1 ≤ n ≤ size), taken only when no `Retry-After` is pending.
+    pub(crate) async fn acquire(&self, n: u32, sleep: &dyn Sleep) -> OwnedSemaphorePermit {
+        let n = n.clamp(1, self.size);
+        loop {
+            self.wait(sleep).await;
+            let permit = self
+                .permits
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .expect("the semaphore is never closed");
+            if self.deadline().is_none() {
+                return permit;
+            }
+            // A Retry-After arrived while we queued: wait it out without the permits.
+        }
+    }
+}
+
+/// One HTTP request to Graph, replayable for retries.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<Bytes>,
+    pub prefer: Vec<String>,
+    /// Mailbox permits held while it runs (a `$batch` holds one per parallel item).
+    pub permits: u32,
+}
+
+impl Call {
+    pub(crate) fn get(url: Url, prefer: Vec<String>) -> Call {
+        Call {
+            method: Method::GET,
+            url,
+            body: None,
+            prefer,
+            permits: 1,
+        }
+    }
+
+    pub(crate) fn post(url: Url, body: Option<Bytes>, prefer: Vec<String>) -> Call {
+        Call {
+            method: Method::POST,
+            url,
+            body,
+            prefer,
+            permits: 1,
+        }
+    }
+
+    fn idempotent(&self) -> bool {
+        matches!(self.method, Method::GET | Method::HEAD | Method::DELETE)
+    }
+}
+
+/// A successful answer whose body has not been read: it keeps its mailbox permit
+/// until dropped (streamed downloads).
+pub(crate) struct Opened {
+    pub response: reqwest::Response,
+    pub permit: OwnedSemaphorePermit,
+}
+
+enum Got {
+    Bytes(Bytes),
+    Opened(Opened),
+}
+
+/// The HTTP side of a connector.
+pub(crate) struct Transport {
+    pub http: reqwest::Client,
+    pub base: Url,
+    pub session: TokenSession,
+    pub gate: Arc<MailboxGate>,
+    pub retry: RetryPolicy,
+    pub sleep: Arc<dyn Sleep>,
+    pub timeout: Duration,
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("base", &self.base.as_str())
+            .field("session", &self.session)
+            .field("in_flight_limit", &self.gate.size())
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: Url,
+        session: TokenSession,
+        gate: Arc<MailboxGate>,
+        retry: RetryPolicy,
+        sleep: Arc<dyn Sleep>,
+        timeout: Duration,
+    ) -> Transport {
+        Transport {
+            http,
+            base,
+            session,
+            gate,
+            retry,
+            sleep,
+            timeout,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// `{base}{path}?{query}`; `path` starts with `/` and is already encoded.
+    pub(crate) fn url(&self, path: &str, query: &str) -> Result<Url, ConnectorError> {
+        let mut s = String::with_capacity(self.base.as_str().len() + path.len() + query.len() + 1);
+        s.push_str(self.base.as_str());
+        s.push_str(path);
+        if !query.is_empty() {
+            s.push('?');
+            s.push_str(query);
+        }
+        Url::parse(&s).map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::InvalidInput,
+                format!("cannot build a graph url: {e}"),
+            )
+        })
+    }
+
+    /// A link from Graph or from storage (`@odata.nextLink`, a sync cursor), accepted
+    /// only under this connector's Graph root: the bearer token never goes elsewhere.
+    pub(crate) fn checked_link(&self, link: &str) -> Result<Url, ConnectorError> {
+        let refuse = |why: &str| {
+            ConnectorError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "refusing to follow a link {why}: it is not under {}",
+                    self.base
+                ),
+            )
+        };
+        let url = Url::parse(link).map_err(|_| refuse("that does not parse"))?;
+        let same_origin = url.scheme() == self.base.scheme()
+            && url.host() == self.base.host()
+            && url.port_or_known_default() == self.base.port_or_known_default();
+        let base_path = self.base.path().trim_end_matches('/');
+        let under = url.path().starts_with(&format!("{base_path}/"));
+        if !same_origin || !under || !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse("to another place"));
+        }
+        Ok(url)
+    }
+
+    /// Runs `call` and reads the whole body.
+    pub(crate) async fn bytes(&self, call: &Call, doing: &str) -> Result<Bytes, ConnectorError> {
+        match self.run(call, doing, false).await? {
+            Got::Bytes(b) => Ok(b),
+            Got::Opened(_) => unreachable!("not streaming"),
+        }
+    }
+
+    /// Runs `call` and returns the answer before its body is read (for streams).
+    pub(crate) async fn open(&self, call: &Call, doing: &str) -> Result<Opened, ConnectorError> {
+        match self.run(call, doing, true).await? {
+            Got::Opened(o) => Ok(o),
+            Got::Bytes(_) => unreachable!("streaming"),
+        }
+    }
+
+    fn jitter(&self) -> f64 {
+        let n = self.hasher.hash_one(Instant::now());
+        (n >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        backoff(
+            attempt,
+            self.retry.base_backoff,
+            self.retry.max_backoff,
+            self.jitter(),
+        )
+    }
+
+    async fn run(&self, call: &Call, doing: &str, streaming: bool) -> Result<Got, ConnectorError> {
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let permit = self.gate.acquire(call.permits, &*self.sleep).await;
+            let token = self
+                .session
+                .access_token()
+                .await
+                .map_err(|e| ConnectorError::from(e).context(doing))?;
+            let mut auth =
+                HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
+                    ConnectorError::new(
+                        ErrorKind::ReauthRequired,
+                        format!("{doing}: the stored access token is not a valid header value"),
+                    )
+                })?;
+            auth.set_sensitive(true);
+            let mut req = self
+                .http
+                .request(call.method.clone(), call.url.clone())
+                .header(AUTHORIZATION, auth);
+            if !call.prefer.is_empty() {
+                req = req.header("Prefer", call.prefer.join(", "));
+            }
+            if let Some(body) = &call.body {
+                req = req
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            if !streaming {
+                req = req.timeout(self.timeout);
+            }
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(permit);
+                    // Retry only what surely did not reach the server, or reads.
+                    let retryable = e.is_connect() || call.idempotent();
+                    if retryable && attempt < max_attempts {
+                        let wait = self.backoff(attempt);
+                        tracing::debug!(method = %call.method, path = call.url.path(), attempt, ?wait, error = %e.without_url(), "graph request failed, retrying");
+                        self.sleep.sleep(wait).await;
+                        continue;
+                    }
+                    return Err(network_error(doing, e));
+                }
+            };
+            let status = response.status();
+            tracing::debug!(method = %call.method, path = call.url.path(), status = status.as_u16(), attempt, "graph answered");
+            if status.is_success() {
+                if streaming {
+                    return Ok(Got::Opened(Opened { response, permit }));
+                }
+                match response.bytes().await {
+                    Ok(b) => return Ok(Got::Bytes(b)),
+                    Err(e) => {
+                        drop(permit);
+                        if call.idempotent() && attempt < max_attempts {
+                            self.sleep.sleep(self.backoff(attempt)).await;
+                            continue;
+                        }
+                        return Err(network_error(doing, e));
+                    }
+                }
+            }
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let body = response.bytes().await.unwrap_or_default();
+            drop(permit);
+            let graph = GraphError::parse(status.as_u16(), &body);
+            match status {
+                StatusCode::UNAUTHORIZED if !refreshed => {
+                    refreshed = true;
+                    attempt -= 1;
+                    tracing::debug!(
+                        path = call.url.path(),
+                        "graph refused the access token, refreshing it once"
+                    );
+                    self.session
+                        .refresh_after_unauthorized(&token)
+                        .await
+                        .map_err(|e| ConnectorError::from(e).context(doing))?;
+                }
+                StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT => {
+                    if let Some(wait) = retry_after {
+                        // Everyone of this mailbox waits, not just this request.
+                        self.gate.block_for(wait);
+                    }
+                    let too_long = retry_after.is_some_and(|w| w > self.retry.max_wait);
+                    if attempt >= max_attempts || too_long {
+                        let mut err = graph.into_connector_error(doing);
+                        if let Some(w) = retry_after {
+                            err = err.with_retry_after(w);
+                        }
+                        return Err(err);
+                    }
+                    tracing::debug!(
+                        path = call.url.path(),
+                        status = status.as_u16(),
+                        ?retry_after,
+                        attempt,
+                        "graph throttled, retrying"
+                    );
+                    if retry_after.is_none() {
+                        self.sleep.sleep(self.backoff(attempt)).await;
+                    }
+                }
+                StatusCode::INTERNAL_SERVER_ERROR | StatusCode::BAD_GATEWAY
+                    if call.idempotent() && attempt < max_attempts =>
+                {
+                    self.sleep.sleep(self.backoff(attempt)).await;
+                }
+                _ => return Err(graph.into_connector_error(doing)),
+            }
+        }
+    }
+}
+
+fn network_error(doing: &str, e: reqwest::Error) -> ConnectorError {
+    let e = e.without_url();
+    ConnectorError::new(ErrorKind::Transient, format!("{doing}: {e}")).with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailroom_oauth::TokioSleep;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_limits_and_waits_for_retry_after() {
+        let gate = MailboxGate::new(4);
+        let a = gate.acquire(3, &TokioSleep).await;
+        assert_eq!(gate.permits.available_permits(), 1);
+        let b = gate.acquire(9, &TokioSleep);
+        tokio::pin!(b);
+        assert!(
+            futures::poll!(b.as_mut()).is_pending(),
+            "clamped to 4, 1 free"
+        );
+        drop(a);
+        let b = b.await;
+        drop(b);
+        gate.block_for(Duration::from_millis(1500));
+        let start = Instant::now();
+        let _c = gate.acquire(1, &TokioSleep).await;
+        assert!(start.elapsed() >= Duration::from_millis(1500));
+        assert_eq!(gate.deadline(), None);
+    }
+
+    #[test]
+    fn shared_gates_per_mailbox() {
+        let a = MailboxGate::shared("http://127.0.0.1:1/v1.0", "Alice@x.test", 4);
+        let b = MailboxGate::shared("http://127.0.0.1:1/v1.0", "alice@x.test ", 2);
+        let c = MailboxGate::shared("http://127.0.0.1:2/v1.0", "alice@x.test", 4);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(b.size(), 4);
+    }
+}

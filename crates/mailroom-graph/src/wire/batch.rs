@@ -1,0 +1,203 @@
+//! `$batch` request and response bodies (JSON batching, at most 20 requests).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::GraphError;
+use super::retry::parse_retry_after;
+
+/// Most requests one `$batch` may hold.
+pub const MAX_BATCH: usize = 20;
+
+/// One request of a batch, relative to the Graph root (`/me/messages/{id}/move`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchCall {
+    /// `GET`, `POST`, `DELETE` …
+    pub method: &'static str,
+    /// Relative URL, starting with `/`.
+    pub url: String,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+    /// A `Prefer` header, if any.
+    pub prefer: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    requests: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    id: String,
+    method: &'a str,
+    url: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<&'static str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a Value>,
+    #[serde(rename = "dependsOn", skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<String>,
+}
+
+/// The body of a `$batch` POST for `calls` (ids `"0"`, `"1"` … in order), run as
+/// `width` sequential chains: call `i` depends on call `i - width`, so at most
+/// `width` of them run at once on the server (the mailbox counts each one).
+///
+/// # Panics
+/// If there are more than [`MAX_BATCH`] calls or `width` is 0.
+pub fn request_body(calls: &[BatchCall], width: usize) -> Vec<u8> {
+    assert!(calls.len() <= MAX_BATCH && width > 0);
+    let requests = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut headers = BTreeMap::new();
+            if c.body.is_some() {
+                headers.insert("Content-Type", "application/json");
+            }
+            if let Some(p) = &c.prefer {
+                headers.insert("Prefer", p.as_str());
+            }
+            Item {
+                id: i.to_string(),
+                method: c.method,
+                url: &c.url,
+                headers,
+                body: c.body.as_ref(),
+                depends_on: if i >= width {
+                    vec![(i - width).to_string()]
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect();
+    serde_json::to_vec(&Request { requests }).expect("batch requests serialize")
+}
+
+#[derive(Deserialize)]
+struct Response {
+    responses: Vec<ItemResponse>,
+}
+
+/// The answer to one request of a batch.
+#[derive(Debug, Deserialize)]
+pub struct ItemResponse {
+    /// The request's id.
+    pub id: String,
+    /// HTTP status.
+    pub status: u16,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+impl ItemResponse {
+    /// A header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The item's `Retry-After`, if it has a valid one.
+    pub fn retry_after(&self, now: SystemTime) -> Option<Duration> {
+        self.header("retry-after")
+            .and_then(|v| parse_retry_after(v, now))
+    }
+
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body (JSON), if any.
+    pub fn body(&self) -> Option<&Value> {
+        self.body.as_ref()
+    }
+
+    /// The item's error, for a non-2xx status.
+    pub fn error(&self) -> GraphError {
+        let raw = self
+            .body
+            .as_ref()
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
+        GraphError::parse(self.status, &raw)
+    }
+}
+
+/// Parses a `$batch` answer; items come back in any order.
+pub fn parse_response(body: &[u8]) -> serde_json::Result<Vec<ItemResponse>> {
+    serde_json::from_slice::<Response>(body).map(|r| r.responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = include_str!("../../fixtures/batch-response.json");
+
+    fn call(n: usize) -> BatchCall {
+        BatchCall {
+            method: "POST",
+            url: format!("/me/messages/m{n}/move"),
+            body: Some(serde_json::json!({"destinationId": "archive"})),
+            prefer: (n == 0).then(|| "IdType=\"ImmutableId\"".to_owned()),
+        }
+    }
+
+    #[test]
+    fn requests_run_as_chains() {
+        let calls: Vec<_> = (0..6).map(call).collect();
+        let body: Value = serde_json::from_slice(&request_body(&calls, 4)).unwrap();
+        let reqs = body["requests"].as_array().unwrap();
+        assert_eq!(reqs.len(), 6);
+        assert_eq!(reqs[0]["id"], "0");
+        assert_eq!(reqs[0]["url"], "/me/messages/m0/move");
+        assert_eq!(reqs[0]["headers"]["Content-Type"], "application/json");
+        assert_eq!(reqs[0]["headers"]["Prefer"], "IdType=\"ImmutableId\"");
+        assert_eq!(reqs[0]["body"]["destinationId"], "archive");
+        assert!(reqs[0].get("dependsOn").is_none());
+        assert!(reqs[3].get("dependsOn").is_none());
+        assert_eq!(reqs[4]["dependsOn"], serde_json::json!(["0"]));
+        assert_eq!(reqs[5]["dependsOn"], serde_json::json!(["1"]));
+        let delete = BatchCall {
+            method: "POST",
+            url: "/me/messages/x/permanentDelete".into(),
+            body: None,
+            prefer: None,
+        };
+        let body: Value = serde_json::from_slice(&request_body(&[delete], 4)).unwrap();
+        assert!(body["requests"][0].get("headers").is_none());
+    }
+
+    #[test]
+    fn answers_with_per_item_status_and_retry_after() {
+        let items = parse_response(ANSWER.as_bytes()).unwrap();
+        assert_eq!(items.len(), 3);
+        let by_id = |id: &str| items.iter().find(|i| i.id == id).unwrap();
+        let ok = by_id("0");
+        assert!(ok.is_success());
+        assert_eq!(ok.body().unwrap()["id"], "AAMkNewId=");
+        let throttled = by_id("1");
+        assert_eq!(throttled.status, 429);
+        assert_eq!(
+            throttled.retry_after(SystemTime::now()),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            throttled.error().code.as_deref(),
+            Some("ApplicationThrottled")
+        );
+        let missing = by_id("2");
+        assert_eq!(missing.error().code.as_deref(), Some("ErrorItemNotFound"));
+        assert_eq!(missing.retry_after(SystemTime::now()), None);
+    }
+}
