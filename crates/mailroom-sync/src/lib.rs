@@ -1,1 +1,73 @@
-//! Work in progress.
+//! Mailroom's sync engine: the thin layer that wires connectors, the vault and the store.
+//!
+//! - [`ConnectorFactory`] picks Graph or IMAP per account (see its docs for the rule).
+//! - [`Syncer::sync_account`] decrypts an account's credentials, connects, pages
+//!   through each configured folder (default: the inbox) with the connector's
+//!   incremental sync, stores each page with its cursor in ONE transaction, stores
+//!   refreshed credentials re-encrypted as soon as they appear (even when a later step
+//!   fails), and records the outcome (`needs_reauth` with the AADSTS code on terminal
+//!   auth errors). There is no message cap: a folder is synced to its end.
+//! - [`Syncer::run_worker`] syncs every due account on an interval, a bounded number
+//!   at once, under per-account leases so several workers can share one PostgreSQL.
+//!
+//! ```no_run
+//! # async fn demo(syncer: mailroom_sync::Syncer) -> Result<(), mailroom_sync::Error> {
+//! use mailroom_sync::{SyncRequest, WorkerConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! // One account, now:
+//! let report = syncer.sync_account(1, &SyncRequest::default()).await?;
+//! println!("{}: {:?}, {} messages stored", report.email, report.outcome, report.totals().upserted);
+//!
+//! // Or every account, every 5 minutes, until Ctrl-C:
+//! let shutdown = CancellationToken::new();
+//! syncer.run_worker(WorkerConfig::default(), shutdown).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod engine;
+mod factory;
+mod observer;
+mod worker;
+
+pub use engine::{AccountReport, FolderReport, Lease, Outcome, SyncRequest, Syncer};
+pub use factory::ConnectorFactory;
+pub use observer::{NoopObserver, SyncObserver};
+pub use worker::{WorkerConfig, WorkerStats};
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What stops a sync or a worker (connector failures are recorded on the account
+/// instead, see [`Outcome`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database failed (or the worker lost its lease).
+    #[error(transparent)]
+    Store(#[from] mailroom_store::Error),
+    /// An account's credentials cannot be decrypted or parsed.
+    #[error("cannot read the credentials of {email}: {source}")]
+    Credentials {
+        /// The account.
+        email: String,
+        /// Why.
+        source: mailroom_vault::Error,
+    },
+    /// No connector can be built for an account.
+    #[error("cannot set up a connection for {email}: {source}")]
+    Connector {
+        /// The account.
+        email: String,
+        /// Why.
+        source: mailroom_core::ConnectorError,
+    },
+}
+
+impl Error {
+    /// True when the worker lost an account's lease to another worker.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, Error::Store(e) if e.is_lease_lost())
+    }
+}

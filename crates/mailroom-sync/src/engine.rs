@@ -1,0 +1,533 @@
+//! Syncing one account: decrypt, connect, page through each folder, store each page
+//! with its cursor in one transaction, persist refreshed credentials, record the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mailroom_core::{
+    AccountStatus, Connector, ConnectorError, Credentials, ErrorKind, FolderRef, SyncCursor,
+    SyncPage,
+};
+use mailroom_store::{
+    Account, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncOutcome, SyncPageWrite,
+};
+use mailroom_vault::Vault;
+use tokio_util::sync::CancellationToken;
+
+use crate::factory::ConnectorFactory;
+use crate::observer::SyncObserver;
+use crate::{Error, Result};
+
+/// Everything a sync needs: the store, the vault, and how to build connectors.
+#[derive(Clone)]
+pub struct Syncer {
+    pub(crate) store: Store,
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) factory: Arc<dyn ConnectorFactory>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("store", &self.store)
+            .field("vault", &self.vault)
+            .finish()
+    }
+}
+
+/// A worker's lease on the account being synced.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The worker id.
+    pub owner: String,
+    /// How long each renewal lasts.
+    pub ttl: Duration,
+}
+
+/// What to sync and how.
+#[derive(Clone)]
+pub struct SyncRequest {
+    /// Folders to sync instead of the account's configured ones.
+    pub folders: Option<Vec<FolderRef>>,
+    /// A first sync only covers mail received since then.
+    pub since: Option<DateTime<Utc>>,
+    /// Fence every write with this worker's lease.
+    pub lease: Option<Lease>,
+    /// When the account is due again after this sync.
+    pub interval: Duration,
+    /// Stop between pages when cancelled (the current page is still stored).
+    pub cancel: CancellationToken,
+    /// Progress callbacks.
+    pub observer: Arc<dyn SyncObserver>,
+}
+
+impl Default for SyncRequest {
+    fn default() -> Self {
+        SyncRequest {
+            folders: None,
+            since: None,
+            lease: None,
+            interval: Duration::from_secs(300),
+            cancel: CancellationToken::new(),
+            observer: Arc::new(crate::observer::NoopObserver),
+        }
+    }
+}
+
+impl std::fmt::Debug for SyncRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncRequest")
+            .field("folders", &self.folders)
+            .field("since", &self.since)
+            .field("lease", &self.lease)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one folder went.
+#[derive(Debug, Clone)]
+pub struct FolderReport {
+    /// The folder as stored.
+    pub folder: FolderRow,
+    /// Pages stored.
+    pub pages: u64,
+    /// What the pages changed.
+    pub stats: PageStats,
+    /// True when the folder was enumerated from scratch (first sync, expired cursor).
+    pub reset: bool,
+    /// The folder's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// How an account sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every folder is up to date.
+    Synced,
+    /// Stopped between pages because of a shutdown; the account is due again at once.
+    Interrupted,
+    /// The user must sign in again; the account is now `needs_reauth`.
+    ReauthRequired {
+        /// The server's code, e.g. `AADSTS700082`.
+        code: Option<String>,
+        /// What happened, in plain words.
+        message: String,
+    },
+    /// Something else failed; the account stays active and is retried next interval.
+    Failed {
+        /// The error kind (`transient`, `throttled`, …).
+        kind: ErrorKind,
+        /// What happened, in plain words.
+        message: String,
+    },
+}
+
+/// The result of [`Syncer::sync_account`].
+#[derive(Debug, Clone)]
+pub struct AccountReport {
+    /// The account id.
+    pub account_id: i64,
+    /// The account's address.
+    pub email: String,
+    /// Per folder.
+    pub folders: Vec<FolderReport>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// True when refreshed credentials were stored during the sync.
+    pub credentials_refreshed: bool,
+}
+
+impl AccountReport {
+    /// Totals over all folders.
+    pub fn totals(&self) -> PageStats {
+        let mut total = PageStats::default();
+        for f in &self.folders {
+            total += f.stats;
+        }
+        total
+    }
+}
+
+/// Per-sync state: the account, its connector, and the credential bookkeeping.
+struct Run<'a> {
+    syncer: &'a Syncer,
+    account: Account,
+    request: &'a SyncRequest,
+    refreshed: bool,
+}
+
+impl Syncer {
+    /// A syncer over a store, a vault and a connector factory.
+    pub fn new(store: Store, vault: Arc<Vault>, factory: Arc<dyn ConnectorFactory>) -> Self {
+        Syncer {
+            store,
+            vault,
+            factory,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Decrypts an account's credentials and builds its connector.
+    pub fn connector_for(&self, account: &Account) -> Result<Arc<dyn Connector>> {
+        let credentials = self.decrypt(account)?;
+        self.factory
+            .connector(account, credentials)
+            .map_err(|source| Error::Connector {
+                email: account.email.clone(),
+                source,
+            })
+    }
+
+    fn decrypt(&self, account: &Account) -> Result<Credentials> {
+        self.vault
+            .decrypt_credentials(account.credentials.as_str())
+            .map_err(|source| Error::Credentials {
+                email: account.email.clone(),
+                source,
+            })
+    }
+
+    /// Stores credentials re-encrypted with the vault's first key.
+    pub async fn store_credentials(
+        &self,
+        account_id: i64,
+        credentials: &Credentials,
+    ) -> Result<()> {
+        let sealed = SealedCredentials::new(self.vault.encrypt_credentials(credentials))?;
+        self.store.update_credentials(account_id, &sealed).await?;
+        Ok(())
+    }
+
+    /// Syncs one account and records the outcome on it.
+    ///
+    /// Returns `Ok` with a report whatever the connector did (an auth failure marks the
+    /// account `needs_reauth`, other failures go into `last_error`); `Err` only when the
+    /// store fails or the worker lost its lease.
+    pub async fn sync_account(
+        &self,
+        account_id: i64,
+        request: &SyncRequest,
+    ) -> Result<AccountReport> {
+        let account = self.store.get_account(account_id).await?;
+        request.observer.account_started(&account);
+        let mut run = Run {
+            syncer: self,
+            account,
+            request,
+            refreshed: false,
+        };
+        let mut folders = Vec::new();
+        let outcome = match run.sync(&mut folders).await {
+            Ok(outcome) => outcome,
+            Err(RunError::Store(e)) => return Err(e),
+            Err(RunError::Connector(e)) => connector_outcome(&e),
+            Err(RunError::Credentials(message)) => Outcome::Failed {
+                kind: ErrorKind::InvalidConfig,
+                message,
+            },
+        };
+        let now = Utc::now();
+        let next = match outcome {
+            Outcome::Interrupted => now,
+            _ => now + chrono::Duration::from_std(request.interval).unwrap_or_default(),
+        };
+        let (status, error, code) = match &outcome {
+            Outcome::Synced | Outcome::Interrupted => (AccountStatus::Active, None, None),
+            Outcome::ReauthRequired { code, message } => (
+                AccountStatus::NeedsReauth,
+                Some(message.clone()),
+                code.clone(),
+            ),
+            Outcome::Failed { message, .. } => (AccountStatus::Active, Some(message.clone()), None),
+        };
+        if let Some(message) = &error {
+            tracing::warn!(account = %run.account.email, error = %message, "sync failed");
+        }
+        self.store
+            .finish_sync(
+                account_id,
+                request.lease.as_ref().map(|l| l.owner.as_str()),
+                SyncOutcome {
+                    status,
+                    error,
+                    auth_error_code: code,
+                    finished_at: now,
+                    next_sync_at: Some(next),
+                },
+            )
+            .await?;
+        let report = AccountReport {
+            account_id,
+            email: run.account.email.clone(),
+            folders,
+            outcome,
+            credentials_refreshed: run.refreshed,
+        };
+        request.observer.account_finished(&report);
+        Ok(report)
+    }
+}
+
+fn connector_outcome(e: &ConnectorError) -> Outcome {
+    let message = error_chain(e);
+    if e.is_reauth_required() {
+        Outcome::ReauthRequired {
+            code: e.code().map(str::to_owned),
+            message,
+        }
+    } else {
+        Outcome::Failed {
+            kind: e.kind(),
+            message,
+        }
+    }
+}
+
+/// The error and its sources, joined by ": " (what an operator reads).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
+    message
+}
+
+enum RunError {
+    Store(Error),
+    Connector(ConnectorError),
+    Credentials(String),
+}
+
+impl From<mailroom_store::Error> for RunError {
+    fn from(e: mailroom_store::Error) -> Self {
+        RunError::Store(e.into())
+    }
+}
+
+impl From<ConnectorError> for RunError {
+    fn from(e: ConnectorError) -> Self {
+        RunError::Connector(e)
+    }
+}
+
+impl Run<'_> {
+    async fn sync(&mut self, reports: &mut Vec<FolderReport>) -> Result<Outcome, RunError> {
+        let credentials = self
+            .syncer
+            .decrypt(&self.account)
+            .map_err(|e| RunError::Credentials(e.to_string()))?;
+        let connector = self
+            .syncer
+            .factory
+            .connector(&self.account, credentials)
+            .map_err(RunError::Connector)?;
+        let result = self.sync_with(connector.as_ref(), reports).await;
+        // Whatever happened, keep a refreshed token: the old refresh token may already be
+        // invalid (rotation).
+        self.persist_refreshed(connector.as_ref()).await?;
+        if let Err(e) = connector.disconnect().await {
+            tracing::debug!(account = %self.account.email, error = %e, "disconnect failed");
+        }
+        result
+    }
+
+    async fn sync_with(
+        &mut self,
+        connector: &dyn Connector,
+        reports: &mut Vec<FolderReport>,
+    ) -> Result<Outcome, RunError> {
+        self.renew_lease().await?;
+        let connected = connector.connect().await;
+        self.persist_refreshed(connector).await?;
+        connected?;
+
+        let refs = self.folder_refs()?;
+        let mut first_error = None;
+        for folder_ref in refs {
+            if self.request.cancel.is_cancelled() {
+                return Ok(Outcome::Interrupted);
+            }
+            let resolved = connector.resolve_folder(&folder_ref).await;
+            self.persist_refreshed(connector).await?;
+            let folder = match resolved {
+                Ok(folder) => folder,
+                Err(e) if e.is_reauth_required() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(account = %self.account.email, folder = %folder_ref, error = %e, "cannot resolve folder");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let row = self
+                .syncer
+                .store
+                .upsert_folders(self.account.id, &[folder])
+                .await?
+                .remove(0);
+            let mut report = FolderReport {
+                folder: row,
+                pages: 0,
+                stats: PageStats::default(),
+                reset: false,
+                error: None,
+            };
+            let result = self.sync_folder(connector, &mut report).await;
+            let interrupted = matches!(result, Ok(true));
+            match result {
+                Ok(_) => {}
+                Err(RunError::Connector(e)) if !e.is_reauth_required() => {
+                    report.error = Some(error_chain(&e));
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    reports.push(report);
+                    return Err(e);
+                }
+            }
+            self.request
+                .observer
+                .folder_finished(&self.account, &report);
+            reports.push(report);
+            if interrupted {
+                return Ok(Outcome::Interrupted);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(Outcome::Synced),
+        }
+    }
+
+    fn folder_refs(&self) -> Result<Vec<FolderRef>, RunError> {
+        if let Some(folders) = &self.request.folders {
+            return Ok(folders.clone());
+        }
+        if self.account.sync_folders.is_empty() {
+            return Ok(vec![FolderRef::INBOX]);
+        }
+        self.account
+            .sync_folders
+            .iter()
+            .map(|name| {
+                FolderRef::parse(name).map_err(|e| {
+                    RunError::Connector(ConnectorError::new(ErrorKind::InvalidInput, e.to_string()))
+                })
+            })
+            .collect()
+    }
+
+    /// Pages through one folder; returns `true` if interrupted by cancellation.
+    ///
+    /// The next page is fetched while the current one is written: the HTTP or IMAP
+    /// round trip overlaps the database transaction.
+    async fn sync_folder(
+        &mut self,
+        connector: &dyn Connector,
+        report: &mut FolderReport,
+    ) -> Result<bool, RunError> {
+        let folder_ref = FolderRef::id(report.folder.folder.remote_id.clone());
+        let cursor = report.folder.cursor.clone();
+        self.request
+            .observer
+            .folder_started(&self.account, &report.folder);
+        let first = match (cursor, self.request.since) {
+            (None, Some(since)) => connector.start_sync_since(&folder_ref, since).await,
+            (cursor, _) => connector.sync_folder(&folder_ref, cursor).await,
+        };
+        self.persist_refreshed(connector).await?;
+        let mut page = first?;
+        loop {
+            report.reset |= page.reset;
+            let more = !page.complete && !self.request.cancel.is_cancelled();
+            let next_cursor: Option<SyncCursor> = more.then(|| page.cursor.clone());
+            let fetch_next = async {
+                match next_cursor {
+                    Some(cursor) => Some(connector.sync_folder(&folder_ref, Some(cursor)).await),
+                    None => None,
+                }
+            };
+            let (stored, next) = futures::join!(self.store_page(report, &page), fetch_next);
+            let stats = stored?;
+            report.pages += 1;
+            report.stats += stats;
+            self.request
+                .observer
+                .page_stored(&self.account, &report.folder, &stats, page.complete);
+            self.persist_refreshed(connector).await?;
+            match next {
+                Some(next) => page = next?,
+                None => return Ok(!page.complete),
+            }
+        }
+    }
+
+    async fn store_page(
+        &self,
+        report: &FolderReport,
+        page: &SyncPage,
+    ) -> Result<PageStats, RunError> {
+        let until = self.lease_until();
+        let lease = self.request.lease.as_ref().map(|l| LeaseCheck {
+            owner: &l.owner,
+            until,
+        });
+        let stats = self
+            .syncer
+            .store
+            .apply_sync_page(SyncPageWrite {
+                account_id: self.account.id,
+                folder_id: report.folder.id,
+                page,
+                lease,
+            })
+            .await?;
+        Ok(stats)
+    }
+
+    fn lease_until(&self) -> DateTime<Utc> {
+        let ttl = self
+            .request
+            .lease
+            .as_ref()
+            .map_or(Duration::ZERO, |l| l.ttl);
+        Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default()
+    }
+
+    async fn renew_lease(&self) -> Result<(), RunError> {
+        if let Some(lease) = &self.request.lease {
+            self.syncer
+                .store
+                .renew_lease(self.account.id, &lease.owner, self.lease_until())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn persist_refreshed(&mut self, connector: &dyn Connector) -> Result<(), RunError> {
+        if let Some(credentials) = connector.take_refreshed_credentials() {
+            self.syncer
+                .store_credentials(self.account.id, &credentials)
+                .await
+                .map_err(RunError::Store)?;
+            self.refreshed = true;
+            tracing::debug!(account = %self.account.email, "stored refreshed credentials");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! Progress callbacks, for the CLI's progress bars and for logs.
+
+use mailroom_store::{Account, FolderRow, PageStats};
+
+use crate::engine::{AccountReport, FolderReport};
+
+/// Called as a sync makes progress. Every method has an empty default.
+pub trait SyncObserver: Send + Sync {
+    /// The sync of `account` starts.
+    fn account_started(&self, account: &Account) {
+        let _ = account;
+    }
+    /// A folder starts (its stored cursor tells whether it is a first sync).
+    fn folder_started(&self, account: &Account, folder: &FolderRow) {
+        let _ = (account, folder);
+    }
+    /// A page was stored with its cursor.
+    fn page_stored(
+        &self,
+        account: &Account,
+        folder: &FolderRow,
+        stats: &PageStats,
+        complete: bool,
+    ) {
+        let _ = (account, folder, stats, complete);
+    }
+    /// A folder is done (or failed: see `report.error`).
+    fn folder_finished(&self, account: &Account, report: &FolderReport) {
+        let _ = (account, report);
+    }
+    /// The account is done.
+    fn account_finished(&self, report: &AccountReport) {
+        let _ = report;
+    }
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopObserver;
+
+impl SyncObserver for NoopObserver {}

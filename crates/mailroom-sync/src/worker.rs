@@ -1,0 +1,204 @@
+//! The worker: syncs due accounts on an interval, a bounded number at once, under
+//! leases so several workers can share one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Lease, Outcome, SyncRequest, Syncer};
+use crate::observer::{NoopObserver, SyncObserver};
+use crate::{Error, Result};
+
+/// How a worker runs.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// This worker's id, unique among workers sharing a database (the lease owner).
+    pub worker_id: String,
+    /// How often each account is synced.
+    pub interval: Duration,
+    /// How many accounts are synced at once.
+    pub concurrency: usize,
+    /// How long a lease lasts without renewal; a worker that dies holds its accounts
+    /// this long at most. Renewed at every stored page.
+    pub lease_ttl: Duration,
+    /// How often to look for due accounts when idle.
+    pub poll_interval: Duration,
+    /// Stop after one pass over the due accounts instead of running until shutdown.
+    pub once: bool,
+    /// Progress callbacks.
+    pub observer: Arc<dyn SyncObserver>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            worker_id: default_worker_id(),
+            interval: Duration::from_secs(300),
+            concurrency: 4,
+            lease_ttl: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(5),
+            once: false,
+            observer: Arc::new(NoopObserver),
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("worker_id", &self.worker_id)
+            .field("interval", &self.interval)
+            .field("concurrency", &self.concurrency)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("poll_interval", &self.poll_interval)
+            .field("once", &self.once)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `host-pid-random`: unique enough for leases.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{nanos:08x}", std::process::id())
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Account syncs that ran to the end.
+    pub synced: u64,
+    /// Account syncs that ended in an error recorded on the account.
+    pub failed: u64,
+    /// Account syncs stopped because another worker took the lease.
+    pub lease_lost: u64,
+    /// Account syncs stopped by the shutdown.
+    pub interrupted: u64,
+}
+
+impl Syncer {
+    /// Runs until `shutdown` is cancelled (or after one pass with `config.once`).
+    ///
+    /// On shutdown no new account is started; running syncs finish the page they are
+    /// on, record their state and release their leases before this returns.
+    pub async fn run_worker(
+        &self,
+        config: WorkerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<WorkerStats> {
+        let concurrency = config.concurrency.max(1);
+        let mut running: JoinSet<Result<Outcome>> = JoinSet::new();
+        let mut stats = WorkerStats::default();
+        let mut store_backoff = Duration::from_millis(500);
+        tracing::info!(worker = %config.worker_id, concurrency, "worker started");
+        loop {
+            let mut claimed_any = false;
+            if !shutdown.is_cancelled() && running.len() < concurrency {
+                let now = Utc::now();
+                let until = now + chrono::Duration::from_std(config.lease_ttl).unwrap_or_default();
+                let free = (concurrency - running.len()) as u64;
+                match self
+                    .store
+                    .claim_due_accounts(&config.worker_id, free, now, until)
+                    .await
+                {
+                    Ok(accounts) => {
+                        store_backoff = Duration::from_millis(500);
+                        claimed_any = !accounts.is_empty();
+                        for account in accounts {
+                            let syncer = self.clone();
+                            let request = SyncRequest {
+                                lease: Some(Lease {
+                                    owner: config.worker_id.clone(),
+                                    ttl: config.lease_ttl,
+                                }),
+                                interval: config.interval,
+                                cancel: shutdown.child_token(),
+                                observer: config.observer.clone(),
+                                ..SyncRequest::default()
+                            };
+                            running.spawn(async move {
+                                syncer
+                                    .sync_account(account.id, &request)
+                                    .await
+                                    .map(|r| r.outcome)
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %config.worker_id, error = %e, "cannot claim accounts; retrying");
+                        store_backoff = (store_backoff * 2).min(Duration::from_secs(30));
+                        tokio::select! {
+                            () = tokio::time::sleep(store_backoff) => {}
+                            () = shutdown.cancelled() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            if running.is_empty() {
+                if shutdown.is_cancelled() || (config.once && !claimed_any) {
+                    break;
+                }
+                if !claimed_any {
+                    tokio::select! {
+                        () = tokio::time::sleep(config.poll_interval) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+                continue;
+            }
+            let joined = if claimed_any || shutdown.is_cancelled() {
+                running.join_next().await
+            } else {
+                tokio::select! {
+                    joined = running.join_next() => joined,
+                    () = tokio::time::sleep(config.poll_interval) => None,
+                    () = shutdown.cancelled() => None,
+                }
+            };
+            if let Some(joined) = joined {
+                record(&config.worker_id, joined, &mut stats);
+            }
+        }
+        tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
+        Ok(stats)
+    }
+}
+
+fn record(
+    worker: &str,
+    joined: Result<Result<Outcome>, tokio::task::JoinError>,
+    stats: &mut WorkerStats,
+) {
+    match joined {
+        Ok(Ok(Outcome::Synced)) => stats.synced += 1,
+        Ok(Ok(Outcome::Interrupted)) => stats.interrupted += 1,
+        Ok(Ok(Outcome::ReauthRequired { .. } | Outcome::Failed { .. })) => stats.failed += 1,
+        Ok(Err(e)) if e.is_lease_lost() => {
+            tracing::warn!(worker, error = %e, "lost a lease to another worker");
+            stats.lease_lost += 1;
+        }
+        Ok(Err(Error::Store(e))) => {
+            tracing::error!(worker, error = %e, "sync stopped by a database error");
+            stats.failed += 1;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(worker, error = %e, "sync failed");
+            stats.failed += 1;
+        }
+        Err(e) => {
+            tracing::error!(worker, error = %e, "sync task panicked");
+            stats.failed += 1;
+        }
+    }
+}
