@@ -63,7 +63,9 @@
 //! - Drafts leave out `from` and `sender` (rather than `null`).
 //! - Delta: removals (deleted or moved out) always carry reason `deleted`;
 //!   the default page size is 10; a 410 carries `Location` (a new round) only
-//!   for `resyncRequired`. `$skiptoken`/`$deltatoken` encode the cursor.
+//!   for `resyncRequired`. `$skiptoken`/`$deltatoken` encode the cursor and
+//!   the query options (`$select`, `$filter` — only `receivedDateTime ge|gt`
+//!   — and `changeType`); `Prefer` headers must be sent on every page.
 //! - Ids look like Exchange ids (`AAMkAG…`, immutable `AAkALg…`, some ending
 //!   in `=`) but are not real store ids. Times have whole seconds; generated
 //!   mail is dated up to 2025-06-01, added mail is dated now.

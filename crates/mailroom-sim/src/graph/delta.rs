@@ -25,6 +25,8 @@ struct Token {
     round_start: u64,
     after: u64,
     issued_ms: u64,
+    change_type: String,
+    filter: String,
     select: String,
 }
 
@@ -32,7 +34,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 
 fn encode(t: &Token) -> String {
     let raw = format!(
-        "{}|{}|{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
         if t.skip { 's' } else { 'd' },
         t.epoch,
         t.folder,
@@ -40,18 +42,22 @@ fn encode(t: &Token) -> String {
         t.round_start,
         t.after,
         t.issued_ms,
-        t.select
+        B64.encode(&t.change_type),
+        B64.encode(&t.filter),
+        B64.encode(&t.select),
     );
     B64.encode(raw)
 }
 
 fn decode(s: &str) -> Option<Token> {
     let raw = String::from_utf8(B64.decode(s.trim_end_matches('=')).ok()?).ok()?;
-    let mut p = raw.splitn(8, '|');
+    let mut p = raw.split('|');
     let kind = p.next()?;
     let mut num = || p.next().and_then(|x| x.parse::<u64>().ok());
     let (epoch, folder, since, round_start, after, issued_ms) =
         (num()?, num()?, num()?, num()?, num()?, num()?);
+    let mut text = || -> Option<String> { String::from_utf8(B64.decode(p.next()?).ok()?).ok() };
+    let (change_type, filter, select) = (text()?, text()?, text()?);
     Some(Token {
         skip: match kind {
             "s" => true,
@@ -64,15 +70,33 @@ fn decode(s: &str) -> Option<Token> {
         round_start,
         after,
         issued_ms,
-        select: p.next().unwrap_or("").to_owned(),
+        change_type,
+        filter,
+        select,
     })
+}
+
+/// Message delta accepts only `receivedDateTime ge|gt <date>` as `$filter`.
+fn delta_filter(raw: &str) -> Result<Option<odata::ParsedFilter>, odata::QueryError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let f = odata::parse_filter(raw)?;
+    if odata::is_received_lower_bound(&f.filter) {
+        Ok(Some(f))
+    } else {
+        Err(odata::QueryError {
+            code: "ErrorInvalidUrlQueryFilter",
+            message: "The query filter contains one or more invalid nodes.".into(),
+        })
+    }
 }
 
 fn link(shared: &Shared, req: &Req, param: &str, token: &Token) -> String {
     format!("{}{}?{param}={}", shared.base_url, req.path, encode(token))
 }
 
-fn gone(shared: &Shared, req: &Req, ctx: &Ctx, select: &str) -> Resp {
+fn gone(shared: &Shared, req: &Req, ctx: &Ctx, t: &Token) -> Resp {
     shared.counters.update(|c| c.delta_resyncs += 1);
     let code = shared.config.delta_error_code;
     let mut resp = ctx.error(
@@ -81,14 +105,23 @@ fn gone(shared: &Shared, req: &Req, ctx: &Ctx, select: &str) -> Resp {
         "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
     );
     if code == DeltaErrorCode::ResyncRequired {
-        let mut url = format!("{}{}", shared.base_url, req.path);
-        if !select.is_empty() {
-            url.push_str("?%24select=");
-            url.push_str(
-                &url::form_urlencoded::byte_serialize(select.as_bytes()).collect::<String>(),
-            );
+        // A fresh round with the same query options.
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("$select", &t.select),
+            ("$filter", &t.filter),
+            ("changeType", &t.change_type),
+        ] {
+            if !v.is_empty() {
+                q.append_pair(k, v);
+            }
         }
-        resp.set_header("location", &url);
+        let q = q.finish();
+        let sep = if q.is_empty() { "" } else { "?" };
+        resp.set_header(
+            "location",
+            &format!("{}{}{sep}{q}", shared.base_url, req.path),
+        );
     }
     resp
 }
@@ -123,7 +156,7 @@ pub(crate) fn delta(
             let lifetime = shared.config.delta_token_lifetime.as_millis() as u64;
             let expired = !t.skip && now.saturating_sub(t.issued_ms) >= lifetime;
             if t.epoch != st.delta_epoch || t.folder != folder || expired {
-                return gone(shared, req, ctx, &t.select);
+                return gone(shared, req, ctx, &t);
             }
             if t.skip {
                 t
@@ -144,8 +177,31 @@ pub(crate) fn delta(
             round_start: st.seq,
             after: 0,
             issued_ms: now,
+            change_type: get("changeType").unwrap_or_default(),
+            filter: get("$filter").unwrap_or_default(),
             select: get("$select").unwrap_or_default(),
         },
+    };
+    let filter = match delta_filter(&state.filter) {
+        Ok(f) => f,
+        Err(e) => return ctx.query_error(&e),
+    };
+    let (want_created, want_updated, want_deleted) = match state
+        .change_type
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "" => (true, true, true),
+        "created" => (true, false, false),
+        "updated" => (false, true, false),
+        "deleted" => (false, false, true),
+        other => {
+            return ctx.error(
+                400,
+                "ErrorInvalidParameter",
+                &format!("The value '{other}' of the changeType parameter is invalid: use created, updated or deleted."),
+            );
+        }
     };
     let mut view = View::new();
     view.immutable_ids = p.immutable;
@@ -174,8 +230,18 @@ pub(crate) fn delta(
         }
         last = seq;
         match ch {
-            Change::Live(_) => items.push(*ch),
-            Change::Removed { .. } if seq > threshold => items.push(*ch),
+            Change::Live(k) => {
+                let Some(m) = st.msg(*k) else { continue };
+                let created = m.entered_seq > state.since;
+                let kind_ok = if created { want_created } else { want_updated };
+                let filter_ok = filter
+                    .as_ref()
+                    .is_none_or(|f| f.filter.matches(&|prop| super::msg_value(&st, *k, prop)));
+                if kind_ok && filter_ok {
+                    items.push(*ch);
+                }
+            }
+            Change::Removed { .. } if seq > threshold && want_deleted => items.push(*ch),
             Change::Removed { .. } => {}
         }
     }
@@ -265,6 +331,8 @@ mod tests {
             round_start: 20,
             after: 15,
             issued_ms: 99,
+            change_type: "created".into(),
+            filter: "receivedDateTime ge 2025-01-01T00:00:00Z".into(),
             select: "subject,isRead".into(),
         };
         assert_eq!(decode(&encode(&t)), Some(t));

@@ -881,7 +881,7 @@ fn message_view(pairs: &[(String, String)], p: &Prefs, ctx: &Ctx) -> Result<View
     Ok(view)
 }
 
-fn msg_value(st: &Store, key: u32, prop: odata::Prop) -> odata::Val {
+pub(crate) fn msg_value(st: &Store, key: u32, prop: odata::Prop) -> odata::Val {
     use odata::{Prop, Val};
     let Some(m) = st.msg(key) else {
         return Val::Null;

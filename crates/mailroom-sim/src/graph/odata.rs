@@ -438,6 +438,14 @@ impl Filter {
     }
 }
 
+/// Is this `receivedDateTime ge|gt <date>` (all message delta accepts)?
+pub(crate) fn is_received_lower_bound(f: &Filter) -> bool {
+    matches!(
+        f,
+        Filter::Cmp(Prop::ReceivedDateTime, Op::Ge | Op::Gt, Lit::Date(_))
+    )
+}
+
 /// `$orderby` of message lists (by received time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct OrderBy {

@@ -58,6 +58,8 @@ pub(crate) struct Msg {
     pub(crate) modified_ms: i64,
     pub(crate) read: bool,
     pub(crate) change_seq: u64,
+    /// Sequence number at which it entered its current folder.
+    pub(crate) entered_seq: u64,
     pub(crate) custom: Option<Box<Custom>>,
 }
 
@@ -228,6 +230,7 @@ impl Store {
             modified_ms: received_ms,
             read,
             change_seq: seq,
+            entered_seq: seq,
             custom,
         }));
         key
@@ -487,6 +490,7 @@ impl Store {
         m.version += 1;
         m.folder = dest;
         m.change_seq = seq;
+        m.entered_seq = seq;
         m.modified_ms = m.modified_ms.max(now_ms);
         let f = &mut self.folders[dest as usize];
         f.by_received.insert((m.received_ms, key));

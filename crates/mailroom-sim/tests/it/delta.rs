@@ -403,3 +403,71 @@ async fn delta_with_immutable_ids_reports_them_in_removals() {
         [victim.immutable_id].into_iter().collect()
     );
 }
+
+#[tokio::test]
+async fn delta_filter_on_received_time_and_change_type() {
+    let sim = sim(40, DeltaErrorCode::SyncStateNotFound).await;
+    let g = Graph::new(&sim, ALICE);
+    let mb = sim.mailbox(ALICE).unwrap();
+    let inbox = mb.folder_messages("inbox").unwrap();
+    let cut = inbox[9].received.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let start = format!(
+        "/me/mailFolders/inbox/messages/delta?$filter={}&$select=subject",
+        enc(&format!("receivedDateTime ge {cut}"))
+    );
+    let (items, _, link) = round(&g, &start, 3).await;
+    assert_eq!(
+        ids(&items),
+        inbox[..10].iter().map(|m| m.id.clone()).collect()
+    );
+    // A change to an older message stays outside the filter; new mail is in.
+    mb.set_read(&inbox[30].id, !inbox[30].is_read).unwrap();
+    mb.set_read(&inbox[0].id, !inbox[0].is_read).unwrap();
+    let added = mb.add_messages("inbox", 2).unwrap();
+    let (items, _, _) = round(&g, &link, 10).await;
+    let expect: BTreeSet<String> = added.iter().cloned().chain([inbox[0].id.clone()]).collect();
+    assert_eq!(ids(&items), expect);
+    let (status, err) = g
+        .get(&format!(
+            "/me/mailFolders/inbox/messages/delta?$filter={}",
+            enc("isRead eq false")
+        ))
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("ErrorInvalidUrlQueryFilter"))
+    );
+
+    // changeType: only what was created, updated or deleted.
+    for (change, expect_new, expect_updated, expect_removed) in [
+        ("created", true, false, false),
+        ("updated", false, true, false),
+        ("deleted", false, false, true),
+    ] {
+        let (_, _, link) = round(
+            &g,
+            &format!("/me/mailFolders/inbox/messages/delta?changeType={change}"),
+            50,
+        )
+        .await;
+        let now = mb.folder_messages("inbox").unwrap();
+        let new = mb.add_messages("inbox", 1).unwrap().remove(0);
+        mb.set_subject(&now[0].id, &format!("updated for {change}"))
+            .unwrap();
+        mb.delete_message(&now[1].id).unwrap();
+        let (items, _, _) = round(&g, &link, 50).await;
+        assert_eq!(ids(&items).contains(&new), expect_new, "{change}");
+        assert_eq!(ids(&items).contains(&now[0].id), expect_updated, "{change}");
+        assert_eq!(
+            removed(&items).contains(&now[1].id),
+            expect_removed,
+            "{change}"
+        );
+    }
+    assert_eq!(
+        g.get("/me/mailFolders/inbox/messages/delta?changeType=sometimes")
+            .await
+            .0,
+        400
+    );
+}
