@@ -77,7 +77,7 @@ async fn random_errors_with_retry_after_and_violations() {
 async fn the_fifth_concurrent_request_is_throttled() {
     let sim = start(SimConfig {
         faults: Faults {
-            latency: Duration::from_millis(500),
+            latency: Duration::from_secs(1),
             ..Faults::default()
         },
         ..SimConfig::default()
