@@ -174,6 +174,7 @@ pub enum FolderLayout {
 /// The content is a pure function of `(seed, index)`: the same spec always
 /// produces the same subjects, senders, bodies and attachments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MailboxSpec {
     /// SMTP address, also the `userPrincipalName`.
     pub address: String,
@@ -184,7 +185,6 @@ pub struct MailboxSpec {
     /// Number of generated messages.
     pub messages: usize,
     /// How the messages are spread over folders.
-    #[serde(default)]
     pub layout: FolderLayout,
 }
 
@@ -292,8 +292,26 @@ impl RetryAfter {
 pub struct RequestBudget {
     /// Requests allowed per window.
     pub requests: u32,
-    /// Length of the window.
+    /// Length of the window (seconds, possibly fractional, in JSON).
+    #[serde(with = "secs")]
     pub window: Duration,
+}
+
+/// Durations as (fractional) seconds in JSON: `{"latency": 0.25}`.
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v)
+            .map_err(|e| D::Error::custom(format!("invalid duration {v}: {e}")))
+    }
 }
 
 /// Fault injection for Graph requests (`/v1.0/...`).
@@ -307,7 +325,8 @@ pub struct Faults {
     pub statuses: Vec<u16>,
     /// `Retry-After` sent with 429, 503 and 504 answers.
     pub retry_after: RetryAfter,
-    /// Delay added before every Graph and identity answer.
+    /// Delay added before every Graph and identity answer (seconds in JSON).
+    #[serde(with = "secs")]
     pub latency: Duration,
     /// Concurrent requests allowed per mailbox; the next one gets 429
     /// `ApplicationThrottled`. Default `Some(4)`, like Exchange Online.

@@ -6,6 +6,7 @@
 //! | GET | `/_sim/counters` | |
 //! | POST | `/_sim/counters/reset` | |
 //! | GET | `/_sim/mailboxes` | |
+//! | POST | `/_sim/mailboxes` | a `MailboxSpec`: `{"address", "display_name", "seed", "messages", "layout"}` |
 //! | POST | `/_sim/device/approve` | `{"user_code", "user"}` |
 //! | POST | `/_sim/device/deny` | `{"user_code"}` |
 //! | POST | `/_sim/clock/advance` | `{"seconds": 1.5}` |
@@ -13,7 +14,7 @@
 //! | POST | `/_sim/refresh-failure` | `{"user", "failure": "expired"\|"revoked"\|"consent_required"\|...\|"none"}` |
 //! | POST | `/_sim/expire-access-tokens` | `{"user"}` |
 //! | POST | `/_sim/expire-delta-tokens` | `{"user"}` |
-//! | GET/PUT | `/_sim/faults` | a `Faults` object |
+//! | GET/PUT | `/_sim/faults` | a `Faults` object (durations in seconds; missing fields take defaults) |
 //! | GET | `/_sim/mailboxes/{address}/folders/{folder}/messages` | |
 //! | POST | `/_sim/mailboxes/{address}/messages` | `{"folder", "count"}` or `{"folder", "subject", ...}` |
 //! | POST | `/_sim/mailboxes/{address}/messages/{id}/{move\|read\|unread\|subject\|delete}` | `{"folder"}` / `{"subject"}` |
@@ -181,6 +182,11 @@ fn run(shared: &Arc<Shared>, req: &Req, seg: &[&str]) -> Result<Resp, Resp> {
             let f: Faults = body(req)?;
             *lock(&shared.faults) = f;
             ok(&json!(shared.faults()))
+        }
+        (["mailboxes"], true) => {
+            let spec: crate::MailboxSpec = body(req)?;
+            let cell = shared.add_mailbox(spec).map_err(sim_err)?;
+            ok(&json!({"address": cell.address, "id": cell.user_id}))
         }
         (["mailboxes"], false) => ok(&json!(
             shared

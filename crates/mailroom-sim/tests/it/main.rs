@@ -2,6 +2,7 @@
 
 mod batch;
 mod blackbox;
+mod control;
 mod delta;
 mod faults;
 mod graph;
