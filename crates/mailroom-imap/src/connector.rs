@@ -31,7 +31,7 @@ pub struct ImapOptions {
     /// The Microsoft identity platform host for XOAUTH2 token refreshes
     /// (`mailroom_oauth::DEFAULT_CLOUD`; `mailroom-sim`'s base URL in tests).
     pub authority_url: String,
-    /// New messages per sync page and per `fetch_page` (default 200).
+    /// New messages per sync page and per `fetch_page` (default 500).
     pub page_size: u32,
     /// Bytes of a message read to build its record (default 1 MiB); a larger message
     /// is read up to this size and its record carries a warning.
@@ -47,7 +47,7 @@ impl Default for ImapOptions {
         ImapOptions {
             ca_file: None,
             authority_url: mailroom_oauth::DEFAULT_CLOUD.to_owned(),
-            page_size: 200,
+            page_size: 500,
             max_message_bytes: 1024 * 1024,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),

@@ -138,17 +138,57 @@ async fn fetch_new(
             (format!("UID FETCH {set} {items}"), more)
         }
     };
-    let mut messages = conn
-        .fetch_messages(
-            &command,
-            mailbox,
-            sel.uid_validity,
-            limits.max_message_bytes,
-            last,
-        )
-        .await?;
+    let cap = limits.max_message_bytes;
+    let mut messages = match conn
+        .fetch_messages(&command, mailbox, sel.uid_validity, cap, last)
+        .await
+    {
+        Ok(messages) => messages,
+        // The server could not return some message of the page (a broken file on its
+        // side): read them one by one so one bad message never blocks the folder.
+        Err(Failure::No(text)) => {
+            tracing::warn!(mailbox, %text, "imap fetch refused; reading the page one by one");
+            let id_command = command.replacen(&items, "(UID)", 1);
+            let uids: Vec<u32> = conn
+                .fetch(&id_command)
+                .await?
+                .into_iter()
+                .filter_map(|f| f.uid)
+                .filter(|&u| u > last)
+                .collect();
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                match conn
+                    .fetch_messages(
+                        &format!("UID FETCH {uid} {items}"),
+                        mailbox,
+                        sel.uid_validity,
+                        cap,
+                        last,
+                    )
+                    .await
+                {
+                    Ok(mut one) => out.append(&mut one),
+                    Err(Failure::No(text)) => out.push(unreadable(mailbox, sel, uid, &text)),
+                    Err(other) => return Err(other),
+                }
+            }
+            out
+        }
+        Err(other) => return Err(other),
+    };
     messages.sort_by_key(|m| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid));
     Ok((messages, more))
+}
+
+/// The record of a message the server refused to return.
+fn unreadable(mailbox: &str, sel: &Selected, uid: u32, text: &str) -> Message {
+    Message {
+        remote_id: RemoteId::new(mailbox, sel.uid_validity, uid).to_string(),
+        folder_id: Some(mailbox.to_owned()),
+        warnings: vec![format!("the server could not return this message: {text}")],
+        ..Message::default()
+    }
 }
 
 /// Removals and read-state changes among UIDs `1..=old_last`.
@@ -206,4 +246,27 @@ async fn check_old(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_messages_keep_their_id_and_say_why() {
+        let sel = Selected {
+            uid_validity: 7,
+            ..Selected::default()
+        };
+        let m = unreadable("INBOX", &sel, 42, "[SERVERBUG] Internal error");
+        assert_eq!(m.remote_id, "INBOX:7:42");
+        assert_eq!(
+            m.warnings,
+            ["the server could not return this message: [SERVERBUG] Internal error"]
+        );
+        assert_eq!(
+            record_items(4096),
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]<0.4096>)"
+        );
+    }
 }

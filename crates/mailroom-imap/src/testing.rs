@@ -286,10 +286,10 @@ impl Dovecot {
 
     /// Writes messages straight into `user`'s Maildir INBOX (fast seeding for
     /// benchmarks); Dovecot assigns UIDs on its next look at the folder.
-    pub fn write_maildir_inbox<'a>(
+    pub fn write_maildir_inbox(
         &self,
         user: &str,
-        messages: impl IntoIterator<Item = &'a [u8]>,
+        messages: impl IntoIterator<Item = impl AsRef<[u8]>>,
     ) -> io::Result<usize> {
         let home = self.dir.path().join("mail").join(user);
         let maildir = home.join("Maildir");
@@ -299,6 +299,7 @@ impl Dovecot {
         let (uid, gid) = nobody_ids()?;
         let mut n = 0;
         for (i, raw) in messages.into_iter().enumerate() {
+            let raw = raw.as_ref();
             let path = maildir
                 .join("cur")
                 .join(format!("1700000000.M{i}P1.mailroom,S={}:2,", raw.len()));
