@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use mailroom_core::{Connector, ConnectorError, Credentials};
+use mailroom_core::{
+    AccountKind, Connector, ConnectorError, Credentials, DEFAULT_IMAP_PORT, ImapAuth,
+    ImapCredentials, ImapTls,
+};
+use mailroom_graph::{GraphConfig, GraphConnector};
+use mailroom_imap::{ImapConnector, ImapOptions};
 use mailroom_store::Account;
 
 /// Builds the connector for an account from its decrypted credentials.
@@ -30,5 +35,68 @@ where
         credentials: Credentials,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
         self(account, credentials)
+    }
+}
+
+/// Gmail's IMAP server, for `gmail` accounts whose credentials do not name a host.
+pub const GMAIL_IMAP_HOST: &str = "imap.gmail.com";
+
+/// The production factory: Graph for OAuth2 Outlook accounts, IMAP otherwise.
+#[derive(Debug, Clone)]
+pub struct DefaultFactory {
+    /// Identity platform host (`https://login.microsoftonline.com`, or the simulator).
+    pub authority_url: String,
+    /// Graph settings (URL, shared HTTP client, immutable ids, …).
+    pub graph: GraphConfig,
+    /// IMAP settings (CA file, page size, …); its `authority_url` is set from
+    /// [`authority_url`](Self::authority_url).
+    pub imap: ImapOptions,
+}
+
+impl DefaultFactory {
+    /// A factory for this identity platform host and Graph root.
+    pub fn new(authority_url: impl Into<String>, graph: GraphConfig, imap: ImapOptions) -> Self {
+        let authority_url = authority_url.into();
+        let imap = imap.authority_url(authority_url.clone());
+        DefaultFactory { authority_url, graph, imap }
+    }
+}
+
+impl ConnectorFactory for DefaultFactory {
+    fn connector(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let imap = |creds: ImapCredentials| -> Result<Arc<dyn Connector>, ConnectorError> {
+            Ok(Arc::new(ImapConnector::new(creds, &account.email, self.imap.clone())?))
+        };
+        match (account.kind, credentials) {
+            (_, Credentials::Imap(creds)) => imap(creds),
+            (AccountKind::Outlook, Credentials::OAuth(oauth)) => Ok(Arc::new(
+                GraphConnector::from_credentials(
+                    &account.email,
+                    oauth,
+                    &self.authority_url,
+                    self.graph.clone(),
+                )?,
+            )),
+            // Gmail with an OAuth2 token the caller keeps fresh: XOAUTH2 on Gmail's IMAP.
+            (AccountKind::Gmail, Credentials::OAuth(oauth)) => imap(ImapCredentials {
+                host: GMAIL_IMAP_HOST.to_owned(),
+                port: DEFAULT_IMAP_PORT,
+                tls: ImapTls::Implicit,
+                username: Some(account.email.clone()),
+                auth: ImapAuth::OAuth(oauth),
+                extra: Default::default(),
+            }),
+            (AccountKind::Imap, Credentials::OAuth(_)) => Err(ConnectorError::new(
+                mailroom_core::ErrorKind::InvalidConfig,
+                format!(
+                    "account {} is an imap account but its credentials have no \"type\": \"imap\" (host, port, login)",
+                    account.email
+                ),
+            )),
+        }
     }
 }

@@ -32,7 +32,7 @@ mod observer;
 mod worker;
 
 pub use engine::{AccountReport, FolderReport, Lease, Outcome, SyncRequest, Syncer};
-pub use factory::ConnectorFactory;
+pub use factory::{ConnectorFactory, DefaultFactory, GMAIL_IMAP_HOST};
 pub use observer::{NoopObserver, SyncObserver};
 pub use worker::{WorkerConfig, WorkerStats};
 
