@@ -286,6 +286,7 @@ pub(crate) fn content_with(
 struct Sentence {
     text: String,
     html: String,
+    chars: usize,
 }
 
 const POOL_SIZE: usize = 2048;
@@ -315,7 +316,8 @@ fn pool() -> &'static [Sentence] {
                 }
                 text.push('.');
                 let html = escape(&text);
-                Sentence { text, html }
+                let chars = text.chars().count();
+                Sentence { text, html, chars }
             })
             .collect()
     })
@@ -389,23 +391,41 @@ pub(crate) fn render_html(plan: &Plan, atts: &[AttSpec]) -> String {
     html
 }
 
-/// `bodyPreview` of a plan, without rendering the HTML.
+/// `bodyPreview` of a plan, without rendering the HTML: the text is
+/// single-spaced already, so this is the first 255 characters.
 pub(crate) fn plan_preview(plan: &Plan) -> String {
+    const MAX: usize = 255;
     let pool = pool();
-    let mut text = format!("Message {}.", plan.index);
-    'outer: for (p, para) in plan.paragraphs.iter().enumerate() {
+    let mut out = String::with_capacity(MAX * 2);
+    let head = format!("Message {}.", plan.index);
+    let mut n = head.len();
+    out.push_str(&head);
+    let mut push = |piece: &str, chars: usize, out: &mut String| -> bool {
+        if n + 1 + chars <= MAX {
+            out.push(' ');
+            out.push_str(piece);
+            n += 1 + chars;
+            true
+        } else {
+            if n < MAX {
+                out.push(' ');
+                out.extend(piece.chars().take(MAX - n - 1));
+            }
+            false
+        }
+    };
+    for (p, para) in plan.paragraphs.iter().enumerate() {
         for &s in para {
-            text.push(' ');
-            text.push_str(&pool[s as usize].text);
-            if text.len() > 1200 {
-                break 'outer;
+            let s = &pool[s as usize];
+            if !push(&s.text, s.chars, &mut out) {
+                return out;
             }
         }
-        if p == 0 && plan.link {
-            text.push_str(" link");
+        if p == 0 && plan.link && !push("link", 4, &mut out) {
+            return out;
         }
     }
-    preview(&text)
+    out
 }
 
 fn escape_into(mut s: &str, out: &mut String) {
@@ -619,6 +639,7 @@ pub(crate) fn preview_html(html: &str) -> String {
 }
 
 /// `bodyPreview` of a plain text.
+#[cfg(test)]
 pub(crate) fn preview(text: &str) -> String {
     let mut out = String::with_capacity(256);
     let mut n = 0;
