@@ -56,6 +56,16 @@ struct Args {
     /// or POST /_sim/device/approve).
     #[arg(long)]
     no_auto_approve: bool,
+    /// Approve a pending device code on this (well-paced) token poll.
+    #[arg(long, default_value_t = 2)]
+    auto_approve_after: u32,
+    /// Polling `interval` of device codes, in seconds (0 lets clients poll
+    /// at once: handy for fast end-to-end tests).
+    #[arg(long, default_value_t = 5)]
+    device_code_interval: u64,
+    /// `expires_in` of device codes, in seconds.
+    #[arg(long, default_value_t = 900)]
+    device_code_lifetime: u64,
     /// Register a confidential client as CLIENT_ID=SECRET (repeatable).
     #[arg(long = "confidential-client", value_name = "CLIENT_ID=SECRET")]
     confidential_clients: Vec<String>,
@@ -109,7 +119,13 @@ fn config(args: &Args) -> Result<SimConfig, String> {
         access_token_lifetime: Duration::from_secs(args.access_token_lifetime),
         refresh_token_lifetime: Duration::from_secs(args.refresh_token_lifetime),
         strict_refresh_rotation: args.strict_rotation,
-        auto_approve_after_polls: if args.no_auto_approve { None } else { Some(2) },
+        auto_approve_after_polls: if args.no_auto_approve {
+            None
+        } else {
+            Some(args.auto_approve_after)
+        },
+        device_code_interval: Duration::from_secs(args.device_code_interval),
+        device_code_lifetime: Duration::from_secs(args.device_code_lifetime),
         faults: Faults {
             error_rate: args.fault_rate,
             retry_after: retry_after(&args.retry_after)?,

@@ -159,6 +159,13 @@ impl Simulator {
         Ok(t)
     }
 
+    /// Every access token, refresh token and device code this simulator
+    /// has handed out, so a test can check that none of them leaked into
+    /// logs or error messages.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.issued_secrets()
+    }
+
     /// Approves a pending device code (by its user code) as `user`.
     pub fn approve_device_code(&self, user_code: &str, user: &str) -> Result<()> {
         self.shared.approve_locked(user_code, user)

@@ -566,6 +566,20 @@ impl Shared {
         }
     }
 
+    /// Every access token, refresh token and device code handed out.
+    pub(crate) fn issued_secrets(&self) -> Vec<String> {
+        let ident = self.identity();
+        let mut out: Vec<String> = ident
+            .access
+            .keys()
+            .chain(ident.refresh.keys())
+            .chain(ident.device_codes.keys())
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
     pub(crate) fn script_refresh_failure_locked(&self, user: &str, failure: RefreshFailure) {
         let mut ident = self.identity();
         if failure == RefreshFailure::None {

@@ -693,3 +693,28 @@ async fn confidential_clients_may_use_basic_auth() {
         "{dump:.2000}"
     );
 }
+
+#[tokio::test]
+async fn issued_secrets_lists_every_token_and_device_code() {
+    let sim = start(quiet()).await;
+    let t = sim
+        .issue_tokens(DEMO, APP, &["Mail.Read", "offline_access"])
+        .unwrap();
+    let (_, dc) = device_code(&sim, "Mail.Read").await;
+    let secrets = sim.issued_secrets();
+    assert!(secrets.contains(&t.access_token));
+    assert!(secrets.contains(t.refresh_token.as_ref().unwrap()));
+    assert!(secrets.contains(&dc["device_code"].as_str().unwrap().to_owned()));
+    assert_eq!(secrets.len(), 3);
+    // A zero interval lets a client poll back to back.
+    let sim = start(SimConfig {
+        device_code_interval: Duration::ZERO,
+        ..quiet()
+    })
+    .await;
+    let (_, dc) = device_code(&sim, "Mail.Read").await;
+    assert_eq!(dc["interval"], 0);
+    let code = dc["device_code"].as_str().unwrap();
+    assert_eq!(poll(&sim, code).await.1["error"], "authorization_pending");
+    assert_eq!(poll(&sim, code).await.0, 200);
+}
