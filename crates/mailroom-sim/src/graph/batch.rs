@@ -95,6 +95,13 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> Resp {
             }
         }
     }
+    if has_cycle(&batch.requests, &ids) {
+        return ctx.error(
+            400,
+            "BadRequest",
+            "The dependsOn of the batch requests form a cycle.",
+        );
+    }
     let cell = match authenticate(shared, req, ctx) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -210,6 +217,27 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> Resp {
         .map(|i| item_json(&ids[i], results[i].as_ref()))
         .collect();
     Resp::json(StatusCode::OK, &json!({ "responses": responses }))
+}
+
+fn has_cycle(items: &[Item], ids: &[String]) -> bool {
+    let mut done = vec![false; items.len()];
+    loop {
+        let ready: Vec<usize> = (0..items.len())
+            .filter(|&i| !done[i])
+            .filter(|&i| {
+                items[i]
+                    .depends_on
+                    .iter()
+                    .all(|d| ids.iter().position(|x| x == d).is_some_and(|j| done[j]))
+            })
+            .collect();
+        if ready.is_empty() {
+            return done.iter().any(|d| !d);
+        }
+        for i in ready {
+            done[i] = true;
+        }
+    }
 }
 
 /// The request an item describes, with the batch's `Authorization`.

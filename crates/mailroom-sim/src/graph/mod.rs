@@ -777,10 +777,9 @@ fn list_folders(
         .map(|k| folder_json(&st, *k))
         .collect();
     let mut body = serde_json::Map::new();
-    let ctx_path = if parent.is_some() {
-        "mailFolders('{id}')/childFolders"
-    } else {
-        "mailFolders"
+    let ctx_path = match parent {
+        Some(id) => format!("mailFolders('{id}')/childFolders"),
+        None => "mailFolders".to_owned(),
     };
     body.insert(
         "@odata.context".into(),

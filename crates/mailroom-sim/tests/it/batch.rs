@@ -94,6 +94,16 @@ async fn batch_limits_and_dependencies() {
         )
         .await;
     assert_eq!(status, 400, "unknown dependency");
+    let (status, _) = g
+        .post(
+            "/$batch",
+            json!({"requests": [
+                {"id": "1", "method": "GET", "url": "/me", "dependsOn": ["2"]},
+                {"id": "2", "method": "GET", "url": "/me", "dependsOn": ["1"]},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 400, "a dependency cycle");
 
     let (status, body) = g
         .post(
