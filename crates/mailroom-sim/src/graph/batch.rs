@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, admit, authenticate, count_status, execute, parse_route, release};
+use super::{Ctx, InFlight, admit, authenticate, count_status, execute, parse_route};
 use crate::counters::bump;
 use crate::http::{Req, Resp};
 use crate::server::segments;
@@ -136,7 +136,8 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> Resp {
         if wave.is_empty() {
             break;
         }
-        let mut admitted = 0u32;
+        let mut admitted = InFlight::new(cell.clone(), 0);
+        let mut any = false;
         let mut wave_results = Vec::with_capacity(wave.len());
         for &i in &wave {
             let item = &batch.requests[i];
@@ -174,7 +175,8 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> Resp {
                             Ok((template, route)) => match admit(shared, &cell, &item_ctx, true) {
                                 Err(r) => (Some(template), *r),
                                 Ok(()) => {
-                                    admitted += 1;
+                                    admitted.add(1);
+                                    any = true;
                                     (
                                         Some(template),
                                         execute(shared, &cell, &sub, &route, &item_ctx),
@@ -196,10 +198,10 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> Resp {
             });
             wave_results.push((i, item_ctx.finish(resp)));
         }
-        if admitted > 0 && !latency.is_zero() {
+        if any && !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        release(&cell, admitted);
+        drop(admitted);
         for (i, r) in wave_results {
             results[i] = Some(r);
         }

@@ -319,13 +319,14 @@ pub(crate) async fn handle_graph(shared: &Arc<Shared>, req: Req, seg: &[&str]) -
     let resp = match admit(shared, &cell, &ctx, false) {
         Err(resp) => *resp,
         Ok(()) => {
+            // Released on drop: a client that hangs up during the latency
+            // (or a panicking handler) must not leave a slot taken.
+            let _slot = InFlight::new(cell.clone(), 1);
             let latency = shared.faults().latency;
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
-            let r = execute(shared, &cell, &req, &route, &ctx);
-            release(&cell, 1);
-            r
+            execute(shared, &cell, &req, &route, &ctx)
         }
     };
     count_status(shared, &cell, &resp);
@@ -494,9 +495,32 @@ pub(crate) fn fault_response(
     (resp, wait)
 }
 
-pub(crate) fn release(cell: &MailboxCell, n: u32) {
+fn release(cell: &MailboxCell, n: u32) {
     let mut t = lock(&cell.throttle);
     t.in_flight = t.in_flight.saturating_sub(n);
+}
+
+/// Admitted requests of a mailbox, released when dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    cell: Arc<MailboxCell>,
+    n: u32,
+}
+
+impl InFlight {
+    pub(crate) fn new(cell: Arc<MailboxCell>, n: u32) -> InFlight {
+        InFlight { cell, n }
+    }
+
+    pub(crate) fn add(&mut self, n: u32) {
+        self.n += n;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        release(&self.cell, self.n);
+    }
 }
 
 fn now_ms(shared: &Shared) -> i64 {

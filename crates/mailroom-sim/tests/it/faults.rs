@@ -246,3 +246,32 @@ async fn other_users_mailboxes_are_forbidden() {
     .unwrap_err();
     assert!(matches!(err, mailroom_sim::Error::UnknownMailbox(_)));
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_frees_its_slot() {
+    let sim = start(SimConfig {
+        faults: Faults {
+            latency: Duration::from_millis(400),
+            mailbox_concurrency_limit: Some(1),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = impatient
+            .get(format!("{}/me", sim.graph_url()))
+            .bearer_auth(&g.token)
+            .send()
+            .await;
+        assert!(r.is_err(), "timed out");
+    }
+    // The server notices the hang-ups once the sleeps are cancelled.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(g.get("/me").await.0, 200);
+}
