@@ -92,8 +92,15 @@ fn delta_filter(raw: &str) -> Result<Option<odata::ParsedFilter>, odata::QueryEr
     }
 }
 
-fn link(shared: &Shared, req: &Req, param: &str, token: &Token) -> String {
-    format!("{}{}?{param}={}", shared.base_url, req.path, encode(token))
+/// Next and delta links name the folder by id in OData key syntax, as
+/// Graph's do (`/me/mailFolders('AQMk…')/messages/microsoft.graph.delta()`),
+/// whatever form the client used: clients must follow them as opaque URLs.
+fn link(shared: &Shared, folder_id: &str, param: &str, token: &Token) -> String {
+    format!(
+        "{}/v1.0/me/mailFolders('{folder_id}')/messages/microsoft.graph.delta()?{param}={}",
+        shared.base_url,
+        encode(token)
+    )
 }
 
 fn gone(shared: &Shared, req: &Req, ctx: &Ctx, t: &Token) -> Resp {
@@ -285,7 +292,7 @@ pub(crate) fn delta(
             "@odata.nextLink",
             link(
                 shared,
-                req,
+                st.folder_id_ref(folder),
                 "$skiptoken",
                 &Token {
                     after: last,
@@ -302,7 +309,10 @@ pub(crate) fn delta(
             issued_ms: now,
             ..state.clone()
         };
-        ("@odata.deltaLink", link(shared, req, "$deltatoken", &t))
+        (
+            "@odata.deltaLink",
+            link(shared, st.folder_id_ref(folder), "$deltatoken", &t),
+        )
     };
     out.extend_from_slice(format!(",\"{name}\":").as_bytes());
     let _ = serde_json::to_writer(&mut out, &next);
