@@ -332,6 +332,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn random_tokens_never_panic() {
+        let mut r = crate::rng::Rng::new(9);
+        for _ in 0..5_000 {
+            let len = r.index(120);
+            let _ = decode(&r.token(len));
+        }
+        // Valid base64 of garbage too.
+        for raw in [
+            "s|1",
+            "d|1|2|3|4|5|6|!!|!!|!!",
+            "x|1|2|3|4|5|6|||",
+            "s|1|2|3|4|5|6",
+        ] {
+            assert_eq!(decode(&B64.encode(raw)), None, "{raw}");
+        }
+    }
+
+    #[test]
     fn tokens_round_trip() {
         let t = Token {
             skip: true,

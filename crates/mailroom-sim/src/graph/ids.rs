@@ -183,6 +183,15 @@ mod tests {
     }
 
     #[test]
+    fn random_ids_never_panic() {
+        let mut r = crate::rng::Rng::new(5);
+        for _ in 0..20_000 {
+            let len = r.index(200);
+            let _ = decode(&r.token(len));
+        }
+    }
+
+    #[test]
     fn edited_ids_are_malformed() {
         let id = encode(
             5,

@@ -686,6 +686,34 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics() {
+        let alphabet: Vec<char> = "abc eqgtlendorot()',:-+.TZ0123456789/$ü日"
+            .chars()
+            .collect();
+        let mut r = crate::rng::Rng::new(11);
+        for _ in 0..20_000 {
+            let len = r.index(40);
+            let s: String = (0..len).map(|_| *r.pick(&alphabet)).collect();
+            let _ = parse_filter(&s);
+            let _ = parse_orderby(&s);
+            let _ = parse_date(&s);
+            let _ = split_top(&s);
+        }
+        for s in [
+            "receivedDateTime ge",
+            "(",
+            ")",
+            "not",
+            "contains(",
+            "contains(subject,",
+            "isRead eq true and",
+            "''''",
+        ] {
+            assert!(parse_filter(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
     fn timestamps_format_like_graph() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_ms(1_748_736_000_999), "2025-06-01T00:00:00Z");
