@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use crate::proto::remote_id::RemoteId;
 use crate::proto::uidset::UidSet;
 use crate::proto::{conventional_names, quote, quote_mailbox, role_of, utf7};
-use crate::session::{Caps, Conn, Failure, Listed, map_imap_error};
+use crate::session::{Caps, Conn, Failure, Listed, OpError, Reopen, map_imap_error};
 use crate::sync::{Limits, record_items, sync_page};
 use crate::transport::{self, Plain, Stream, XOAuth2, check_tls_policy};
 
@@ -125,25 +125,6 @@ impl fmt::Debug for ImapConnector {
                 },
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// An error inside an operation: an IMAP failure still to be given its context, or a
-/// finished error.
-enum OpError {
-    Imap(Failure),
-    Done(ConnectorError),
-}
-
-impl From<Failure> for OpError {
-    fn from(f: Failure) -> Self {
-        OpError::Imap(f)
-    }
-}
-
-impl From<ConnectorError> for OpError {
-    fn from(e: ConnectorError) -> Self {
-        OpError::Done(e)
     }
 }
 
@@ -525,6 +506,12 @@ impl ImapConnector {
     }
 }
 
+impl Reopen for ImapConnector {
+    fn reopen(&self) -> futures::future::BoxFuture<'_, Result<Conn, ConnectorError>> {
+        Box::pin(self.open())
+    }
+}
+
 async fn greeting(
     client: &mut async_imap::Client<
         impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + fmt::Debug + Send,
@@ -806,7 +793,7 @@ impl Connector for ImapConnector {
         let limits = self.limits();
         with_conn!(self, &context, ErrorKind::NotFound, |conn| async {
             let mailbox = Self::mailbox_of(conn, folder).await?;
-            Ok(sync_page(conn, &mailbox, cursor.as_ref(), limits).await?)
+            sync_page(conn, &mailbox, cursor.as_ref(), limits, self).await
         })
     }
 

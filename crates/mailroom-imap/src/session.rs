@@ -57,17 +57,27 @@ pub enum Failure {
     No(String),
     /// Tagged BAD: the server did not understand the command; the session is fine.
     Bad(String),
+    /// Untagged BYE: the server ended the session (Dovecot does so when it cannot
+    /// read a message file during a FETCH).
+    Bye(String),
 }
 
 impl Failure {
     /// True when the session must be dropped.
     pub fn breaks_session(&self) -> bool {
-        matches!(self, Failure::Connection(_) | Failure::Garbled(_))
+        matches!(
+            self,
+            Failure::Connection(_) | Failure::Garbled(_) | Failure::Bye(_)
+        )
     }
 
     /// A connector error saying what was being done; `no_kind` is the kind of a NO.
     pub fn into_error(self, context: impl std::fmt::Display, no_kind: ErrorKind) -> ConnectorError {
         match self {
+            Failure::Bye(m) => ConnectorError::new(
+                ErrorKind::Transient,
+                format!("{context}: server closed the connection: {m}"),
+            ),
             Failure::Connection(m) => {
                 ConnectorError::new(ErrorKind::Transient, format!("{context}: {m}"))
             }
@@ -97,6 +107,35 @@ impl Failure {
             }
         }
     }
+}
+
+/// An error inside an operation: an IMAP failure still to be given its context, or a
+/// finished error.
+#[derive(Debug)]
+pub enum OpError {
+    /// An IMAP failure.
+    Imap(Failure),
+    /// A finished error.
+    Done(ConnectorError),
+}
+
+impl From<Failure> for OpError {
+    fn from(f: Failure) -> Self {
+        OpError::Imap(f)
+    }
+}
+
+impl From<ConnectorError> for OpError {
+    fn from(e: ConnectorError) -> Self {
+        OpError::Done(e)
+    }
+}
+
+/// Opens a new logged-in connection (the connector), for code that must replace a
+/// session the server closed.
+pub trait Reopen: Send + Sync {
+    /// A new connection.
+    fn reopen(&self) -> futures::future::BoxFuture<'_, Result<Conn, ConnectorError>>;
 }
 
 /// The `[CODE]` at the start of a response text, upper case.
@@ -318,10 +357,9 @@ impl Conn {
                     information,
                     ..
                 } => {
-                    return Err(Failure::Connection(format!(
-                        "server closed the connection: {}",
-                        information.as_deref().unwrap_or("BYE")
-                    )));
+                    return Err(Failure::Bye(
+                        information.as_deref().unwrap_or("BYE").to_owned(),
+                    ));
                 }
                 Response::Data {
                     status: Status::Ok,

@@ -7,7 +7,7 @@ use crate::proto::cursor::Cursor;
 use crate::proto::remote_id::RemoteId;
 use crate::proto::uidset::UidSet;
 use crate::proto::utf7;
-use crate::session::{Conn, Failure, Selected};
+use crate::session::{Conn, Failure, OpError, Reopen, Selected};
 
 /// The FETCH items of a message record: flags, dates, size and the first `cap` bytes.
 pub fn record_items(cap: u32) -> String {
@@ -29,7 +29,8 @@ pub async fn sync_page(
     mailbox: &str,
     cursor: Option<&SyncCursor>,
     limits: Limits,
-) -> Result<SyncPage, Failure> {
+    reopen: &dyn Reopen,
+) -> Result<SyncPage, OpError> {
     let wire = utf7::encode(mailbox);
     let sel = conn.select(&wire).await?;
     let decoded = cursor.and_then(|c| Cursor::decode(c.as_str()));
@@ -59,7 +60,7 @@ pub async fn sync_page(
     });
     let old_last = cur.last_uid;
 
-    let (new_messages, more) = fetch_new(conn, mailbox, &sel, old_last, limits).await?;
+    let (new_messages, more) = fetch_new(conn, mailbox, &sel, old_last, limits, reopen).await?;
 
     let mut changes = Vec::new();
     if !more {
@@ -95,12 +96,14 @@ async fn fetch_new(
     sel: &Selected,
     last: u32,
     limits: Limits,
-) -> Result<(Vec<Message>, bool), Failure> {
+    reopen: &dyn Reopen,
+) -> Result<(Vec<Message>, bool), OpError> {
     if sel.exists == 0 {
         return Ok((Vec::new(), false));
     }
     let page = limits.page_size.max(1);
-    let items = record_items(limits.max_message_bytes);
+    let cap = limits.max_message_bytes;
+    let items = record_items(cap);
     let expunges_before = conn.expunges_seen;
     // Where does UID `last` sit? Sequence numbers are stable while no EXPUNGE arrives,
     // and the server may not send one during a (non-UID) FETCH.
@@ -122,15 +125,7 @@ async fn fetch_new(
         }
         None => {
             // UID `last` is gone (or numbers moved): ask for the UIDs above it.
-            let mut uids: Vec<u32> = conn
-                .uid_search(&format!("UID {}:*", u64::from(last) + 1))
-                .await?
-                .into_iter()
-                .filter(|&u| u > last)
-                .collect();
-            uids.sort_unstable();
-            let more = uids.len() > page as usize;
-            uids.truncate(page as usize);
+            let (uids, more) = uids_after(conn, last, page).await?;
             if uids.is_empty() {
                 return Ok((Vec::new(), false));
             }
@@ -138,47 +133,78 @@ async fn fetch_new(
             (format!("UID FETCH {set} {items}"), more)
         }
     };
-    let cap = limits.max_message_bytes;
-    let mut messages = match conn
+    let failure = match conn
         .fetch_messages(&command, mailbox, sel.uid_validity, cap, last)
         .await
     {
-        Ok(messages) => messages,
-        // The server could not return some message of the page (a broken file on its
-        // side): read them one by one so one bad message never blocks the folder.
-        Err(Failure::No(text)) => {
-            tracing::warn!(mailbox, %text, "imap fetch refused; reading the page one by one");
-            let id_command = command.replacen(&items, "(UID)", 1);
-            let uids: Vec<u32> = conn
-                .fetch(&id_command)
-                .await?
-                .into_iter()
-                .filter_map(|f| f.uid)
-                .filter(|&u| u > last)
-                .collect();
-            let mut out = Vec::with_capacity(uids.len());
-            for uid in uids {
-                match conn
-                    .fetch_messages(
-                        &format!("UID FETCH {uid} {items}"),
-                        mailbox,
-                        sel.uid_validity,
-                        cap,
-                        last,
-                    )
-                    .await
-                {
-                    Ok(mut one) => out.append(&mut one),
-                    Err(Failure::No(text)) => out.push(unreadable(mailbox, sel, uid, &text)),
-                    Err(other) => return Err(other),
-                }
-            }
-            out
+        Ok(mut messages) => {
+            messages.sort_by_key(|m| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid));
+            return Ok((messages, more));
         }
-        Err(other) => return Err(other),
+        Err(f @ (Failure::No(_) | Failure::Bye(_))) => f,
+        Err(other) => return Err(other.into()),
     };
-    messages.sort_by_key(|m| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid));
+    // The server could not return some message of the page (a broken file on its
+    // side: NO, or BYE from Dovecot): read the page message by message, on a new
+    // connection when needed, so one bad message never blocks the folder.
+    tracing::warn!(
+        mailbox,
+        ?failure,
+        "imap page fetch failed; reading it one by one"
+    );
+    let wire = utf7::encode(mailbox);
+    if failure.breaks_session() {
+        reconnect(conn, reopen, &wire, sel).await?;
+    }
+    let (uids, more) = uids_after(conn, last, page).await?;
+    let mut messages = Vec::with_capacity(uids.len());
+    for uid in uids {
+        let command = format!("UID FETCH {uid} {items}");
+        match conn
+            .fetch_messages(&command, mailbox, sel.uid_validity, cap, last)
+            .await
+        {
+            Ok(mut one) => messages.append(&mut one),
+            Err(Failure::No(text)) => messages.push(unreadable(mailbox, sel, uid, &text)),
+            Err(Failure::Bye(text)) => {
+                messages.push(unreadable(mailbox, sel, uid, &text));
+                reconnect(conn, reopen, &wire, sel).await?;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
     Ok((messages, more))
+}
+
+/// The first `page` UIDs above `last`, ascending, and whether more exist.
+async fn uids_after(conn: &mut Conn, last: u32, page: u32) -> Result<(Vec<u32>, bool), Failure> {
+    let mut uids: Vec<u32> = conn
+        .uid_search(&format!("UID {}:*", u64::from(last) + 1))
+        .await?
+        .into_iter()
+        .filter(|&u| u > last)
+        .collect();
+    uids.sort_unstable();
+    let more = uids.len() > page as usize;
+    uids.truncate(page as usize);
+    Ok((uids, more))
+}
+
+/// Replaces a session the server closed and selects the mailbox again.
+async fn reconnect(
+    conn: &mut Conn,
+    reopen: &dyn Reopen,
+    wire: &str,
+    sel: &Selected,
+) -> Result<(), OpError> {
+    *conn = reopen.reopen().await?;
+    let again = conn.select(wire).await?;
+    if again.uid_validity != sel.uid_validity {
+        return Err(
+            Failure::Connection("the folder's UIDVALIDITY changed during the sync".into()).into(),
+        );
+    }
+    Ok(())
 }
 
 /// The record of a message the server refused to return.

@@ -195,3 +195,39 @@ async fn resume_from_a_mid_enumeration_cursor() {
         .unwrap();
     assert!(page.reset);
 }
+
+#[tokio::test]
+async fn a_message_the_server_cannot_read_does_not_block_the_folder() {
+    let d = dovecot();
+    d.write_maildir_inbox("alice", (1..=3).map(mail)).unwrap();
+    // Make the second file unreadable for Dovecot's mail process (it runs as nobody).
+    let cur = d.dir().join("mail/alice/Maildir/cur");
+    let mut files: Vec<_> = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let broken = &files[1];
+    std::os::unix::fs::chown(broken, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(broken, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+
+    let c = connector(&d, "alice");
+    let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
+    let upserts: Vec<_> = pages
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter_map(|c| match c {
+            Change::Upsert(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(upserts.len(), 3, "{upserts:?}");
+    let readable: Vec<_> = upserts.iter().filter_map(|m| m.subject.clone()).collect();
+    assert_eq!(readable, ["Message 1", "Message 3"]);
+    let bad = upserts.iter().find(|m| m.subject.is_none()).unwrap();
+    assert!(
+        bad.warnings[0].starts_with("the server could not return this message"),
+        "{:?}",
+        bad.warnings
+    );
+}
