@@ -11,7 +11,7 @@
 //! | POST | `/_sim/device/deny` | `{"user_code"}` |
 //! | POST | `/_sim/clock/advance` | `{"seconds": 1.5}` |
 //! | POST | `/_sim/tokens` | `{"user", "client_id", "scopes": [..]}` |
-//! | POST | `/_sim/refresh-failure` | `{"user", "failure": "expired"\|"revoked"\|"consent_required"\|...\|"none"}` |
+//! | POST | `/_sim/refresh-failure` | `{"user", "failure": "expired"\|"revoked"\|"consent_required"\|...\|"none", "times"?: N}` |
 //! | POST | `/_sim/expire-access-tokens` | `{"user"}` |
 //! | POST | `/_sim/expire-delta-tokens` | `{"user"}` |
 //! | GET/PUT | `/_sim/faults` | a `Faults` object (durations in seconds; missing fields take defaults) |
@@ -92,6 +92,8 @@ struct Mutation {
 struct Script {
     user: String,
     failure: RefreshFailure,
+    #[serde(default)]
+    times: Option<u32>,
 }
 
 pub(crate) fn handle(shared: &Arc<Shared>, req: &Req, seg: &[&str]) -> Resp {
@@ -162,7 +164,7 @@ fn run(shared: &Arc<Shared>, req: &Req, seg: &[&str]) -> Result<Resp, Resp> {
         (["refresh-failure"], true) => {
             let b: Script = body(req)?;
             shared.known_user(&b.user).map_err(sim_err)?;
-            shared.script_refresh_failure_locked(&b.user, b.failure);
+            shared.script_refresh_failure_locked(&b.user, b.failure, b.times);
             ok(&json!({"user": b.user, "failure": b.failure}))
         }
         (["expire-access-tokens"], true) => {

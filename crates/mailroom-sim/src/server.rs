@@ -180,7 +180,22 @@ impl Simulator {
     /// ([`RefreshFailure::None`] clears it).
     pub fn script_refresh_failure(&self, user: &str, failure: RefreshFailure) -> Result<()> {
         self.shared.known_user(user)?;
-        self.shared.script_refresh_failure_locked(user, failure);
+        self.shared
+            .script_refresh_failure_locked(user, failure, None);
+        Ok(())
+    }
+
+    /// Makes only the next `times` refreshes of `user` fail this way (e.g.
+    /// one [`RefreshFailure::ServerError`] to test a retry).
+    pub fn script_refresh_failure_times(
+        &self,
+        user: &str,
+        failure: RefreshFailure,
+        times: u32,
+    ) -> Result<()> {
+        self.shared.known_user(user)?;
+        self.shared
+            .script_refresh_failure_locked(user, failure, Some(times));
         Ok(())
     }
 

@@ -111,7 +111,9 @@ pub(crate) struct IdentityState {
     user_codes: HashMap<String, String>,
     pub(crate) access: HashMap<String, AccessToken>,
     refresh: HashMap<String, RefreshToken>,
-    scripted: HashMap<String, RefreshFailure>,
+    /// Scripted failure per account and how many refreshes it still hits
+    /// (`None` = all of them).
+    scripted: HashMap<String, (RefreshFailure, Option<u32>)>,
 }
 
 impl std::fmt::Debug for IdentityState {
@@ -435,14 +437,29 @@ impl Shared {
             .utc(rec.issued_at)
             .format("%Y-%m-%dT%H:%M:%S%.6f0Z")
             .to_string();
-        let scripted = ident
-            .scripted
-            .get(&user)
-            .copied()
-            .unwrap_or(RefreshFailure::None);
+        let scripted = match ident.scripted.get_mut(&user) {
+            Some((f, Some(left))) => {
+                let f = *f;
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    ident.scripted.remove(&user);
+                }
+                f
+            }
+            Some((f, None)) => *f,
+            None => RefreshFailure::None,
+        };
         if let Some(e) = scripted_error(scripted, client_id, &issued) {
             return fail(e);
         }
+        let Some(rec) = ident.refresh.get(rt) else {
+            return fail(AadError::new(
+                400,
+                "invalid_grant",
+                9_002_313,
+                "Invalid request. Request is malformed or invalid.",
+            ));
+        };
         if rec.redeemed {
             let strict = self.config.strict_refresh_rotation;
             self.counters.update(|c| {
@@ -580,12 +597,21 @@ impl Shared {
         out
     }
 
-    pub(crate) fn script_refresh_failure_locked(&self, user: &str, failure: RefreshFailure) {
+    /// Scripts a refresh failure for the next `times` refreshes of `user`
+    /// (`None` = until cleared).
+    pub(crate) fn script_refresh_failure_locked(
+        &self,
+        user: &str,
+        failure: RefreshFailure,
+        times: Option<u32>,
+    ) {
         let mut ident = self.identity();
-        if failure == RefreshFailure::None {
+        if failure == RefreshFailure::None || times == Some(0) {
             ident.scripted.remove(&user.to_ascii_lowercase());
         } else {
-            ident.scripted.insert(user.to_ascii_lowercase(), failure);
+            ident
+                .scripted
+                .insert(user.to_ascii_lowercase(), (failure, times));
         }
     }
 

@@ -718,3 +718,31 @@ async fn issued_secrets_lists_every_token_and_device_code() {
     assert_eq!(poll(&sim, code).await.1["error"], "authorization_pending");
     assert_eq!(poll(&sim, code).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_failure_scripted_for_n_refreshes_then_clears() {
+    let sim = start(quiet()).await;
+    let rt = sim
+        .issue_tokens(DEMO, APP, &["Mail.Read", "offline_access"])
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    sim.script_refresh_failure_times(DEMO, RefreshFailure::ServerError, 2)
+        .unwrap();
+    assert_eq!(refresh(&sim, &rt, &[]).await.0, 500);
+    assert_eq!(refresh(&sim, &rt, &[]).await.0, 500);
+    let (status, body) = refresh(&sim, &rt, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    // Over the control API too.
+    let r = client()
+        .post(format!("{}/_sim/refresh-failure", sim.base_url()))
+        .json(&serde_json::json!({"user": DEMO, "failure": "revoked", "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let rt = body["refresh_token"].as_str().unwrap();
+    assert_eq!(code_of(&refresh(&sim, rt, &[]).await.1), 50173);
+    assert_eq!(refresh(&sim, rt, &[]).await.0, 200);
+    assert_eq!(sim.counters().refresh_failures.get(DEMO), Some(&3));
+}
