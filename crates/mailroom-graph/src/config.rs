@@ -136,7 +136,8 @@ impl GraphConfig {
         self
     }
 
-    /// Messages per page of `fetch_page` (1–1000), default 100.
+    /// Messages per page of `fetch_page` (1–1000), default 100; folder listings use
+    /// it too (at most 250 per page).
     #[must_use]
     pub fn page_size(mut self, n: u32) -> Self {
         self.page_size = n.clamp(1, 1000);

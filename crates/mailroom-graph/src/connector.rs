@@ -236,7 +236,7 @@ impl GraphConnector {
         };
         let q = Query::new()
             .pair("$select", FOLDER_SELECT)
-            .pair("$top", "250")
+            .pair("$top", &self.inner.page_size.min(250).to_string())
             .opt("$filter", filter.as_deref());
         let mut url = self.inner.t.url(&path, q.as_str())?;
         let mut out = Vec::new();
@@ -505,44 +505,35 @@ impl Connector for GraphConnector {
         })
     }
 
-    /// The whole hierarchy: top-level folders, then `childFolders` level by level
-    /// (concurrently, within the mailbox's limit); roles from one `$batch`.
+    /// The whole hierarchy: top-level folders, then `childFolders` of each folder
+    /// that has some, one request at a time (folder trees are small, and a
+    /// throttling answer then holds back every later request); roles from one
+    /// `$batch`.
     async fn list_folders(&self) -> Result<Vec<Folder>, ConnectorError> {
         let doing = "cannot list folders";
         let roles = self.role_ids().await?;
         let mut out = Vec::new();
-        let mut level: Vec<(GraphFolder, String)> = self
+        // Depth first, children right after their parent.
+        let mut stack: Vec<(GraphFolder, String)> = self
             .list_children(None, None, doing)
             .await?
             .into_iter()
+            .rev()
             .map(|f| {
                 let path = f.display_name.clone();
                 (f, path)
             })
             .collect();
-        while !level.is_empty() {
-            let parents: Vec<&(GraphFolder, String)> = level
-                .iter()
-                .filter(|(f, _)| f.child_folder_count > 0)
-                .collect();
-            let children = futures::future::try_join_all(
-                parents
-                    .iter()
-                    .map(|(f, _)| self.list_children(Some(&f.id), None, doing)),
-            )
-            .await?;
-            let mut next = Vec::new();
-            for ((_, path), kids) in parents.iter().zip(children) {
-                for k in kids {
+        while let Some((f, path)) = stack.pop() {
+            if f.child_folder_count > 0 {
+                let kids = self.list_children(Some(&f.id), None, doing).await?;
+                for k in kids.into_iter().rev() {
                     let p = format!("{path}/{}", k.display_name);
-                    next.push((k, p));
+                    stack.push((k, p));
                 }
             }
-            for (f, path) in level {
-                let role = roles.get(&f.id).copied();
-                out.push(f.into_folder(path, role));
-            }
-            level = next;
+            let role = roles.get(&f.id).copied();
+            out.push(f.into_folder(path, role));
         }
         Ok(out)
     }

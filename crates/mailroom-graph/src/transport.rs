@@ -360,6 +360,13 @@ impl Transport {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            if let Some(wait) = retry_after
+                && matches!(status.as_u16(), 429 | 503 | 504)
+            {
+                // Everyone of this mailbox waits, not just this request; set before
+                // the permit goes, so whoever takes it sees the deadline.
+                self.gate.block_for(wait);
+            }
             let body = response.bytes().await.unwrap_or_default();
             drop(permit);
             let graph = GraphError::parse(status.as_u16(), &body);
@@ -379,10 +386,6 @@ impl Transport {
                 StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT => {
-                    if let Some(wait) = retry_after {
-                        // Everyone of this mailbox waits, not just this request.
-                        self.gate.block_for(wait);
-                    }
                     let too_long = retry_after.is_some_and(|w| w > self.retry.max_wait);
                     if attempt >= max_attempts || too_long {
                         let mut err = graph.into_connector_error(doing);
