@@ -16,6 +16,7 @@
 //! | POST | `/_sim/expire-delta-tokens` | `{"user"}` |
 //! | GET/PUT | `/_sim/faults` | a `Faults` object (durations in seconds; missing fields take defaults) |
 //! | GET | `/_sim/mailboxes/{address}/folders/{folder}/messages` | |
+//! | POST | `/_sim/mailboxes/{address}/faults` | `{"statuses": [429, 503]}`: the next requests' answers |
 //! | POST | `/_sim/mailboxes/{address}/messages` | `{"folder", "count"}` or `{"folder", "subject", ...}` |
 //! | POST | `/_sim/mailboxes/{address}/messages/{id}/{move\|read\|unread\|subject\|delete}` | `{"folder"}` / `{"subject"}` |
 
@@ -215,6 +216,18 @@ fn mailbox_route(mb: &Mailbox, req: &Req, rest: &[&str], post: bool) -> crate::R
     };
     Ok(match (rest, post) {
         (["folders"], false) => ok(&json!(mb.folders())),
+        (["faults"], true) => {
+            #[derive(Deserialize)]
+            struct Statuses {
+                statuses: Vec<u16>,
+            }
+            let b: Statuses = match serde_json::from_slice(&req.body) {
+                Ok(b) => b,
+                Err(e) => return Ok(bad(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}"))),
+            };
+            mb.script_faults(&b.statuses);
+            ok(&json!({"scripted": b.statuses}))
+        }
         (["folders", folder, "messages"], false) => ok(&json!(mb.folder_messages(folder)?)),
         (["messages"], true) => {
             let b: AddMessages = match serde_json::from_slice(&req.body) {

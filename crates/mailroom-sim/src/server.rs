@@ -221,6 +221,17 @@ impl Simulator {
         self.shared.clock.advance(by);
     }
 
+    /// Answers the next Graph requests (or `$batch` items) for `mailbox`
+    /// with these statuses, in order, then normally again. 429/503/504 carry
+    /// the configured `Retry-After`. Deterministic where `error_rate` is not.
+    pub fn script_faults(&self, mailbox: &str, statuses: &[u16]) -> Result<()> {
+        let cell = self.shared.known_user(mailbox)?;
+        lock(&cell.throttle)
+            .scripted
+            .extend(statuses.iter().copied());
+        Ok(())
+    }
+
     /// Replaces the fault injection.
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults;

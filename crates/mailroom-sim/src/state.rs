@@ -23,6 +23,8 @@ pub(crate) struct Throttle {
     pub(crate) retry_not_before: Option<SimInstant>,
     pub(crate) window_start: Option<SimInstant>,
     pub(crate) window_count: u32,
+    /// Statuses to answer the next requests with, in order.
+    pub(crate) scripted: std::collections::VecDeque<u16>,
 }
 
 /// One mailbox: its owner and its content.

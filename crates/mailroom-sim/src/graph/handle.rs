@@ -305,6 +305,14 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Answers the next Graph requests for this mailbox with these
+    /// statuses (see [`Simulator::script_faults`](crate::Simulator::script_faults)).
+    pub fn script_faults(&self, statuses: &[u16]) {
+        lock(&self.cell.throttle)
+            .scripted
+            .extend(statuses.iter().copied());
+    }
+
     /// `receivedDateTime` of the newest message, in Graph's format.
     pub fn newest_received(&self) -> Option<String> {
         self.store().all.last().map(|(t, _)| format_ms(*t))

@@ -450,6 +450,14 @@ pub(crate) fn admit(
             });
         return Err(throttle(&mut t, resp, wait));
     }
+    if let Some(status) = t.scripted.pop_front() {
+        t.in_flight -= n;
+        let (resp, wait) = fault_response(ctx, status, &faults, shared.clock.now_utc());
+        shared
+            .counters
+            .update(|c| bump(&mut c.injected_faults, &cell.address));
+        return Err(throttle(&mut t, resp, wait));
+    }
     if faults.error_rate > 0.0 && !faults.statuses.is_empty() {
         let status = {
             let mut rng = shared.rng();

@@ -275,3 +275,52 @@ async fn a_client_that_hangs_up_frees_its_slot() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(g.get("/me").await.0, 200);
 }
+
+#[tokio::test]
+async fn scripted_faults_answer_the_next_requests_in_order() {
+    let sim = start(SimConfig {
+        faults: Faults::none(),
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    sim.script_faults(DEMO, &[429, 503]).unwrap();
+    let (s1, h1, b1) = g.get_with("/me", &[]).await;
+    assert_eq!(
+        (s1, h1.get("retry-after").unwrap().to_str().unwrap()),
+        (429, "1")
+    );
+    assert_eq!(b1["error"]["code"], "TooManyRequests");
+    sim.advance_clock(Duration::from_secs(1));
+    assert_eq!(g.get("/me").await.0, 503);
+    sim.advance_clock(Duration::from_secs(1));
+    assert_eq!(g.get("/me").await.0, 200);
+    // Batch items take them too; and over the control API.
+    let r = crate::client()
+        .post(format!("{}/_sim/mailboxes/{DEMO}/faults", sim.base_url()))
+        .json(&serde_json::json!({"statuses": [504]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, body) = g
+        .post(
+            "/$batch",
+            serde_json::json!({"requests": [{"id": "1", "method": "GET", "url": "/me"}, {"id": "2", "method": "GET", "url": "/me", "dependsOn": ["1"]}]}),
+        )
+        .await;
+    let statuses: std::collections::BTreeMap<String, u64> = body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses["1"], 504);
+    assert_eq!(statuses["2"], 424);
+    assert_eq!(sim.counters().retry_after_violations_total, 0);
+}
