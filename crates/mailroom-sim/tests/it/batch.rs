@@ -152,6 +152,11 @@ async fn parallel_items_meet_the_concurrency_limit_and_retry_after_is_checked() 
         throttled[0]["body"]["error"]["code"],
         "ApplicationThrottled"
     );
+    assert_shape(
+        "graph/batch_item_throttled.json",
+        200,
+        &json!({"responses": [throttled[0].clone()]}),
+    );
     assert_eq!(sim.counters().peak_concurrency(DEMO), 5);
     // Retrying at once violates the advertised Retry-After.
     g.post("/$batch", json!({"requests": [six[0].clone()]}))

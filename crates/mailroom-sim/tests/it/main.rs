@@ -53,6 +53,25 @@ pub fn fixture(name: &str) -> Value {
     v
 }
 
+#[test]
+fn every_fixture_cites_its_source() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut n = 0;
+    for sub in ["identity", "graph"] {
+        for entry in std::fs::read_dir(dir.join(sub)).expect("fixture dir") {
+            let name = format!(
+                "{sub}/{}",
+                entry.expect("entry").file_name().to_string_lossy()
+            );
+            let fx = fixture(&name);
+            assert!(fx["body"].is_object(), "{name} has a body");
+            assert!(fx["status"].is_u64(), "{name} has a status");
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "{n} fixtures");
+}
+
 /// Asserts that `body` has the same shape as the fixture's `body` (same
 /// keys, same JSON types or null, recursively; arrays compared by their
 /// first item)
