@@ -154,7 +154,7 @@ impl Mailbox {
     fn info(st: &Store, key: u32) -> Option<MessageInfo> {
         let m = st.msg(key)?;
         let atts = st.attachments(m);
-        let content = st.content(m);
+        let content = st.content_for(m, synth::BodyNeed::None);
         Some(MessageInfo {
             id: st.message_id(m, false),
             immutable_id: st.message_id(m, true),

@@ -920,20 +920,31 @@ pub(crate) fn msg_value(st: &Store, key: u32, prop: odata::Prop) -> odata::Val {
     match prop {
         Prop::ReceivedDateTime | Prop::CreatedDateTime => Val::Date(m.received_ms),
         Prop::LastModifiedDateTime => Val::Date(m.modified_ms),
-        Prop::SentDateTime => Val::Date(m.received_ms - st.content(m).transit_ms),
+        Prop::SentDateTime => {
+            Val::Date(m.received_ms - st.content_for(m, synth::BodyNeed::None).transit_ms)
+        }
         Prop::IsRead => Val::Bool(m.read),
         Prop::IsDraft => Val::Bool(m.role == synth::Role::Draft),
         Prop::HasAttachments => Val::Bool(st.attachments(m).iter().any(|a| !a.inline)),
         Prop::Subject => Val::Str(st.subject(m)),
-        Prop::Importance => Val::Str(st.content(m).importance.to_owned()),
+        Prop::Importance => Val::Str(
+            st.content_for(m, synth::BodyNeed::None)
+                .importance
+                .to_owned(),
+        ),
         Prop::ConversationId => Val::Str(ids::conversation_id(st.tag, synth::thread_of(m.ordinal))),
-        Prop::InternetMessageId => Val::Str(st.content(m).internet_message_id),
+        Prop::InternetMessageId => {
+            Val::Str(st.content_for(m, synth::BodyNeed::None).internet_message_id)
+        }
         Prop::ParentFolderId => Val::Str(st.folder_id(m.folder)),
         Prop::FromAddress | Prop::SenderAddress => st
             .content(m)
             .from
             .map_or(Val::Null, |p| Val::Str(p.address)),
-        Prop::FromName => st.content(m).from.map_or(Val::Null, |p| Val::Str(p.name)),
+        Prop::FromName => st
+            .content_for(m, synth::BodyNeed::None)
+            .from
+            .map_or(Val::Null, |p| Val::Str(p.name)),
     }
 }
 
