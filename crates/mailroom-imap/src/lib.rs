@@ -6,7 +6,8 @@
 //!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
 //!   token refreshes, page size, per-message byte cap, timeouts).
 //! - [`proto`] is the pure half (modified UTF-7, UID sets, the sync cursor, remote ids,
-//!   MIME → record, SASL strings); the transport (TCP, rustls, async-imap) wraps it.
+//!   MIME → record, BODYSTRUCTURE → attachments, SASL strings); the transport (TCP,
+//!   rustls, async-imap) wraps it.
 //! - With the `testing` feature, [`testing::Dovecot`] runs a private Dovecot.
 //!
 //! ```no_run
@@ -52,7 +53,11 @@
 //! [`ImapOptions::max_message_bytes`] and parsed by `mail-parser` into the core
 //! `Message`: any charset, encoded words, a 2000-character preview, attachments with
 //! their IMAP part numbers. A malformed message becomes a record with what could be
-//! read plus `warnings`; a message above the cap too. `remote_id` is
+//! read plus `warnings`. A message above the cap gets its preview from the bytes read
+//! and its attachment list from the server's `BODYSTRUCTURE` (exact part numbers,
+//! sizes and names), plus a warning. A message the server cannot return at all (a
+//! `NO`, or Dovecot's `BYE` on a broken file) becomes a record with only its id and a
+//! warning, so it never blocks a folder. `remote_id` is
 //! `{mailbox}:{UIDVALIDITY}:{UID}` with the decoded mailbox name.
 //!
 //! # Sync

@@ -240,6 +240,9 @@ impl Fetched {
     }
 }
 
+/// How the record of a message cut at the size cap starts its first warning.
+const TRUNCATED: &str = "only the first ";
+
 /// `17-Jul-1996 02:44:25 -0700`, day possibly space-padded.
 pub fn parse_internal_date(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z")
@@ -456,6 +459,7 @@ impl Conn {
         min_uid_exclusive: u32,
     ) -> Result<Vec<Message>, Failure> {
         let mut out = Vec::new();
+        let mut truncated = Vec::new();
         self.exec(command, |r| {
             if let Response::Fetch(seq, attrs) = r {
                 let f = Fetched::from_response(*seq, attrs);
@@ -463,13 +467,72 @@ impl Conn {
                 if f.body.is_none() || f.uid.is_none_or(|u| u <= min_uid_exclusive) {
                     return;
                 }
+                let uid = f.uid;
                 if let Some(m) = f.into_message(mailbox, uid_validity, cap) {
+                    if m.warnings.first().is_some_and(|w| w.starts_with(TRUNCATED)) {
+                        truncated.extend(uid.map(|u| (u, out.len())));
+                    }
                     out.push(m);
                 }
             }
         })
         .await?;
+        if !truncated.is_empty() {
+            self.attachments_from_structure(&mut out, &truncated)
+                .await?;
+        }
         Ok(out)
+    }
+
+    /// For records cut at the size cap, lists the attachments from BODYSTRUCTURE (the
+    /// whole message, with exact part numbers and sizes).
+    async fn attachments_from_structure(
+        &mut self,
+        records: &mut [Message],
+        truncated: &[(u32, usize)],
+    ) -> Result<(), Failure> {
+        let set = UidSet::from_uids(truncated.iter().map(|(u, _)| *u)).to_string();
+        let mut found: Vec<(u32, Vec<mailroom_core::Attachment>)> = Vec::new();
+        let result = self
+            .exec(&format!("UID FETCH {set} (UID BODYSTRUCTURE)"), |r| {
+                if let Response::Fetch(_, attrs) = r {
+                    let uid = attrs.iter().find_map(|a| match a {
+                        AttributeValue::Uid(u) => Some(*u),
+                        _ => None,
+                    });
+                    let structure = attrs.iter().find_map(|a| match a {
+                        AttributeValue::BodyStructure(b) => Some(b),
+                        _ => None,
+                    });
+                    if let (Some(uid), Some(structure)) = (uid, structure) {
+                        found.push((uid, crate::proto::structure::attachments(structure)));
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(_) => {}
+            // Keep what the first bytes told.
+            Err(Failure::No(_) | Failure::Bad(_)) => return Ok(()),
+            Err(other) => return Err(other),
+        }
+        for (uid, attachments) in found {
+            let Some(&(_, index)) = truncated.iter().find(|(u, _)| *u == uid) else {
+                continue;
+            };
+            let m = &mut records[index];
+            m.attachment_count = attachments.len() as u32;
+            m.has_attachments = attachments.iter().any(|a| !a.is_inline);
+            m.attachments = attachments;
+            if let Some(w) = m.warnings.first_mut()
+                && let Some(head) = w.split(':').next()
+            {
+                *w = format!(
+                    "{head}: the preview may be cut short; attachments are listed from the server's BODYSTRUCTURE"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// `UID SEARCH …` → the UIDs.

@@ -4,11 +4,13 @@
 //! - [`uidset`] and [`cursor`]: UID ranges and the sync cursor;
 //! - [`remote_id`]: the `{mailbox}:{UIDVALIDITY}:{UID}` message id;
 //! - [`mime`]: RFC 5322/MIME bytes → the core `Message` record;
+//! - [`structure`]: BODYSTRUCTURE → attachment metadata for messages over the cap;
 //! - this module: SASL XOAUTH2, IMAP string quoting, LIST attributes → roles.
 
 pub mod cursor;
 pub mod mime;
 pub mod remote_id;
+pub mod structure;
 pub mod uidset;
 pub mod utf7;
 

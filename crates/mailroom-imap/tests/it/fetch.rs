@@ -212,3 +212,52 @@ async fn fetch_pages_newest_first_with_limit_and_since() {
 fn subjects_of(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
     subjects(range)
 }
+
+#[tokio::test]
+async fn attachments_of_capped_messages_come_from_bodystructure() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    let big_pdf = "JVBERi0xLjQK".repeat(20_000); // ~240 KB of base64
+    let raw = format!(
+        "Subject: Two attachments\r\nMessage-ID: <two@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n--b\r\n\
+         Content-Type: application/pdf; name=\"big.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"big.pdf\"\r\n\r\n{}\r\n--b\r\n\
+         Content-Type: text/csv; name=\"after.csv\"\r\nContent-Disposition: attachment; filename=\"after.csv\"\r\n\r\n\
+         a,b\r\n1,2\r\n--b--\r\n",
+        big_pdf
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    );
+    a.append("INBOX", raw.as_bytes(), "").await.unwrap();
+    let c = connector_with(&d, "alice", options(&d).max_message_bytes(16 * 1024));
+    let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
+    let mailroom_core::Change::Upsert(m) = &pages[0].changes[0] else {
+        panic!("upsert expected")
+    };
+    assert_eq!(m.body.as_deref(), Some("See attached."));
+    let got: Vec<_> = m
+        .attachments
+        .iter()
+        .map(|a| {
+            (
+                a.remote_id.clone().unwrap(),
+                a.name.clone().unwrap(),
+                a.size,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2".to_owned(), "big.pdf".to_owned(), 180_000),
+            ("3".to_owned(), "after.csv".to_owned(), 8)
+        ]
+    );
+    assert_eq!(m.attachment_count, 2);
+    assert!(m.warnings[0].contains("BODYSTRUCTURE"), "{:?}", m.warnings);
+}

@@ -231,3 +231,31 @@ async fn a_message_the_server_cannot_read_does_not_block_the_folder() {
         bad.warnings
     );
 }
+
+#[tokio::test]
+async fn without_condstore_adds_and_expunges_are_still_seen() {
+    let d = dovecot_with(
+        &DovecotConfig::default()
+            .without_capability("QRESYNC")
+            .without_capability("CONDSTORE"),
+    );
+    let mut a = admin(&d, "alice").await;
+    seed(&mut a, "INBOX", 1..=4).await;
+    let c = connector(&d, "alice");
+    let (pages, cursor) = sync_all(&c, &FolderRef::INBOX, None).await;
+    assert_eq!(summarize(&pages).upserts, subjects(1..=4));
+    assert!(cursor.as_str().contains(";ms=0;"), "{}", cursor.as_str());
+
+    seed(&mut a, "INBOX", 5..=5).await;
+    a.expunge("INBOX", "2").await.unwrap();
+    a.set_seen("INBOX", 3, true).await.unwrap();
+    let uv = a.select("INBOX").await.unwrap().uid_validity.unwrap();
+    let (pages, _) = sync_all(&c, &FolderRef::INBOX, Some(cursor)).await;
+    let s = summarize(&pages);
+    assert_eq!(s.upserts, subjects(5..=5));
+    assert_eq!(s.removes, [format!("INBOX:{uv}:2")]);
+    assert!(
+        s.read.is_empty(),
+        "no CONDSTORE: read state of old mail is not tracked"
+    );
+}
