@@ -46,6 +46,10 @@ pub struct TokenResponse {
     /// An unsigned JWT with the user's claims, when `openid` was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// MSAL's `client_info` (base64url `{"uid","utid"}`), when the request
+    /// carried `client_info=1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_info: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -243,6 +247,29 @@ impl Shared {
     }
 
     fn try_token(&self, tenant: &str, req: &Req) -> Result<TokenResponse, AadError> {
+        let form = Form::new(req);
+        let mut t = self.grant(tenant, req)?;
+        if form.get("client_info") == Some("1") {
+            use base64::Engine as _;
+            let user = self
+                .identity()
+                .access
+                .get(&t.access_token)
+                .map(|a| a.user.clone());
+            let uid = user
+                .and_then(|u| self.mailbox_cell(&u))
+                .map(|c| c.user_id.clone())
+                .unwrap_or_default();
+            let info = json!({"uid": uid, "utid": TENANT_ID});
+            t.client_info = Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(serde_json::to_vec(&info).unwrap_or_default()),
+            );
+        }
+        Ok(t)
+    }
+
+    fn grant(&self, tenant: &str, req: &Req) -> Result<TokenResponse, AadError> {
         wire::check_tenant(tenant)?;
         let form = Form::new(req);
         let grant_type = form.require("grant_type")?;
@@ -580,6 +607,7 @@ impl Shared {
             access_token: at,
             refresh_token,
             id_token,
+            client_info: None,
         }
     }
 

@@ -746,3 +746,23 @@ async fn a_failure_scripted_for_n_refreshes_then_clears() {
     assert_eq!(refresh(&sim, rt, &[]).await.0, 200);
     assert_eq!(sim.counters().refresh_failures.get(DEMO), Some(&3));
 }
+
+#[tokio::test]
+async fn client_info_for_msal_style_clients() {
+    let sim = start(quiet()).await;
+    let rt = sim
+        .issue_tokens(DEMO, APP, &["Mail.Read", "offline_access"])
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let (status, body) = refresh(&sim, &rt, &[("client_info", "1")]).await;
+    assert_eq!(status, 200);
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body["client_info"].as_str().unwrap())
+        .unwrap();
+    let info: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(info["uid"], sim.mailbox(DEMO).unwrap().user_id());
+    let (_, body) = refresh(&sim, body["refresh_token"].as_str().unwrap(), &[]).await;
+    assert!(body.get("client_info").is_none());
+}
