@@ -43,6 +43,10 @@ pub struct SimConfig {
     /// Confidential clients: `client_id` → secret. Any other client id is a
     /// public client (and must not send a secret).
     pub confidential_clients: BTreeMap<String, String>,
+    /// Honour `Prefer: IdType="ImmutableId"` (default `true`). With `false`
+    /// the preference is ignored, as by a service without immutable ids:
+    /// no `Preference-Applied`, and ids change on move.
+    pub honor_immutable_ids: bool,
     /// Shuffle the responses of a `$batch` (Graph documents that they may
     /// come back in any order). Default `true`.
     pub shuffle_batch_responses: bool,
@@ -67,6 +71,7 @@ impl Default for SimConfig {
             delta_error_code: DeltaErrorCode::SyncStateNotFound,
             delta_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             confidential_clients: BTreeMap::new(),
+            honor_immutable_ids: true,
             shuffle_batch_responses: true,
             faults: Faults::default(),
         }

@@ -608,7 +608,10 @@ pub(crate) fn execute(
             "Access is denied. Check credentials and try again.",
         );
     }
-    let p = prefs(req);
+    let mut p = prefs(req);
+    // A service that ignores the preference: no immutable ids, no
+    // Preference-Applied for it.
+    p.immutable &= shared.config.honor_immutable_ids;
     let resp = match route {
         Route::Batch => ctx.error(
             400,

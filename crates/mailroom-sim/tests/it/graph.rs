@@ -656,3 +656,32 @@ async fn a_folder_of_100k_messages_serves_its_last_page() {
     let (_, f) = g.get("/me/mailFolders/inbox").await;
     assert_eq!(f["totalItemCount"], 100_000);
 }
+
+#[tokio::test]
+async fn immutable_ids_can_be_switched_off() {
+    let sim = start(SimConfig {
+        honor_immutable_ids: false,
+        ..quiet()
+    })
+    .await;
+    let g = Graph::new(&sim, DEMO);
+    let id = sim
+        .mailbox(DEMO)
+        .unwrap()
+        .folder_message_ids("inbox")
+        .unwrap()
+        .remove(0);
+    let imm = [("Prefer", "IdType=\"ImmutableId\"")];
+    let (status, h, moved) = g
+        .send(
+            Method::POST,
+            &format!("/me/messages/{}/move", enc(&id)),
+            &imm,
+            Some(json!({"destinationId": "archive"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(h.get("preference-applied").is_none());
+    assert_ne!(moved["id"], id.as_str());
+    assert!(moved["id"].as_str().unwrap().starts_with("AAMkAG"));
+}
