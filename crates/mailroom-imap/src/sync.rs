@@ -65,7 +65,14 @@ pub async fn sync_page(
     let mut changes = Vec::new();
     if !more {
         if !reset && old_last > 0 {
-            let unchanged = sel.highest_modseq != 0 && sel.highest_modseq == cur.highest_modseq;
+            // Nothing to ask when HIGHESTMODSEQ did not move. With the known set, the
+            // count must agree too: a CONDSTORE-only server need not bump HIGHESTMODSEQ
+            // on EXPUNGE (QRESYNC servers must).
+            let counts_agree = cur.known.as_ref().is_none_or(|known| {
+                known.len() + new_messages.len() as u64 == u64::from(sel.exists)
+            });
+            let unchanged =
+                sel.highest_modseq != 0 && sel.highest_modseq == cur.highest_modseq && counts_agree;
             if !unchanged {
                 check_old(conn, mailbox, &sel, &mut cur, old_last, &mut changes).await?;
             }

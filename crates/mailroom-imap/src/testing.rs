@@ -253,6 +253,33 @@ impl Dovecot {
         out
     }
 
+    /// Kills every `imap` process of this Dovecot: each client sees its connection
+    /// drop, as after a server restart or an idle timeout. Returns how many.
+    pub fn kick_all(&self) -> io::Result<usize> {
+        let master = std::fs::read_to_string(self.dir.path().join("run").join("master.pid"))?;
+        let master = master.trim();
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc")? {
+            let path = entry?.path();
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let comm = head.split_once('(').map_or("", |(_, c)| c);
+            let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+            if comm == "imap" && ppid == master {
+                let pid = head.split_whitespace().next().unwrap_or("");
+                if Command::new("kill").arg(pid).status()?.success() {
+                    killed += 1;
+                }
+            }
+        }
+        Ok(killed)
+    }
+
     /// Password credentials for `user` on the port that matches `tls`.
     pub fn password_credentials(&self, user: &str, tls: ImapTls) -> ImapCredentials {
         ImapCredentials {

@@ -87,3 +87,19 @@ async fn nothing_listening_is_transient() {
     let err = c.connect().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_replaced_on_the_next_call() {
+    let d = dovecot();
+    let c = connector(&d, "alice");
+    c.list_folders().await.unwrap();
+    assert_eq!(
+        d.kick_all().unwrap(),
+        1,
+        "one imap process serves the connector"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let folders = c.list_folders().await.expect("reconnects once and retries");
+    assert!(folders.iter().any(|f| f.remote_id == "INBOX"));
+    assert_eq!(d.log().matches("Login: user=<alice>").count(), 2);
+}
