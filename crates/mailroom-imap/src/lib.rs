@@ -47,6 +47,15 @@
 //! is retried. [`take_refreshed_credentials`](mailroom_core::Connector::take_refreshed_credentials)
 //! then returns `Credentials::Imap` with the new tokens.
 //!
+//! # Secrets
+//!
+//! Passwords and tokens stay in `mailroom-core`'s secret types; `ImapConnector`'s
+//! `Debug` shows host, port, user and the auth method only, and errors never quote a
+//! secret. One caveat: async-imap itself logs every command it sends (LOGIN with its
+//! password, the base64 SASL response) through the `log` crate at TRACE level under
+//! the target `async_imap::imap_stream`. Never enable TRACE for that target outside a
+//! debugging session with throw-away credentials.
+//!
 //! # Records
 //!
 //! Messages are read with `BODY.PEEK[]<0.N>` (never marking them read) up to

@@ -13,6 +13,13 @@ const USER: &str = "alice@contoso.test";
 const IMAP_SCOPE: &str = "https://outlook.office.com/IMAP.AccessAsUser.All";
 
 async fn setup() -> (Simulator, Dovecot, ImapConnector, String) {
+    setup_with_expiry(None).await
+}
+
+/// `expiry`: what the stored credentials say (default: the real token lifetime).
+async fn setup_with_expiry(
+    expiry: Option<chrono::DateTime<Utc>>,
+) -> (Simulator, Dovecot, ImapConnector, String) {
     let sim = Simulator::start(SimConfig::default().mailboxes(vec![MailboxSpec::new(USER, 0)]))
         .await
         .expect("start simulator");
@@ -25,7 +32,8 @@ async fn setup() -> (Simulator, Dovecot, ImapConnector, String) {
     oauth.token = Some(AccessToken::new(tokens.access_token.clone()));
     oauth.refresh_token = tokens.refresh_token.clone().map(RefreshToken::new);
     oauth.scopes = vec![IMAP_SCOPE.to_owned(), "offline_access".to_owned()];
-    oauth.expiry = Some(Utc::now() + TimeDelta::seconds(tokens.expires_in as i64));
+    oauth.expiry =
+        Some(expiry.unwrap_or_else(|| Utc::now() + TimeDelta::seconds(tokens.expires_in as i64)));
     let creds = ImapCredentials {
         host: d.host().to_owned(),
         port: d.imaps_port(),
@@ -88,5 +96,22 @@ async fn revoked_refresh_token_requires_reauth() {
     let err = c.connect().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ReauthRequired, "{err}");
     assert!(err.to_string().contains("cannot log in to imap"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_past_its_expiry_is_refreshed_before_login() {
+    let (sim, d, c, old_token) = setup_with_expiry(Some(Utc::now() - TimeDelta::minutes(1))).await;
+    c.connect().await.expect("refresh first, then log in");
+    let Some(Credentials::Imap(creds)) = c.take_refreshed_credentials() else {
+        panic!("refreshed credentials expected");
+    };
+    let ImapAuth::OAuth(oauth) = &creds.auth else {
+        panic!("oauth expected")
+    };
+    assert_ne!(oauth.token.as_ref().unwrap().secret(), old_token);
+    assert!(oauth.expiry.unwrap() > Utc::now());
+    let log = d.log();
+    assert_eq!(log.matches("method=XOAUTH2").count(), 1, "{log}");
     sim.shutdown().await;
 }
