@@ -111,6 +111,22 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds of this process (the client only; Dovecot runs apart).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After "pid (comm)": state is field 0, utime 11, stime 12, in clock ticks (100/s).
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn reset_peak() {
     // Linux: writing 5 resets VmHWM to the current RSS.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -149,8 +165,10 @@ async fn main() {
         started.elapsed()
     );
 
-    println!("\n| page size | messages | pages | wall | messages/s | peak RSS (VmHWM) |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "\n| page size | messages | pages | wall | messages/s | client CPU | peak RSS (VmHWM) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for page_size in [200u32, 500] {
         let options = ImapOptions::default()
             .ca_file(dovecot.ca_file())
@@ -164,6 +182,7 @@ async fn main() {
         connector.connect().await.expect("connect");
         reset_peak();
         let rss_before = status_kb("VmRSS:");
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let mut cursor = None;
         let (mut pages, mut upserts, mut warnings) = (0usize, 0usize, 0usize);
@@ -185,12 +204,14 @@ async fn main() {
             }
         }
         let wall = started.elapsed();
+        let cpu = cpu_seconds() - cpu_before;
         assert_eq!(upserts, count, "every message once");
         assert_eq!(warnings, 0);
         println!(
-            "| {page_size} | {upserts} | {pages} | {:.2} s | {:.0} | {:.1} MB (RSS before: {:.1} MB) |",
+            "| {page_size} | {upserts} | {pages} | {:.2} s | {:.0} | {cpu:.2} s ({:.0} µs/message) | {:.1} MB (RSS before: {:.1} MB) |",
             wall.as_secs_f64(),
             upserts as f64 / wall.as_secs_f64(),
+            cpu * 1e6 / upserts as f64,
             status_kb("VmHWM:") as f64 / 1024.0,
             rss_before as f64 / 1024.0,
         );
