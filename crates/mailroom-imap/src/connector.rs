@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use crate::proto::remote_id::RemoteId;
 use crate::proto::uidset::UidSet;
 use crate::proto::{conventional_names, quote, quote_mailbox, role_of, utf7};
-use crate::session::{Caps, Conn, Failure, Listed, OpError, Reopen, map_imap_error};
+use crate::session::{Caps, Conn, Failure, Listed, OpError, Reopen, map_imap_error, map_io_error};
 use crate::sync::{Limits, record_items, sync_page};
 use crate::transport::{self, Plain, Stream, XOAuth2, check_tls_policy};
 
@@ -519,9 +519,10 @@ async fn greeting(
     context: &str,
 ) -> Result<(), ConnectorError> {
     use async_imap::imap_proto::types::{Response, Status};
-    let response = client.read_response().await.map_err(|e| {
-        ConnectorError::new(ErrorKind::Transient, format!("{context}: {e}")).with_source(e)
-    })?;
+    let response = client
+        .read_response()
+        .await
+        .map_err(|e| map_io_error(&e).into_error(context, ErrorKind::Protocol))?;
     let Some(response) = response else {
         return Err(ConnectorError::new(
             ErrorKind::Transient,

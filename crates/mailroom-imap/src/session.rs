@@ -651,7 +651,7 @@ pub fn attribute_text(attr: &NameAttribute<'_>) -> String {
     }
 }
 
-fn map_io_error(e: &std::io::Error) -> Failure {
+pub fn map_io_error(e: &std::io::Error) -> Failure {
     // async-imap reports unparseable server data as io::ErrorKind::Other with the
     // parser's message; real socket trouble has a specific kind.
     if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("during parsing of") {

@@ -4,6 +4,7 @@
 mod auth;
 mod fetch;
 mod folders;
+mod garbled;
 mod mutate;
 mod support;
 mod sync;
