@@ -511,6 +511,19 @@ impl Store {
         Ok(messages.remove(0))
     }
 
+    /// One message by database id (the `ID` column of `mailroom messages list`), with
+    /// attachments.
+    pub async fn get_message_by_id(&self, id: i64) -> Result<StoredMessage> {
+        let row = message::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .context(|| format!("cannot read message {id}"))?
+            .ok_or_else(|| Error::NotFound(format!("message {id}")))?;
+        let mut messages = vec![to_stored(row)?];
+        self.fill_attachments(&mut messages).await?;
+        Ok(messages.remove(0))
+    }
+
     async fn fill_attachments(&self, messages: &mut [StoredMessage]) -> Result<()> {
         let ids: Vec<i64> = messages
             .iter()

@@ -45,6 +45,8 @@ async fn upserting_the_same_10000_messages_twice_leaves_10000_rows() {
             .await
             .unwrap();
         assert_eq!(stored.message, message(3), "{b:?}");
+        let by_id = store.get_message_by_id(stored.id).await.unwrap();
+        assert_eq!(by_id, stored, "{b:?}: the same record by database id");
         let draft = store
             .get_message(a.id, &message(4).remote_id)
             .await
