@@ -1,1 +1,125 @@
-fn main() {}
+//! `mailroom`: the command operators run — accounts, sync, the worker, doctor, keys.
+//!
+//! - [`cli`] declares every command and flag (clap); [`context::Ctx`] resolves the
+//!   configuration (flags, `MAILROOM_*`, defaults in the user's data directory) and
+//!   opens the database, the keys and connectors on first use.
+//! - [`cmd`] has one module per command family; [`exit`] maps errors to the
+//!   documented exit codes (0, 1, 2 usage, 3 re-auth, 4 transient).
+//!
+//! Secrets never reach the terminal: tokens, passwords and client secrets are only
+//! read from stdin or decrypted credentials and are never printed, at any log level.
+
+mod cli;
+mod cmd;
+mod context;
+mod exit;
+mod output;
+mod signin;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::context::Ctx;
+use crate::exit::{Code, code_of};
+
+/// The crates whose logs `-v` turns on (others stay at `warn`: HTTP and TLS
+/// internals are noise, and verbose enough levels of them could show headers).
+const OUR_CRATES: [&str; 8] = [
+    "mailroom",
+    "mailroom_core",
+    "mailroom_oauth",
+    "mailroom_vault",
+    "mailroom_store",
+    "mailroom_graph",
+    "mailroom_imap",
+    "mailroom_sync",
+];
+
+fn init_logs(verbose: u8) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ => {
+            let ours = match verbose {
+                0 => "error",
+                1 => "info",
+                2 => "debug",
+                _ => "trace",
+            };
+            let base = if verbose == 0 { "error" } else { "warn" };
+            let spec: Vec<String> = std::iter::once(base.to_owned())
+                .chain(OUR_CRATES.iter().map(|c| format!("{c}={ours}")))
+                .collect();
+            EnvFilter::new(spec.join(","))
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose >= 2)
+        .init();
+}
+
+/// The error and its causes in plain words, each said once.
+fn describe(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Account(c) => cmd::account::run(ctx, c).await,
+        Command::Folders(a) => cmd::folders::run(ctx, a).await,
+        Command::Messages(c) => cmd::messages::run(ctx, c).await,
+        Command::Move(a) => cmd::messages::move_message(ctx, a).await,
+        Command::Delete(a) => cmd::messages::delete_message(ctx, a).await,
+        Command::Sync(a) => cmd::sync::run(ctx, a).await,
+        Command::Worker(a) => cmd::worker::run(ctx, a).await,
+        Command::Doctor(a) => cmd::doctor::run(ctx, a).await,
+        Command::Key(c) => cmd::key::run(ctx, c).await,
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2 (clap's default), before anything else happens.
+    let cli = Cli::parse();
+    init_logs(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailroom: error: cannot start the async runtime: {e}");
+            return Code::Failure.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        let ctx = Ctx::new(cli.global)?;
+        dispatch(&ctx, cli.command).await
+    });
+    // Do not wait for lingering connections (an IMAP server that does not answer
+    // LOGOUT, a stuck HTTP pool).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => Code::Success.into(),
+        Err(e) => {
+            eprintln!("mailroom: error: {}", describe(&e));
+            code_of(&e).into()
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! `mailroom account …`: add (device code flow or IMAP login), list, show, remove, reauth.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use mailroom_core::{
+    AccountKind, AccountStatus, ClientSecret, Connector, Credentials, DEFAULT_IMAP_PORT, FolderRef,
+    ImapAuth, ImapCredentials, ImapTls, OAuthCredentials, Password,
+};
+use mailroom_imap::ImapConnector;
+use mailroom_oauth::Resource;
+use mailroom_store::{Account, AccountUpdate, MessageQuery, NewAccount, SealedCredentials};
+use serde_json::{Value, json};
+
+use crate::cli::{AccountCommand, AddCommand, AddImapArgs, AddOutlookArgs, ReauthArgs, TlsArg};
+use crate::context::Ctx;
+use crate::exit::{Code, Failure};
+use crate::output::{self, Table, clip};
+use crate::signin::{self, SignIn};
+
+/// Outlook's IMAP endpoint, for `account add outlook --imap`.
+const OUTLOOK_IMAP_HOST: &str = "outlook.office365.com";
+
+pub async fn run(ctx: &Ctx, command: AccountCommand) -> Result<()> {
+    match command {
+        AccountCommand::Add(AddCommand::Outlook(args)) => add_outlook(ctx, args).await,
+        AccountCommand::Add(AddCommand::Imap(args)) => add_imap(ctx, args).await,
+        AccountCommand::List => list(ctx).await,
+        AccountCommand::Show(args) => show(ctx, &args.email).await,
+        AccountCommand::Remove(args) => remove(ctx, &args.email, args.yes).await,
+        AccountCommand::Reauth(args) => reauth(ctx, args).await,
+    }
+}
+
+fn check_folders(folders: &[String]) -> Result<()> {
+    for f in folders {
+        FolderRef::parse(f).map_err(|e| Failure::err(Code::Usage, e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<String> {
+    let email = email.trim();
+    if email.is_empty() || !email.contains('@') {
+        return Err(Failure::err(
+            Code::Usage,
+            format!("{email:?} is not an email address"),
+        ));
+    }
+    Ok(email.to_owned())
+}
+
+async fn refuse_duplicate(ctx: &Ctx, email: &str) -> Result<()> {
+    if ctx.store().await?.find_account(email).await?.is_some() {
+        return Err(Failure::err(
+            Code::Failure,
+            format!(
+                "an account for {email} already exists — remove it first with `mailroom account remove {email}`, or sign in again with `mailroom account reauth {email}`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn client_secret(flag: bool) -> Result<Option<ClientSecret>> {
+    Ok(if flag {
+        Some(ClientSecret::new(signin::read_secret_line(
+            "client secret",
+        )?))
+    } else {
+        None
+    })
+}
+
+async fn store_new(
+    ctx: &Ctx,
+    email: &str,
+    kind: AccountKind,
+    credentials: &Credentials,
+    folders: Vec<String>,
+) -> Result<Account> {
+    let vault = ctx.vault_for_new_account().await?;
+    let sealed = SealedCredentials::new(vault.encrypt_credentials(credentials))?;
+    let account = ctx
+        .store()
+        .await?
+        .create_account(NewAccount {
+            email: email.to_owned(),
+            kind,
+            credentials: sealed,
+            sync_folders: folders,
+        })
+        .await
+        .with_context(|| format!("cannot store the account {email}"))?;
+    Ok(account)
+}
+
+async fn add_outlook(ctx: &Ctx, args: AddOutlookArgs) -> Result<()> {
+    let email = check_email(&args.email)?;
+    check_folders(&args.folders)?;
+    let client_id = signin::client_id(ctx)?;
+    let tenant = signin::tenant(&args.sign_in.tenant)?;
+    refuse_duplicate(ctx, &email).await?;
+    // Fail on keys before the user signs in for nothing.
+    ctx.vault_for_new_account().await?;
+    let secret = client_secret(args.sign_in.client_secret_stdin)?;
+    let resource = if args.imap {
+        Resource::OutlookImap
+    } else {
+        Resource::Graph
+    };
+    let oauth = signin::device_flow(
+        ctx,
+        &email,
+        SignIn {
+            client_id,
+            tenant,
+            client_secret: secret,
+            resource,
+        },
+    )
+    .await?;
+    let credentials = if args.imap {
+        Credentials::Imap(ImapCredentials {
+            host: OUTLOOK_IMAP_HOST.to_owned(),
+            port: DEFAULT_IMAP_PORT,
+            tls: ImapTls::Implicit,
+            username: Some(email.clone()),
+            auth: ImapAuth::OAuth(oauth),
+            extra: Default::default(),
+        })
+    } else {
+        Credentials::OAuth(oauth)
+    };
+    let account = store_new(
+        ctx,
+        &email,
+        AccountKind::Outlook,
+        &credentials,
+        args.folders,
+    )
+    .await?;
+    if !args.imap && !args.no_verify {
+        verify_mailbox(ctx, &account).await;
+    }
+    report_added(ctx, &account, if args.imap { "imap" } else { "graph" }).await
+}
+
+/// Checks who signed in with Graph `/me`; a mismatch or failure is a warning only
+/// (the credentials are good, the user may have picked another account).
+async fn verify_mailbox(ctx: &Ctx, account: &Account) {
+    let result = async {
+        let (syncer, connector) = ctx.connector(account).await?;
+        let connected = connector.connect().await;
+        ctx.settle(&syncer, account, connector.as_ref(), connected)
+            .await
+    }
+    .await;
+    match result {
+        Ok(info) => match info.address {
+            Some(address) if !address.eq_ignore_ascii_case(&account.email) => eprintln!(
+                "mailroom: warning: signed in as {address}, not {} — if that is wrong, `mailroom account reauth {}` and sign in with the right account",
+                account.email, account.email
+            ),
+            _ => {}
+        },
+        Err(e) => eprintln!(
+            "mailroom: warning: stored, but Graph /me failed: {e:#} — check with `mailroom doctor --account {}`",
+            account.email
+        ),
+    }
+}
+
+async fn report_added(ctx: &Ctx, account: &Account, protocol: &str) -> Result<()> {
+    if ctx.json() {
+        let mut value = account_json(ctx, account).await?;
+        value["protocol"] = json!(protocol);
+        return output::json(&value);
+    }
+    println!(
+        "added {} ({}, {protocol}); sync it with `mailroom sync --account {}`",
+        account.email, account.kind, account.email
+    );
+    Ok(())
+}
+
+async fn add_imap(ctx: &Ctx, args: AddImapArgs) -> Result<()> {
+    let email = check_email(&args.email)?;
+    check_folders(&args.folders)?;
+    refuse_duplicate(ctx, &email).await?;
+    let tls = match args.tls {
+        TlsArg::Implicit => ImapTls::Implicit,
+        TlsArg::Starttls => ImapTls::Starttls,
+        TlsArg::None => ImapTls::None,
+    };
+    let port = args.port.unwrap_or(match tls {
+        ImapTls::Implicit => DEFAULT_IMAP_PORT,
+        _ => 143,
+    });
+    ctx.vault_for_new_account().await?;
+    let auth = if args.password_stdin {
+        ImapAuth::Password(Password::new(signin::read_secret_line("password")?))
+    } else {
+        let client_id = signin::client_id(ctx)?;
+        let tenant = signin::tenant(&args.sign_in.tenant)?;
+        let secret = client_secret(args.sign_in.client_secret_stdin)?;
+        ImapAuth::OAuth(
+            signin::device_flow(
+                ctx,
+                &email,
+                SignIn {
+                    client_id,
+                    tenant,
+                    client_secret: secret,
+                    resource: Resource::OutlookImap,
+                },
+            )
+            .await?,
+        )
+    };
+    let mut credentials = ImapCredentials {
+        host: args.host.trim().to_owned(),
+        port,
+        tls,
+        username: args.username.filter(|u| !u.trim().is_empty()),
+        auth,
+        extra: Default::default(),
+    };
+    if !args.no_verify {
+        let connector = ImapConnector::new(credentials.clone(), &email, ctx.imap_options())
+            .map_err(|e| {
+                let message = format!("cannot use this IMAP server: {e}");
+                anyhow::Error::new(e).context(message)
+            })?;
+        let connected = connector.connect().await;
+        let _ = connector.disconnect().await;
+        if let Some(Credentials::Imap(refreshed)) = connector.take_refreshed_credentials() {
+            credentials = refreshed;
+        }
+        connected.map_err(|e| {
+            let message = format!(
+                "cannot log in to {}:{} as {}: {e} — nothing was stored (use --no-verify to store anyway)",
+                credentials.host,
+                credentials.port,
+                credentials.username.as_deref().unwrap_or(&email)
+            );
+            anyhow::Error::new(e).context(message)
+        })?;
+        eprintln!("  ✔ logged in to {}:{}", credentials.host, credentials.port);
+    }
+    let account = store_new(
+        ctx,
+        &email,
+        AccountKind::Imap,
+        &Credentials::Imap(credentials),
+        args.folders,
+    )
+    .await?;
+    report_added(ctx, &account, "imap").await
+}
+
+/// The JSON record of an account (no credentials).
+pub async fn account_json(ctx: &Ctx, a: &Account) -> Result<Value> {
+    let messages = ctx
+        .store()
+        .await?
+        .count_messages(&MessageQuery {
+            account_id: Some(a.id),
+            ..MessageQuery::default()
+        })
+        .await?;
+    Ok(json!({
+        "id": a.id,
+        "email": a.email,
+        "kind": a.kind.as_str(),
+        "status": a.status.as_str(),
+        "last_sync_at": output::json_time(a.last_sync_at),
+        "next_sync_at": output::json_time(a.next_sync_at),
+        "last_error": a.last_error,
+        "auth_error_code": a.auth_error_code,
+        "sync_folders": a.sync_folders,
+        "messages": messages,
+        "lease_owner": a.lease_owner,
+        "created_at": output::json_time(Some(a.created_at)),
+    }))
+}
+
+fn error_text(a: &Account) -> String {
+    match (&a.auth_error_code, &a.last_error) {
+        (Some(code), Some(e)) if !e.contains(code.as_str()) => format!("{code}: {e}"),
+        (_, Some(e)) => e.clone(),
+        (Some(code), None) => code.clone(),
+        (None, None) => "-".into(),
+    }
+}
+
+async fn list(ctx: &Ctx) -> Result<()> {
+    let store = ctx.store().await?;
+    let accounts = store.list_accounts().await?;
+    if ctx.json() {
+        let mut out = Vec::new();
+        for a in &accounts {
+            out.push(account_json(ctx, a).await?);
+        }
+        return output::json(&Value::Array(out));
+    }
+    if accounts.is_empty() {
+        eprintln!("no accounts yet — add one with `mailroom account add outlook --email …`");
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut table = Table::new(&[
+        "EMAIL",
+        "KIND",
+        "STATUS",
+        "LAST SYNC",
+        "MESSAGES",
+        "LAST ERROR",
+    ]);
+    for a in &accounts {
+        let messages = store
+            .count_messages(&MessageQuery {
+                account_id: Some(a.id),
+                ..MessageQuery::default()
+            })
+            .await?;
+        table.row(vec![
+            a.email.clone(),
+            a.kind.to_string(),
+            a.status.to_string(),
+            a.last_sync_at
+                .map_or_else(|| "never".into(), |t| output::relative(t, now)),
+            messages.to_string(),
+            clip(&error_text(a), 80),
+        ]);
+    }
+    table.print()?;
+    for a in accounts
+        .iter()
+        .filter(|a| a.status == AccountStatus::NeedsReauth)
+    {
+        eprintln!(
+            "{} needs a new sign-in: `mailroom account reauth {}`",
+            a.email, a.email
+        );
+    }
+    Ok(())
+}
+
+/// What the credentials say, without secrets.
+pub fn credentials_summary(credentials: &Credentials) -> Value {
+    let oauth = |o: &OAuthCredentials| {
+        json!({
+            "client_id": o.client_id,
+            "tenant": o.tenant_id,
+            "confidential_client": o.client_secret.is_some(),
+            "scopes": o.scopes,
+            "audience": Resource::of_scopes(&o.scopes).map(Resource::uri),
+            "expiry": output::json_time(o.expiry),
+            "expired": o.is_expired(Utc::now()),
+            "refresh_token": o.refresh_token.is_some(),
+        })
+    };
+    match credentials {
+        Credentials::OAuth(o) => json!({"protocol": "graph", "oauth": oauth(o)}),
+        Credentials::Imap(i) => json!({
+            "protocol": "imap",
+            "host": i.host,
+            "port": i.port,
+            "tls": format!("{:?}", i.tls).to_lowercase(),
+            "username": i.username,
+            "auth": match &i.auth { ImapAuth::Password(_) => json!("password"), ImapAuth::OAuth(o) => json!({"xoauth2": oauth(o)}) },
+        }),
+    }
+}
+
+async fn show(ctx: &Ctx, email: &str) -> Result<()> {
+    let account = ctx.account(email).await?;
+    let store = ctx.store().await?;
+    let folders = store.list_folders(account.id).await?;
+    let mut record = account_json(ctx, &account).await?;
+    // The credentials are optional here: the record is useful without the keys.
+    let credentials = match ctx.vault().await {
+        Ok(vault) => match ctx.decrypt(&vault, &account) {
+            Ok(c) => credentials_summary(&c),
+            Err(e) => json!({"error": format!("{e:#}")}),
+        },
+        Err(e) => json!({"error": format!("{e:#}")}),
+    };
+    let mut folder_values = Vec::new();
+    for f in &folders {
+        let count = store
+            .count_messages(&MessageQuery {
+                account_id: Some(account.id),
+                folder_id: Some(f.id),
+                ..MessageQuery::default()
+            })
+            .await?;
+        folder_values.push(json!({
+            "path": f.folder.path,
+            "role": f.folder.role.map(|r| r.as_str()),
+            "messages": count,
+            "last_synced_at": output::json_time(f.last_synced_at),
+            "cursor": f.cursor.is_some(),
+        }));
+    }
+    record["credentials"] = credentials;
+    record["folders"] = Value::Array(folder_values);
+    if ctx.json() {
+        return output::json(&record);
+    }
+    let now = Utc::now();
+    println!("{}", account.email);
+    println!("  kind          {}", account.kind);
+    println!("  status        {}", account.status);
+    println!(
+        "  last sync     {}",
+        account.last_sync_at.map_or_else(
+            || "never".into(),
+            |t| format!("{} ({})", output::time(t), output::relative(t, now))
+        )
+    );
+    println!(
+        "  next sync     {}",
+        account
+            .next_sync_at
+            .map_or_else(|| "now".into(), output::time)
+    );
+    println!("  last error    {}", error_text(&account));
+    println!("  messages      {}", record["messages"]);
+    let c = &record["credentials"];
+    if let Some(e) = c["error"].as_str() {
+        println!("  credentials   ✘ {e}");
+    } else {
+        println!("  protocol      {}", c["protocol"].as_str().unwrap_or("?"));
+        let oauth = if c["oauth"].is_object() {
+            Some(&c["oauth"])
+        } else if c["auth"]["xoauth2"].is_object() {
+            Some(&c["auth"]["xoauth2"])
+        } else {
+            None
+        };
+        if c["protocol"] == "imap" {
+            println!(
+                "  server        {}:{} ({})",
+                c["host"].as_str().unwrap_or("?"),
+                c["port"],
+                c["tls"].as_str().unwrap_or("?")
+            );
+        }
+        if let Some(o) = oauth {
+            println!(
+                "  client        {} (tenant {}{})",
+                o["client_id"].as_str().unwrap_or("?"),
+                o["tenant"].as_str().unwrap_or("?"),
+                if o["confidential_client"] == true {
+                    ", confidential"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  token         expires {}{}",
+                o["expiry"].as_str().unwrap_or("?"),
+                if o["expired"] == true {
+                    " (expired: refreshed on next use)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if !folders.is_empty() {
+        println!();
+        let mut table = Table::new(&["FOLDER", "ROLE", "MESSAGES", "LAST SYNCED"]);
+        for f in record["folders"].as_array().into_iter().flatten() {
+            table.row(vec![
+                f["path"].as_str().unwrap_or("").to_owned(),
+                f["role"].as_str().unwrap_or("-").to_owned(),
+                f["messages"].to_string(),
+                f["last_synced_at"].as_str().unwrap_or("never").to_owned(),
+            ]);
+        }
+        table.print()?;
+    }
+    Ok(())
+}
+
+async fn remove(ctx: &Ctx, email: &str, yes: bool) -> Result<()> {
+    let account = ctx.account(email).await?;
+    let store = ctx.store().await?;
+    if !yes {
+        let messages = store
+            .count_messages(&MessageQuery {
+                account_id: Some(account.id),
+                ..MessageQuery::default()
+            })
+            .await?;
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::err(
+                Code::Usage,
+                format!(
+                    "not removing {} ({messages} synced messages) without confirmation: pass --yes",
+                    account.email
+                ),
+            ));
+        }
+        eprint!(
+            "Remove {} and its {messages} synced messages from the database? [y/N] ",
+            account.email
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::err(Code::Failure, "not removed"));
+        }
+    }
+    store.remove_account(account.id).await?;
+    if ctx.json() {
+        return output::json(&json!({"removed": account.email, "id": account.id}));
+    }
+    println!(
+        "removed {} (the mailbox on the server is untouched)",
+        account.email
+    );
+    Ok(())
+}
+
+async fn reauth(ctx: &Ctx, args: ReauthArgs) -> Result<()> {
+    let account = ctx.account(&args.email).await?;
+    let vault = ctx.vault().await?;
+    let stored = match ctx.decrypt(&vault, &account) {
+        Ok(c) => Some(c),
+        // An Outlook Graph account can start afresh with new credentials; others
+        // need the stored server details.
+        Err(e) if account.kind == AccountKind::Outlook => {
+            eprintln!("mailroom: warning: {e:#}; signing in afresh for Graph");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let stored_oauth = stored.as_ref().and_then(Credentials::oauth).cloned();
+    let resource = match &stored {
+        Some(Credentials::Imap(i)) if matches!(i.auth, ImapAuth::Password(_)) => {
+            return Err(Failure::err(
+                Code::Failure,
+                format!(
+                    "{} logs in with a password, not a sign-in: remove it and add it again with the new password (`mailroom account remove {}` then `mailroom account add imap …`)",
+                    account.email, account.email
+                ),
+            ));
+        }
+        Some(Credentials::Imap(_)) => Resource::OutlookImap,
+        _ => Resource::Graph,
+    };
+    let client_id = ctx
+        .global
+        .client_id
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| stored_oauth.as_ref().map(|o| o.client_id.clone()))
+        .map_or_else(|| signin::client_id(ctx), Ok)?;
+    let tenant = match (&args.tenant, &stored_oauth) {
+        (Some(t), _) => signin::tenant(t)?,
+        (None, Some(o)) => signin::tenant(&o.tenant_id)?,
+        (None, None) => mailroom_oauth::Tenant::Common,
+    };
+    let client_secret = if args.client_secret_stdin {
+        client_secret(true)?
+    } else {
+        stored_oauth.as_ref().and_then(|o| o.client_secret.clone())
+    };
+    let oauth = signin::device_flow(
+        ctx,
+        &account.email,
+        SignIn {
+            client_id,
+            tenant,
+            client_secret,
+            resource,
+        },
+    )
+    .await?;
+    let credentials = match stored {
+        Some(Credentials::Imap(mut imap)) => {
+            imap.auth = ImapAuth::OAuth(oauth);
+            Credentials::Imap(imap)
+        }
+        _ => Credentials::OAuth(oauth),
+    };
+    let store = ctx.store().await?;
+    let sealed = SealedCredentials::new(vault.encrypt_credentials(&credentials))?;
+    store.update_credentials(account.id, &sealed).await?;
+    let account = store
+        .update_account(
+            account.id,
+            AccountUpdate {
+                status: Some(AccountStatus::Active),
+                last_error: Some(None),
+                auth_error_code: Some(None),
+                next_sync_at: Some(None),
+                ..AccountUpdate::default()
+            },
+        )
+        .await?;
+    if ctx.json() {
+        return output::json(&account_json(ctx, &account).await?);
+    }
+    println!(
+        "{} is active again; it syncs at the next `mailroom sync` or worker pass",
+        account.email
+    );
+    Ok(())
+}

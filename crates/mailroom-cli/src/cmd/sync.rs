@@ -1,0 +1,446 @@
+//! `mailroom sync`: accounts now, with progress bars and a summary table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use futures::StreamExt as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mailroom_core::{AccountStatus, FolderRef};
+use mailroom_store::{Account, FolderRow, PageStats};
+use mailroom_sync::{AccountReport, FolderReport, Outcome, SyncObserver, SyncRequest};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::SyncArgs;
+use crate::cmd::{parse_since, shutdown_signal};
+use crate::context::Ctx;
+use crate::exit::{Code, Failure, code_of};
+use crate::output::{self, Table, clip};
+
+/// Progress bars: one spinner per account, one bar per folder under it. Drawn on
+/// stderr, and not at all without a terminal.
+pub struct Progress {
+    multi: MultiProgress,
+    accounts: Mutex<HashMap<i64, ProgressBar>>,
+    last_of_account: Mutex<HashMap<i64, ProgressBar>>,
+    folders: Mutex<HashMap<i64, ProgressBar>>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress").finish_non_exhaustive()
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("=> ")
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            multi: MultiProgress::new(),
+            accounts: Mutex::new(HashMap::new()),
+            last_of_account: Mutex::new(HashMap::new()),
+            folders: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The words for an outcome.
+pub fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Synced => "synced".into(),
+        Outcome::Interrupted => "interrupted".into(),
+        Outcome::ReauthRequired { code, .. } => match code {
+            Some(code) => format!("needs re-auth ({code})"),
+            None => "needs re-auth".into(),
+        },
+        Outcome::Failed { kind, .. } => format!("failed ({kind})"),
+    }
+}
+
+impl SyncObserver for Progress {
+    fn account_started(&self, account: &Account) {
+        let bar = self.multi.add(
+            ProgressBar::new_spinner()
+                .with_style(style("{spinner} {prefix:.bold} {msg}"))
+                .with_prefix(account.email.clone())
+                .with_message("connecting…"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.last_of_account
+            .lock()
+            .expect("not poisoned")
+            .insert(account.id, bar.clone());
+        self.accounts
+            .lock()
+            .expect("not poisoned")
+            .insert(account.id, bar);
+    }
+
+    fn folder_started(&self, account: &Account, folder: &FolderRow) {
+        let first = folder.cursor.is_none();
+        let bar = match folder.folder.total_count.filter(|n| first && *n > 0) {
+            Some(total) => ProgressBar::new(total)
+                .with_style(style("  {prefix:<20} [{bar:30}] {pos}/{len} {msg}")),
+            None => ProgressBar::new_spinner()
+                .with_style(style("  {spinner} {prefix:<18} {pos} changes {msg}")),
+        };
+        let bar = bar
+            .with_prefix(clip(&folder.folder.path, 20))
+            .with_message(if first { "first sync" } else { "" });
+        let mut last = self.last_of_account.lock().expect("not poisoned");
+        let bar = match last.get(&account.id) {
+            Some(after) => self.multi.insert_after(after, bar),
+            None => self.multi.add(bar),
+        };
+        if let Some(a) = self.accounts.lock().expect("not poisoned").get(&account.id) {
+            a.set_message("syncing");
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        last.insert(account.id, bar.clone());
+        self.folders
+            .lock()
+            .expect("not poisoned")
+            .insert(folder.id, bar);
+    }
+
+    fn page_stored(&self, _: &Account, folder: &FolderRow, stats: &PageStats, _complete: bool) {
+        if let Some(bar) = self.folders.lock().expect("not poisoned").get(&folder.id) {
+            bar.inc(stats.upserted + stats.removed + stats.read_state);
+            if bar.length().is_some_and(|len| bar.position() > len) {
+                bar.set_length(bar.position());
+            }
+        }
+    }
+
+    fn folder_finished(&self, _: &Account, report: &FolderReport) {
+        if let Some(bar) = self
+            .folders
+            .lock()
+            .expect("not poisoned")
+            .remove(&report.folder.id)
+        {
+            match &report.error {
+                None => {
+                    if let Some(len) = bar.length() {
+                        bar.set_position(len.max(bar.position()));
+                    }
+                    bar.finish_with_message(format!(
+                        "✔ {} new/updated, {} removed",
+                        report.stats.upserted,
+                        report.stats.removed + report.stats.reconciled
+                    ));
+                }
+                Some(e) => bar.abandon_with_message(format!("✘ {}", clip(e, 60))),
+            }
+        }
+    }
+
+    fn account_finished(&self, report: &AccountReport) {
+        if let Some(bar) = self
+            .accounts
+            .lock()
+            .expect("not poisoned")
+            .remove(&report.account_id)
+        {
+            let mark = if report.outcome == Outcome::Synced {
+                "✔"
+            } else {
+                "✘"
+            };
+            bar.finish_with_message(format!("{mark} {}", outcome_text(&report.outcome)));
+        }
+    }
+}
+
+/// One account's line in the summary.
+struct Row {
+    email: String,
+    result: RowResult,
+    duration: Duration,
+}
+
+enum RowResult {
+    Report(AccountReport),
+    Skipped(AccountStatus),
+    Error(anyhow::Error),
+}
+
+impl Row {
+    fn code(&self) -> Code {
+        match &self.result {
+            RowResult::Report(r) => match &r.outcome {
+                Outcome::Synced => Code::Success,
+                Outcome::Interrupted => Code::Failure,
+                Outcome::ReauthRequired { .. } => Code::Reauth,
+                Outcome::Failed { kind, .. } => Code::of_kind(*kind),
+            },
+            RowResult::Skipped(AccountStatus::NeedsReauth) => Code::Reauth,
+            RowResult::Skipped(_) => Code::Success,
+            RowResult::Error(e) => code_of(e),
+        }
+    }
+
+    fn outcome(&self) -> String {
+        match &self.result {
+            RowResult::Report(r) => outcome_text(&r.outcome),
+            RowResult::Skipped(AccountStatus::NeedsReauth) => "skipped: needs re-auth".into(),
+            RowResult::Skipped(status) => format!("skipped: {status}"),
+            RowResult::Error(_) => "failed".into(),
+        }
+    }
+
+    /// What went wrong and what to do, if anything.
+    fn problem(&self) -> Option<String> {
+        let reauth = format!("run `mailroom account reauth {}`", self.email);
+        let said = |message: &str, advice: Option<&str>| {
+            let message = clip(message, 300);
+            Some(match advice {
+                Some(advice) => format!("{message} — {advice}"),
+                None => message,
+            })
+        };
+        match &self.result {
+            RowResult::Report(r) => match &r.outcome {
+                Outcome::Synced => None,
+                Outcome::Interrupted => said(
+                    "interrupted",
+                    Some("the next sync continues where it stopped"),
+                ),
+                Outcome::ReauthRequired { message, .. } => said(message, Some(&reauth)),
+                Outcome::Failed { kind, message } => match Code::of_kind(*kind) {
+                    Code::Transient => said(message, Some("retry later")),
+                    _ => said(message, None),
+                },
+            },
+            RowResult::Skipped(AccountStatus::NeedsReauth) => {
+                said("needs re-authentication", Some(&reauth))
+            }
+            RowResult::Skipped(_) => None,
+            RowResult::Error(e) => Some(format!("{e:#}")),
+        }
+    }
+
+    fn json(&self) -> Value {
+        let mut v = json!({
+            "account": self.email,
+            "outcome": match &self.result {
+                RowResult::Report(r) => match &r.outcome {
+                    Outcome::Synced => "synced",
+                    Outcome::Interrupted => "interrupted",
+                    Outcome::ReauthRequired { .. } => "reauth_required",
+                    Outcome::Failed { .. } => "failed",
+                },
+                RowResult::Skipped(_) => "skipped",
+                RowResult::Error(_) => "failed",
+            },
+            "duration_ms": self.duration.as_millis() as u64,
+            "error": self.problem(),
+        });
+        match &self.result {
+            RowResult::Report(r) => {
+                let totals = r.totals();
+                v["upserted"] = json!(totals.upserted);
+                v["removed"] = json!(totals.removed + totals.reconciled);
+                v["read_state"] = json!(totals.read_state);
+                v["credentials_refreshed"] = json!(r.credentials_refreshed);
+                match &r.outcome {
+                    Outcome::ReauthRequired { code, .. } => v["code"] = json!(code),
+                    Outcome::Failed { kind, .. } => v["error_kind"] = json!(kind.as_str()),
+                    _ => {}
+                }
+                v["folders"] = r
+                    .folders
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "folder": f.folder.folder.path,
+                            "pages": f.pages,
+                            "upserted": f.stats.upserted,
+                            "removed": f.stats.removed,
+                            "reconciled": f.stats.reconciled,
+                            "read_state": f.stats.read_state,
+                            "reset": f.reset,
+                            "error": f.error,
+                        })
+                    })
+                    .collect();
+            }
+            RowResult::Skipped(status) => v["status"] = json!(status.as_str()),
+            RowResult::Error(_) => {}
+        }
+        v
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
+    let folders = if args.folders.is_empty() {
+        None
+    } else {
+        Some(
+            args.folders
+                .iter()
+                .map(|f| FolderRef::parse(f).map_err(|e| Failure::err(Code::Usage, e.to_string())))
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let store = ctx.store().await?;
+    let explicit = !args.accounts.is_empty();
+    let mut accounts: Vec<Account> = Vec::new();
+    if explicit {
+        for email in &args.accounts {
+            let a = ctx.account(email).await?;
+            if !accounts.iter().any(|b| b.id == a.id) {
+                accounts.push(a);
+            }
+        }
+    } else {
+        accounts = store.list_accounts().await?;
+    }
+    if accounts.is_empty() {
+        eprintln!("no accounts yet — add one with `mailroom account add outlook --email …`");
+        return Ok(());
+    }
+    let syncer = ctx.syncer().await?;
+    let vault = ctx.vault().await?;
+
+    let cancel = CancellationToken::new();
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let signal = shutdown_signal().await;
+            eprintln!("mailroom: {signal}: stopping after the current pages…");
+            cancel.cancel();
+        })
+    };
+    let progress = Arc::new(Progress::new());
+    let request = SyncRequest {
+        folders,
+        since,
+        cancel: cancel.clone(),
+        observer: progress.clone(),
+        ..SyncRequest::default()
+    };
+    let mut rows: Vec<(usize, Row)> = Vec::new();
+    let mut due = Vec::new();
+    for (i, a) in accounts.into_iter().enumerate() {
+        if !explicit && a.status != AccountStatus::Active {
+            rows.push((
+                i,
+                Row {
+                    email: a.email.clone(),
+                    result: RowResult::Skipped(a.status),
+                    duration: Duration::ZERO,
+                },
+            ));
+        } else if let Err(e) = ctx.decrypt(&vault, &a) {
+            // Said here in plain words, with the key to check; the engine would only
+            // record it on the account.
+            rows.push((
+                i,
+                Row {
+                    email: a.email.clone(),
+                    result: RowResult::Error(e),
+                    duration: Duration::ZERO,
+                },
+            ));
+        } else {
+            due.push((i, a));
+        }
+    }
+    let synced: Vec<(usize, Row)> = futures::stream::iter(due)
+        .map(|(i, a)| {
+            let syncer = &syncer;
+            let request = &request;
+            async move {
+                let started = Instant::now();
+                let result = match syncer.sync_account(a.id, request).await {
+                    Ok(report) => RowResult::Report(report),
+                    Err(e) => RowResult::Error(anyhow::Error::new(e)),
+                };
+                (
+                    i,
+                    Row {
+                        email: a.email,
+                        result,
+                        duration: started.elapsed(),
+                    },
+                )
+            }
+        })
+        .buffer_unordered(usize::from(args.concurrency))
+        .collect()
+        .await;
+    watcher.abort();
+    rows.extend(synced);
+    rows.sort_by_key(|(i, _)| *i);
+    let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
+    let _ = progress.multi.clear();
+
+    if ctx.json() {
+        output::json(&Value::Array(rows.iter().map(Row::json).collect()))?;
+    } else {
+        let mut table = Table::new(&[
+            "ACCOUNT",
+            "FOLDERS",
+            "NEW/UPDATED",
+            "REMOVED",
+            "OUTCOME",
+            "DURATION",
+        ]);
+        for row in &rows {
+            let (folders, upserted, removed) = match &row.result {
+                RowResult::Report(r) => {
+                    let t = r.totals();
+                    (
+                        r.folders.len().to_string(),
+                        t.upserted.to_string(),
+                        (t.removed + t.reconciled).to_string(),
+                    )
+                }
+                _ => ("-".into(), "-".into(), "-".into()),
+            };
+            table.row(vec![
+                row.email.clone(),
+                folders,
+                upserted,
+                removed,
+                row.outcome(),
+                output::duration(row.duration),
+            ]);
+        }
+        table.print()?;
+    }
+    for row in &rows {
+        if let Some(problem) = row.problem() {
+            eprintln!("{}: {problem}", row.email);
+        }
+    }
+    let code = rows.iter().fold(Code::Success, |c, r| c.worst(r.code()));
+    if code == Code::Success {
+        return Ok(());
+    }
+    let bad = rows.iter().filter(|r| r.code() != Code::Success).count();
+    let message = match code {
+        Code::Reauth => format!(
+            "{bad} of {} account(s) did not sync; re-authentication is required (see above)",
+            rows.len()
+        ),
+        Code::Transient => format!(
+            "{bad} of {} account(s) did not sync because of a transient failure — retry later",
+            rows.len()
+        ),
+        _ => format!(
+            "{bad} of {} account(s) did not sync (see above)",
+            rows.len()
+        ),
+    };
+    Err(Failure::err(code, message))
+}

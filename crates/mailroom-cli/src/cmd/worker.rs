@@ -1,0 +1,146 @@
+//! `mailroom worker`: every account on an interval, until SIGINT or SIGTERM.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::{SecondsFormat, Utc};
+use mailroom_store::Account;
+use mailroom_sync::{AccountReport, Outcome, SyncObserver, WorkerConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::WorkerArgs;
+use crate::cmd::shutdown_signal;
+use crate::cmd::sync::outcome_text;
+use crate::context::Ctx;
+use crate::exit::{Code, Failure};
+use crate::output;
+
+/// Prints one line per account sync and remembers the worst outcome.
+struct SyncLog {
+    json: bool,
+    started: Mutex<HashMap<i64, Instant>>,
+    worst: Mutex<Code>,
+}
+
+impl SyncObserver for SyncLog {
+    fn account_started(&self, account: &Account) {
+        self.started
+            .lock()
+            .expect("not poisoned")
+            .insert(account.id, Instant::now());
+    }
+
+    fn account_finished(&self, report: &AccountReport) {
+        let elapsed = self
+            .started
+            .lock()
+            .expect("not poisoned")
+            .remove(&report.account_id)
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        let code = match &report.outcome {
+            Outcome::Synced | Outcome::Interrupted => Code::Success,
+            Outcome::ReauthRequired { .. } => Code::Reauth,
+            Outcome::Failed { kind, .. } => Code::of_kind(*kind),
+        };
+        {
+            let mut worst = self.worst.lock().expect("not poisoned");
+            *worst = worst.worst(code);
+        }
+        let totals = report.totals();
+        let error = match &report.outcome {
+            Outcome::ReauthRequired { message, .. } | Outcome::Failed { message, .. } => {
+                Some(message.as_str())
+            }
+            _ => None,
+        };
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "time": now,
+                    "account": report.email,
+                    "outcome": outcome_text(&report.outcome),
+                    "upserted": totals.upserted,
+                    "removed": totals.removed + totals.reconciled,
+                    "folders": report.folders.len(),
+                    "duration_ms": elapsed.as_millis() as u64,
+                    "error": error,
+                })
+            );
+        } else {
+            println!(
+                "{now} {} {}: {} new/updated, {} removed, {} folder(s) in {}{}",
+                report.email,
+                outcome_text(&report.outcome),
+                totals.upserted,
+                totals.removed + totals.reconciled,
+                report.folders.len(),
+                output::duration(elapsed),
+                error.map(|e| format!(" — {e}")).unwrap_or_default(),
+            );
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
+    let syncer = ctx.syncer().await?;
+    let log = Arc::new(SyncLog {
+        json: ctx.json(),
+        started: Mutex::new(HashMap::new()),
+        worst: Mutex::new(Code::Success),
+    });
+    let defaults = WorkerConfig::default();
+    let config = WorkerConfig {
+        worker_id: args
+            .worker_id
+            .filter(|w| !w.trim().is_empty())
+            .unwrap_or(defaults.worker_id),
+        interval: args.interval,
+        concurrency: usize::from(args.concurrency),
+        lease_ttl: args.lease_ttl,
+        poll_interval: args.poll_interval,
+        once: args.once,
+        observer: log.clone(),
+    };
+    eprintln!(
+        "mailroom: worker {} started: every {} ({} at once){}; SIGINT/SIGTERM stops it",
+        config.worker_id,
+        humantime::format_duration(config.interval),
+        config.concurrency,
+        if config.once { ", one pass" } else { "" }
+    );
+    let shutdown = CancellationToken::new();
+    let watcher = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let signal = shutdown_signal().await;
+            eprintln!(
+                "mailroom: {signal}: finishing the current pages and releasing leases (again to quit at once)…"
+            );
+            shutdown.cancel();
+            let _ = shutdown_signal().await;
+            eprintln!("mailroom: quitting now; leases expire on their own");
+            std::process::exit(Code::Failure as i32);
+        })
+    };
+    let stats = syncer.run_worker(config, shutdown.clone()).await;
+    watcher.abort();
+    let stats = stats?;
+    eprintln!(
+        "mailroom: worker stopped: {} synced, {} failed, {} interrupted, {} lost to another worker",
+        stats.synced, stats.failed, stats.interrupted, stats.lease_lost
+    );
+    let worst = *log.worst.lock().expect("not poisoned");
+    if args.once && worst != Code::Success {
+        return Err(Failure::err(
+            worst,
+            "some accounts did not sync (see the lines above)",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Plain-text tables, times and JSON on stdout.
+
+use std::io::Write as _;
+
+use anyhow::Result;
+use chrono::{DateTime, Local, Utc};
+
+/// A table printed with aligned columns.
+#[derive(Debug, Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|s| (*s).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Prints the table on stdout.
+    pub fn print(&self) -> Result<()> {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(width(cell));
+                }
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let line = |cells: &[String], out: &mut std::io::StdoutLock<'_>| -> std::io::Result<()> {
+            let mut text = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                let last = i + 1 == cells.len();
+                text.push_str(cell);
+                if !last {
+                    let pad = widths
+                        .get(i)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(width(cell));
+                    text.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            writeln!(out, "{}", text.trim_end())
+        };
+        line(&self.header, &mut out)?;
+        for row in &self.rows {
+            line(row, &mut out)?;
+        }
+        Ok(())
+    }
+}
+
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Cuts text to `max` characters (with an ellipsis), on one line.
+pub fn clip(s: &str, max: usize) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A time for people: local, to the minute.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// An optional time, `-` when absent.
+pub fn opt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "-".into(), time)
+}
+
+/// "3 min ago", "in 2 h".
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (t - now).num_seconds();
+    let (abs, future) = (secs.unsigned_abs(), secs > 0);
+    let text = if abs < 60 {
+        format!("{abs} s")
+    } else if abs < 3600 {
+        format!("{} min", abs / 60)
+    } else if abs < 48 * 3600 {
+        format!("{} h", abs / 3600)
+    } else {
+        format!("{} d", abs / 86_400)
+    };
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+/// A duration as `1.2s` / `3m05s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let s = d.as_secs();
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// Prints a JSON value on stdout, pretty.
+pub fn json(value: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// RFC 3339 in UTC for JSON, or null.
+pub fn json_time(t: Option<DateTime<Utc>>) -> serde_json::Value {
+    t.map_or(serde_json::Value::Null, |t| {
+        serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    })
+}
