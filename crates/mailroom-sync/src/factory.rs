@@ -58,7 +58,11 @@ impl DefaultFactory {
     pub fn new(authority_url: impl Into<String>, graph: GraphConfig, imap: ImapOptions) -> Self {
         let authority_url = authority_url.into();
         let imap = imap.authority_url(authority_url.clone());
-        DefaultFactory { authority_url, graph, imap }
+        DefaultFactory {
+            authority_url,
+            graph,
+            imap,
+        }
     }
 }
 
@@ -69,18 +73,22 @@ impl ConnectorFactory for DefaultFactory {
         credentials: Credentials,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
         let imap = |creds: ImapCredentials| -> Result<Arc<dyn Connector>, ConnectorError> {
-            Ok(Arc::new(ImapConnector::new(creds, &account.email, self.imap.clone())?))
+            Ok(Arc::new(ImapConnector::new(
+                creds,
+                &account.email,
+                self.imap.clone(),
+            )?))
         };
         match (account.kind, credentials) {
             (_, Credentials::Imap(creds)) => imap(creds),
-            (AccountKind::Outlook, Credentials::OAuth(oauth)) => Ok(Arc::new(
-                GraphConnector::from_credentials(
+            (AccountKind::Outlook, Credentials::OAuth(oauth)) => {
+                Ok(Arc::new(GraphConnector::from_credentials(
                     &account.email,
                     oauth,
                     &self.authority_url,
                     self.graph.clone(),
-                )?,
-            )),
+                )?))
+            }
             // Gmail with an OAuth2 token the caller keeps fresh: XOAUTH2 on Gmail's IMAP.
             (AccountKind::Gmail, Credentials::OAuth(oauth)) => imap(ImapCredentials {
                 host: GMAIL_IMAP_HOST.to_owned(),

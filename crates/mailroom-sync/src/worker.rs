@@ -26,7 +26,8 @@ pub struct WorkerConfig {
     pub lease_ttl: Duration,
     /// How often to look for due accounts when idle.
     pub poll_interval: Duration,
-    /// Stop after one pass over the due accounts instead of running until shutdown.
+    /// Stop after one pass over the accounts due when the worker starts, instead of
+    /// running until shutdown.
     pub once: bool,
     /// Progress callbacks.
     pub observer: Arc<dyn SyncObserver>,
@@ -99,12 +100,16 @@ impl Syncer {
         let mut running: JoinSet<Result<Outcome>> = JoinSet::new();
         let mut stats = WorkerStats::default();
         let mut store_backoff = Duration::from_millis(500);
+        // With `once`, "due" means due when the pass started: an account synced during
+        // the pass is not taken again, whatever its interval.
+        let pass_start = Utc::now();
         tracing::info!(worker = %config.worker_id, concurrency, "worker started");
         loop {
             let mut claimed_any = false;
             if !shutdown.is_cancelled() && running.len() < concurrency {
-                let now = Utc::now();
-                let until = now + chrono::Duration::from_std(config.lease_ttl).unwrap_or_default();
+                let now = if config.once { pass_start } else { Utc::now() };
+                let until =
+                    Utc::now() + chrono::Duration::from_std(config.lease_ttl).unwrap_or_default();
                 let free = (concurrency - running.len()) as u64;
                 match self
                     .store

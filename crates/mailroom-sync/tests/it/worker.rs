@@ -1,14 +1,14 @@
 use std::time::Duration;
 
 use mailroom_store::MessageQuery;
-use mailroom_sync::WorkerConfig;
+use mailroom_sync::{WorkerConfig, WorkerStats};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{setup, stores, syncer};
 use crate::fake::{FakeConnector, Script};
 
 #[tokio::test]
-async fn a_worker_pass_syncs_every_due_account_and_releases_leases() {
+async fn a_worker_pass_syncs_every_due_account_once_and_releases_leases() {
     for store in stores().await {
         let emails: Vec<String> = (0..7).map(|i| format!("u{i}@x")).collect();
         let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
@@ -24,7 +24,7 @@ async fn a_worker_pass_syncs_every_due_account_and_releases_leases() {
             ..WorkerConfig::default()
         };
         let stats = syncer
-            .run_worker(config, CancellationToken::new())
+            .run_worker(config.clone(), CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(stats.synced, 7, "{stats:?}");
@@ -38,5 +38,66 @@ async fn a_worker_pass_syncs_every_due_account_and_releases_leases() {
             .await
             .unwrap();
         assert_eq!(total, 7 * 30);
+
+        // Nothing is due before the interval: a pass does nothing.
+        let stats = syncer
+            .run_worker(config.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(stats, WorkerStats::default());
+
+        // With a zero interval an account is due again as soon as it is synced; a pass
+        // still syncs each due account exactly once and ends.
+        for a in &accounts {
+            let update = mailroom_store::AccountUpdate {
+                next_sync_at: Some(None),
+                ..Default::default()
+            };
+            store.update_account(a.id, update).await.unwrap();
+        }
+        let zero = WorkerConfig {
+            interval: Duration::ZERO,
+            ..config
+        };
+        for _ in 0..2 {
+            let stats = syncer
+                .run_worker(zero.clone(), CancellationToken::new())
+                .await
+                .unwrap();
+            assert_eq!(stats.synced, 7, "{stats:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_worker_and_releases_leases() {
+    for store in stores().await {
+        let (vault, accounts) = setup(&store, &["a@x", "b@x"]).await;
+        let syncer = syncer(&store, vault, |c| {
+            FakeConnector::new(10, 5, c, Script::default())
+        });
+        let shutdown = CancellationToken::new();
+        let config = WorkerConfig {
+            worker_id: "w-stop".into(),
+            poll_interval: Duration::from_millis(20),
+            ..WorkerConfig::default()
+        };
+        let worker = tokio::spawn({
+            let syncer = syncer.clone();
+            let shutdown = shutdown.clone();
+            async move { syncer.run_worker(config, shutdown).await }
+        });
+        // Let it sync both accounts, then idle-poll; then stop it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        shutdown.cancel();
+        let stats = tokio::time::timeout(Duration::from_secs(10), worker)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.synced, 2, "{stats:?}");
+        for a in &accounts {
+            assert_eq!(store.get_account(a.id).await.unwrap().lease_owner, None);
+        }
     }
 }
