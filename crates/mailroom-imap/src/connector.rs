@@ -150,7 +150,12 @@ macro_rules! with_conn {
                     if failure.breaks_session() {
                         *guard = None;
                     }
-                    if matches!(failure, Failure::Connection(_)) && !fresh && attempt == 1 {
+                    // A reused connection may have been closed meanwhile (idle timeout,
+                    // server restart: an EOF or a pending BYE): reconnect and retry once.
+                    if matches!(failure, Failure::Connection(_) | Failure::Bye(_))
+                        && !fresh
+                        && attempt == 1
+                    {
                         tracing::debug!("imap connection went stale; reconnecting");
                         continue;
                     }

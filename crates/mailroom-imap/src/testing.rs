@@ -240,6 +240,19 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
+    /// Dovecot's log once `done` holds for it (its log process writes asynchronously),
+    /// or as it is after 10 s.
+    pub fn log_until(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if done(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     fn log_tail(&self) -> String {
         let log = self.log();
         let lines: Vec<_> = log.lines().rev().take(20).collect();

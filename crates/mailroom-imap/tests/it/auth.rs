@@ -41,5 +41,6 @@ async fn username_defaults_to_the_account_email() {
     creds.username = None;
     let c = ImapConnector::new(creds, "carol@example.test", options(&d)).unwrap();
     c.connect().await.unwrap();
-    assert!(d.log().contains("user=<carol@example.test>"), "{}", d.log());
+    let log = d.log_until(|l| l.contains("Login: user=<carol@example.test>"));
+    assert!(log.contains("Login: user=<carol@example.test>"), "{log}");
 }

@@ -9,7 +9,8 @@ async fn implicit_tls_with_the_custom_ca() {
     let c = connector(&d, "alice");
     let info = c.connect().await.expect("connect over implicit tls");
     assert_eq!(info.address.as_deref(), Some("alice@example.test"));
-    assert!(d.log().contains("secured"), "{}", d.log());
+    let log = d.log_until(|l| l.contains("Login: user=<alice>"));
+    assert!(log.contains("secured"), "{log}");
     c.disconnect().await.unwrap();
     // Calls after disconnect open a new connection.
     c.connect().await.expect("reconnect");
@@ -27,7 +28,7 @@ async fn starttls_with_the_custom_ca() {
     c.connect().await.expect("connect with starttls");
     let folders = c.list_folders().await.unwrap();
     assert!(folders.iter().any(|f| f.remote_id == "INBOX"));
-    let log = d.log();
+    let log = d.log_until(|l| l.contains("Login: user=<alice>"));
     assert!(
         log.lines()
             .any(|l| l.contains("Login: user=<alice>") && l.contains("TLS")),
@@ -101,5 +102,6 @@ async fn a_dropped_connection_is_replaced_on_the_next_call() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let folders = c.list_folders().await.expect("reconnects once and retries");
     assert!(folders.iter().any(|f| f.remote_id == "INBOX"));
-    assert_eq!(d.log().matches("Login: user=<alice>").count(), 2);
+    let log = d.log_until(|l| l.matches("Login: user=<alice>").count() >= 2);
+    assert_eq!(log.matches("Login: user=<alice>").count(), 2, "{log}");
 }

@@ -55,7 +55,7 @@ async fn sim_issued_token_logs_in() {
         c.take_refreshed_credentials().is_none(),
         "no refresh needed"
     );
-    let log = d.log();
+    let log = d.log_until(|l| l.contains("method=XOAUTH2"));
     assert!(
         log.contains(&format!("user=<{USER}>, method=XOAUTH2")),
         "{log}"
@@ -80,7 +80,9 @@ async fn expired_token_is_refreshed_through_the_sim() {
     assert_eq!(creds.host, d.host());
     assert!(c.take_refreshed_credentials().is_none(), "handed back once");
     assert_eq!(
-        d.log().matches("method=XOAUTH2").count(),
+        d.log_until(|l| l.contains("method=XOAUTH2"))
+            .matches("method=XOAUTH2")
+            .count(),
         1,
         "one successful login, after one refused one"
     );
@@ -111,7 +113,7 @@ async fn a_token_past_its_expiry_is_refreshed_before_login() {
     };
     assert_ne!(oauth.token.as_ref().unwrap().secret(), old_token);
     assert!(oauth.expiry.unwrap() > Utc::now());
-    let log = d.log();
+    let log = d.log_until(|l| l.contains("method=XOAUTH2"));
     assert_eq!(log.matches("method=XOAUTH2").count(), 1, "{log}");
     sim.shutdown().await;
 }
