@@ -212,3 +212,27 @@ async fn retries_are_bounded() {
     assert_eq!(err.retry_after(), Some(Duration::from_secs(600)));
     assert_eq!(h.sim.counters().requests("GET /v1.0/me"), 4);
 }
+
+#[tokio::test]
+async fn http_date_retry_after_is_honoured() {
+    let h = Harness::start(config(40)).await;
+    h.set_faults(Faults {
+        error_rate: 0.3,
+        statuses: vec![503],
+        retry_after: RetryAfter::HttpDate(1),
+        ..Faults::default()
+    });
+    let graph = h.connector_with(h.graph_config().retry(patient()));
+    let q = FetchQuery {
+        page_size: Some(4),
+        ..FetchQuery::default()
+    };
+    let listed = fetch_all(&graph, &FolderRef::INBOX, &q).await.unwrap();
+    assert_eq!(listed.len(), h.truth("inbox").len());
+    let c = h.sim.counters();
+    assert!(
+        c.injected_faults.get(ALICE).copied().unwrap_or(0) > 0,
+        "some answers were 503 with a date"
+    );
+    assert_eq!(c.retry_after_violations_total, 0);
+}

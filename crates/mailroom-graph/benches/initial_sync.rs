@@ -1,0 +1,237 @@
+//! Initial sync of one big folder through delta, against `mailroom-sim` running as a
+//! separate process (so the simulator's memory is not counted as the connector's).
+//!
+//! `cargo bench -p mailroom-graph --bench initial_sync` — for each folder size, the
+//! bench starts itself again in a fresh process (so the peak RSS it reports,
+//! `VmHWM`, belongs to that size alone), which starts `mailroom-sim --messages N
+//! --all-in inbox`, syncs the inbox page by page until `complete` (dropping each page
+//! after counting it, as a store would after writing it) and prints messages/s, HTTP
+//! requests per message (from the simulator's counters) and peak RSS.
+//!
+//! Sizes: `MAILROOM_BENCH_SIZES=10000,100000` (default). The simulator binary:
+//! `MAILROOM_SIM_BIN`, else `mailroom-sim` next to this bench's target directory,
+//! built with `cargo build --release -p mailroom-sim` when missing.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use chrono::{TimeDelta, Utc};
+use mailroom_core::{AccessToken, Change, Connector, FolderRef, OAuthCredentials, RefreshToken};
+use mailroom_graph::{GraphConfig, GraphConnector};
+
+const CHILD: &str = "MAILROOM_GRAPH_BENCH_SIZE";
+const APP: &str = "11111111-2222-3333-4444-555555555555";
+
+fn main() {
+    if let Ok(size) = std::env::var(CHILD) {
+        let size: usize = size.parse().expect("a folder size");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(run(size));
+        return;
+    }
+    let sizes = std::env::var("MAILROOM_BENCH_SIZES").unwrap_or_else(|_| "10000,100000".into());
+    let sim = sim_binary();
+    println!(
+        "mailroom-graph initial sync through delta, simulator {}",
+        sim.display()
+    );
+    println!(
+        "{:>9} {:>8} {:>10} {:>9} {:>12} {:>14} {:>14} {:>14}",
+        "messages",
+        "pages",
+        "seconds",
+        "msg/s",
+        "requests",
+        "requests/msg",
+        "peak RSS MiB",
+        "sim RSS MiB"
+    );
+    for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let status = Command::new(std::env::current_exe().expect("this bench"))
+            .env(CHILD, size)
+            .env("MAILROOM_SIM_BIN", &sim)
+            .status()
+            .expect("the bench runs itself");
+        assert!(status.success(), "size {size} failed");
+    }
+}
+
+/// The simulator binary, built in release mode when it is not there yet.
+fn sim_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MAILROOM_SIM_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/release/deps/initial_sync-… → target/release/mailroom-sim
+    let exe = std::env::current_exe().expect("this bench");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("a target dir");
+    let candidate = profile_dir.join("mailroom-sim");
+    if !candidate.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "mailroom-sim",
+                "--bin",
+                "mailroom-sim",
+            ])
+            .status()
+            .expect("cargo builds the simulator");
+        assert!(status.success(), "cannot build mailroom-sim");
+    }
+    candidate
+}
+
+struct Sim {
+    child: Child,
+    authority: String,
+    graph: String,
+    mailbox: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(size: usize) -> Sim {
+    let bin = std::env::var("MAILROOM_SIM_BIN").expect("set by the parent");
+    let mut child = Command::new(bin)
+        .args([
+            "--port",
+            "0",
+            "--messages",
+            &size.to_string(),
+            "--all-in",
+            "inbox",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("mailroom-sim starts");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut authority, mut graph, mut mailbox) = (String::new(), String::new(), String::new());
+    for line in out.lines() {
+        let line = line.expect("a line");
+        if let Some(v) = line.strip_prefix("authority: ") {
+            authority = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("graph: ") {
+            graph = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("mailbox: ") {
+            if mailbox.is_empty() {
+                mailbox = v.to_owned();
+            }
+        } else if line == "ready" {
+            break;
+        }
+    }
+    assert!(
+        !graph.is_empty() && !mailbox.is_empty(),
+        "the simulator announced itself"
+    );
+    Sim {
+        child,
+        authority,
+        graph,
+        mailbox,
+    }
+}
+
+fn status_kib(pid: Option<u32>, field: &str) -> u64 {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn run(size: usize) {
+    let sim = start_sim(size);
+    let http = reqwest::Client::new();
+    let tokens: serde_json::Value = http
+        .post(format!("{}/_sim/tokens", sim.authority))
+        .json(&serde_json::json!({
+            "user": sim.mailbox,
+            "client_id": APP,
+            "scopes": ["https://graph.microsoft.com/Mail.ReadWrite", "offline_access"],
+        }))
+        .send()
+        .await
+        .expect("tokens")
+        .json()
+        .await
+        .expect("token json");
+    let mut creds = OAuthCredentials::new(APP);
+    creds.token = Some(AccessToken::new(tokens["access_token"].as_str().unwrap()));
+    creds.refresh_token = Some(RefreshToken::new(tokens["refresh_token"].as_str().unwrap()));
+    creds.scopes = vec![
+        "https://graph.microsoft.com/Mail.ReadWrite".into(),
+        "offline_access".into(),
+    ];
+    creds.expiry = Some(Utc::now() + TimeDelta::hours(1));
+    let graph = GraphConnector::from_credentials(
+        &sim.mailbox,
+        creds,
+        &sim.authority,
+        GraphConfig::default().graph_url(sim.graph.clone()),
+    )
+    .expect("a connector");
+    let counters = |http: reqwest::Client, url: String| async move {
+        let v: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        v
+    };
+    let counters_url = format!("{}/_sim/counters", sim.authority);
+    let before = counters(http.clone(), counters_url.clone()).await;
+
+    let start = Instant::now();
+    let (mut upserts, mut pages, mut cursor) = (0usize, 0usize, None);
+    loop {
+        let page = graph
+            .sync_folder(&FolderRef::INBOX, cursor.take())
+            .await
+            .expect("a delta page");
+        pages += 1;
+        upserts += page
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::Upsert(_)))
+            .count();
+        if page.complete {
+            break;
+        }
+        cursor = Some(page.cursor);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = counters(http, counters_url).await;
+    let graph_requests = |v: &serde_json::Value| -> u64 {
+        v["requests_by_mailbox"][&sim.mailbox].as_u64().unwrap_or(0)
+    };
+    let requests = graph_requests(&after) - graph_requests(&before);
+    assert_eq!(upserts, size, "every message synced once");
+    let peak = status_kib(None, "VmHWM:") as f64 / 1024.0;
+    let sim_peak = status_kib(Some(sim.child.id()), "VmHWM:") as f64 / 1024.0;
+    println!(
+        "{:>9} {:>8} {:>10.2} {:>9.0} {:>12} {:>14.5} {:>14.1} {:>14.1}",
+        size,
+        pages,
+        secs,
+        size as f64 / secs,
+        requests,
+        requests as f64 / size as f64,
+        peak,
+        sim_peak
+    );
+}
