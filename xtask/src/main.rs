@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod demo;
 mod services;
 
 const HELP: &str = "\
@@ -20,7 +21,8 @@ Commands:
   test [ARGS]     start the services, then run the test suite only (ARGS go to nextest)
   services        start PostgreSQL / install Dovecot and `cryptography`, then exit
   bench [NAME]    run release benchmarks (all, or one of: {benches})
-  demo            run the end-to-end demo against mailroom-sim (see README)
+  demo [--keep]   build mailroom and mailroom-sim, start the simulator, add its mailbox
+                  through the device code flow, sync with progress bars, list messages
   help            this text
 
 Environment:
@@ -58,7 +60,7 @@ fn run() -> Result<()> {
         }
         Some("services") => services::ensure_all(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
-        Some("demo") => demo(&args[1..]),
+        Some("demo") => demo::run(&root, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print_help();
             Ok(())
@@ -155,22 +157,6 @@ fn bench(only: Option<&str>) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn demo(args: &[String]) -> Result<()> {
-    let mut cmd = cargo(&[
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "mailroom-cli",
-        "--bin",
-        "mailroom",
-        "--",
-        "demo",
-    ]);
-    cmd.args(args);
-    step("demo", cmd)
 }
 
 fn cargo(args: &[&str]) -> Command {
