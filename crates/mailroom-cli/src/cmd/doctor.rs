@@ -286,7 +286,7 @@ fn check_token(
         None => "expiry unknown".into(),
     };
     let detail = format!(
-        "token for {}: {expiry}; scopes {}; client {} (tenant {}{}); refresh token {}",
+        "for {}: {expiry}; scopes {}; client {} (tenant {}{}); refresh token {}",
         audience.map_or("an unknown audience", Resource::uri),
         if o.scopes.is_empty() {
             "-".into()
