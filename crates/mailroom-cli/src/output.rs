@@ -4,6 +4,7 @@ use std::io::Write as _;
 
 use anyhow::Result;
 use chrono::{DateTime, Local, Utc};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A table printed with aligned columns.
 #[derive(Debug, Default)]
@@ -61,20 +62,30 @@ impl Table {
     }
 }
 
+/// Columns on a terminal (CJK characters take two).
 fn width(s: &str) -> usize {
-    s.chars().count()
+    UnicodeWidthStr::width(s)
 }
 
-/// Cuts text to `max` characters (with an ellipsis), on one line.
+/// Cuts text to `max` terminal columns (with an ellipsis), on one line.
 pub fn clip(s: &str, max: usize) -> String {
     let one_line: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if one_line.chars().count() <= max {
+    if width(&one_line) <= max {
         return one_line;
     }
-    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in one_line.chars() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
