@@ -685,7 +685,10 @@ impl Connector for ImapConnector {
                 None => "ALL".to_owned(),
             };
             if let Some(since) = query.since {
-                criteria.push_str(&format!(" SINCE {}", imap_date(since)));
+                // SEARCH SINCE compares dates in each message's own time zone: ask
+                // from the day before, then filter on the exact instant below.
+                let day_before = since - chrono::TimeDelta::days(1);
+                criteria.push_str(&format!(" SINCE {}", imap_date(day_before)));
             }
             let mut uids = conn.uid_search(&criteria).await?;
             uids.sort_unstable_by(|a, b| b.cmp(a));

@@ -392,6 +392,21 @@ impl Admin {
             .map_err(|e| io::Error::other(format!("append to {mailbox}: {e}")))
     }
 
+    /// Appends a message with an INTERNALDATE such as `"20-Jan-2025 23:00:00 -0200"`.
+    pub async fn append_at(
+        &mut self,
+        mailbox: &str,
+        raw: &[u8],
+        internal_date: &str,
+    ) -> io::Result<()> {
+        let name = crate::proto::utf7::encode(mailbox);
+        let date = format!("\"{internal_date}\"");
+        self.session
+            .append(&name, None, Some(&date), raw)
+            .await
+            .map_err(|e| io::Error::other(format!("append to {mailbox}: {e}")))
+    }
+
     /// Runs a command that must end in OK; `{mailbox}`-style names must already be
     /// quoted (see [`Admin::mailbox`]).
     pub async fn command(&mut self, command: &str) -> io::Result<()> {

@@ -261,3 +261,38 @@ async fn attachments_of_capped_messages_come_from_bodystructure() {
     assert_eq!(m.attachment_count, 2);
     assert!(m.warnings[0].contains("BODYSTRUCTURE"), "{:?}", m.warnings);
 }
+
+#[tokio::test]
+async fn since_is_exact_across_time_zones() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    // 2025-01-21T01:00Z, 2025-01-20T23:00Z, 2025-01-22T08:00Z
+    a.append_at("INBOX", &mail(1), "20-Jan-2025 23:00:00 -0200")
+        .await
+        .unwrap();
+    a.append_at("INBOX", &mail(2), "20-Jan-2025 23:00:00 +0000")
+        .await
+        .unwrap();
+    a.append_at("INBOX", &mail(3), "22-Jan-2025 09:00:00 +0100")
+        .await
+        .unwrap();
+    let c = connector(&d, "alice");
+    let since = "2025-01-21T00:30:00Z".parse().unwrap();
+    let got = fetch_all(
+        &c,
+        &FolderRef::INBOX,
+        &FetchQuery {
+            since: Some(since),
+            ..FetchQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    let subjects: Vec<_> = got.iter().map(|m| m.subject.clone().unwrap()).collect();
+    assert_eq!(subjects, ["Message 3", "Message 1"]);
+    assert_eq!(
+        got[1].date_received.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2025-01-21T01:00:00+00:00"),
+        "date_received is the INTERNALDATE"
+    );
+}
