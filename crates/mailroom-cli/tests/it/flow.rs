@@ -94,6 +94,16 @@ async fn add_sync_and_list_match_the_simulator() {
     assert_eq!(doctor["ok"], true, "{doctor}");
     let again = env.json(&["sync", "--account", DEMO]);
     assert_eq!(again[0]["upserted"], 0, "{again}");
+
+    // A refresh (and its rotated refresh token) at the most verbose logging of every
+    // crate: no token in the output (checked when `env` drops).
+    env.sim.expire_access_tokens(DEMO).unwrap();
+    let mut cmd = env.cmd(&["--json", "sync"]);
+    cmd.env("RUST_LOG", "trace");
+    let (stdout, stderr) = env.expect_cmd(0, cmd, "sync with RUST_LOG=trace");
+    assert!(stderr.contains("refresh"), "a refresh happened: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report[0]["credentials_refreshed"], true, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
