@@ -295,3 +295,45 @@ async fn defaults_live_in_the_data_directory() {
     assert_eq!(shown["credentials"]["protocol"], "graph");
     assert_eq!(shown["credentials"]["oauth"]["refresh_token"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_confidential_client_signs_in_with_a_secret_from_stdin() {
+    let config = crate::support::sim_config(12).confidential_client("conf-app", "s3cret-value-42");
+    let env = Env::start(config).await;
+    let mut cmd = env.cmd(&[
+        "account",
+        "add",
+        "outlook",
+        "--email",
+        DEMO,
+        "--client-secret-stdin",
+    ]);
+    cmd.env("MAILROOM_CLIENT_ID", "conf-app")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"s3cret-value-42\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.record(&printed);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    // The stored secret drives the refresh of a later sync; it is never shown.
+    env.sim.expire_access_tokens(DEMO).unwrap();
+    let (stdout, stderr) = env.expect(0, &["sync", "-vv"]);
+    let shown = env.json(&["account", "show", DEMO]);
+    assert_eq!(
+        shown["credentials"]["oauth"]["confidential_client"], true,
+        "{shown}"
+    );
+    for text in [printed, stdout, stderr, shown.to_string()] {
+        assert!(
+            !text.contains("s3cret-value-42"),
+            "the client secret was printed: {text}"
+        );
+    }
+}
