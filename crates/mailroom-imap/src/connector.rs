@@ -23,7 +23,9 @@ use crate::sync::{Limits, record_items, sync_page};
 use crate::transport::{self, Plain, Stream, XOAuth2, check_tls_policy};
 
 /// Tuning and trust options of an [`ImapConnector`]; the defaults suit most servers.
+/// Start from `ImapOptions::default()` and chain the setters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ImapOptions {
     /// Extra trusted CA certificates (PEM file) for private servers, added to the
     /// Mozilla roots.

@@ -38,6 +38,7 @@ use crate::proto::quote_mailbox;
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct DovecotConfig {
     /// Where Dovecot's oauth2 passdb POSTs tokens (`introspection_mode = post`).
     pub oauth2_introspection_url: Option<String>,
