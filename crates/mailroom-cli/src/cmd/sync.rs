@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::StreamExt as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mailroom_core::{AccountStatus, FolderRef};
 use mailroom_store::{Account, FolderRow, PageStats};
 use mailroom_sync::{AccountReport, FolderReport, Outcome, SyncObserver, SyncRequest};
@@ -41,9 +41,15 @@ fn style(template: &str) -> ProgressStyle {
 }
 
 impl Progress {
-    fn new() -> Progress {
+    /// Bars on stderr; `quiet` hides them (log lines would tear them apart).
+    fn new(quiet: bool) -> Progress {
+        let multi = if quiet {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        } else {
+            MultiProgress::new()
+        };
         Progress {
-            multi: MultiProgress::new(),
+            multi,
             accounts: Mutex::new(HashMap::new()),
             last_of_account: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
@@ -320,7 +326,8 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
             cancel.cancel();
         })
     };
-    let progress = Arc::new(Progress::new());
+    let logging = ctx.global.verbose > 0 || std::env::var_os("RUST_LOG").is_some();
+    let progress = Arc::new(Progress::new(logging));
     let request = SyncRequest {
         folders,
         since,
