@@ -103,20 +103,20 @@ impl Store {
                 options.max_connections(4);
             }
             options.map_sqlx_sqlite_opts(move |o| {
-                // A larger page cache and memory-mapped reads keep page writes from
-                // re-reading the b-trees through the kernel (measured: benches/upsert.rs).
+                // A page cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
+                // page writes from re-reading the indexes through the kernel, and is a
+                // fixed bound: memory does not grow with the database.
                 let o = o
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
                     .create_if_missing(true)
-                    .pragma("cache_size", "-32768")
+                    .pragma("cache_size", "-16384")
                     .pragma("temp_store", "memory");
                 if in_memory {
                     o
                 } else {
                     o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                         .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                        .pragma("mmap_size", "268435456")
                         // Checkpoint every ~64 MiB of WAL instead of 4 MiB: index pages
                         // rewritten by consecutive pages are copied once, not each time.
                         .pragma("wal_autocheckpoint", "16384")

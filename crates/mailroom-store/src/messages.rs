@@ -704,8 +704,22 @@ async fn upsert_run(
             .on_conflict(
                 OnConflict::columns([message::Column::AccountId, message::Column::RemoteId])
                     .update_columns(UPSERT_COLUMNS.into_iter().filter(|c| {
-                        !matches!(c, message::Column::AccountId | message::Column::RemoteId)
+                        !matches!(
+                            c,
+                            message::Column::AccountId
+                                | message::Column::RemoteId
+                                | message::Column::AttachmentCount
+                        )
                     }))
+                    // A record that has attachments but does not list them (a Graph
+                    // delta item) keeps the count stored before, like the list itself.
+                    .value(
+                        message::Column::AttachmentCount,
+                        Expr::cust(
+                            "CASE WHEN excluded.has_attachments AND excluded.attachment_count = 0 \
+                             THEN messages.attachment_count ELSE excluded.attachment_count END",
+                        ),
+                    )
                     .to_owned(),
             )
             .returning(

@@ -192,6 +192,7 @@ async fn a_record_without_its_attachment_list_keeps_the_stored_one() {
             .unwrap();
         let mut from_delta = message(0);
         from_delta.attachments.clear(); // delta says has_attachments but lists none
+        from_delta.attachment_count = 0;
         from_delta.subject = Some("changed".into());
         store
             .upsert_messages(a.id, f.id, &[from_delta])
@@ -204,6 +205,7 @@ async fn a_record_without_its_attachment_list_keeps_the_stored_one() {
             .message;
         assert_eq!(stored.subject.as_deref(), Some("changed"));
         assert_eq!(stored.attachments, message(0).attachments);
+        assert_eq!(stored.attachment_count, 2, "the stored count is kept too");
         // Duplicates inside one page are fine: the last version wins.
         let mut v2 = message(1);
         v2.subject = Some("v2".into());
