@@ -175,6 +175,7 @@ async fn cycle(accounts: usize) {
         ..Faults::default()
     });
     let before = graph_requests(&s.sim);
+    let routes_before = s.sim.counters().requests_by_route;
     let start = Instant::now();
     let second = s
         .syncer
@@ -189,6 +190,12 @@ async fn cycle(accounts: usize) {
         requests as f64 / accounts as f64,
         peak_rss_mib()
     );
+    for (route, n) in s.sim.counters().requests_by_route {
+        let n = n - routes_before.get(&route).copied().unwrap_or(0);
+        if n > 0 {
+            println!("    {n:>6}  {route}");
+        }
+    }
 }
 
 fn main() {

@@ -279,6 +279,20 @@ impl Syncer {
     }
 }
 
+/// The stored folder a reference names, if it was synced before (it has a cursor).
+fn stored_folder<'a>(stored: &'a [FolderRow], r: &FolderRef) -> Option<&'a FolderRow> {
+    stored
+        .iter()
+        .filter(|row| row.cursor.is_some())
+        .find(|row| match r {
+            FolderRef::WellKnown(role) => row.folder.role == Some(*role),
+            FolderRef::Id(id) => row.folder.remote_id == *id,
+            FolderRef::Path(path) => {
+                row.folder.path.to_lowercase() == path.to_string().to_lowercase()
+            }
+        })
+}
+
 fn connector_outcome(e: &ConnectorError) -> Outcome {
     let message = error_chain(e);
     if e.is_reauth_required() {
@@ -353,33 +367,37 @@ impl Run<'_> {
         reports: &mut Vec<FolderReport>,
     ) -> Result<Outcome, RunError> {
         self.renew_lease().await?;
-        let connected = connector.connect().await;
-        self.persist_refreshed(connector).await?;
-        connected?;
-
         let refs = self.folder_refs()?;
+        // Folders synced before are taken from the store: a sync with nothing new costs
+        // one request per folder (the delta link), not a sign-in check and a folder
+        // lookup each time. The first sync of an account connects and resolves.
+        let stored = self.syncer.store.list_folders(self.account.id).await?;
+        let known: Vec<Option<FolderRow>> = refs
+            .iter()
+            .map(|r| stored_folder(&stored, r).cloned())
+            .collect();
+        if known.iter().any(Option::is_none) {
+            let connected = connector.connect().await;
+            self.persist_refreshed(connector).await?;
+            connected?;
+        }
+
         let mut first_error = None;
-        for folder_ref in refs {
+        for (folder_ref, known) in refs.into_iter().zip(known) {
             if self.request.cancel.is_cancelled() {
                 return Ok(Outcome::Interrupted);
             }
-            let resolved = connector.resolve_folder(&folder_ref).await;
-            self.persist_refreshed(connector).await?;
-            let folder = match resolved {
-                Ok(folder) => folder,
-                Err(e) if e.is_reauth_required() => return Err(e.into()),
-                Err(e) => {
-                    tracing::warn!(account = %self.account.email, folder = %folder_ref, error = %e, "cannot resolve folder");
-                    first_error.get_or_insert(e);
-                    continue;
-                }
+            let cached = known.is_some();
+            let row = match known {
+                Some(row) => row,
+                None => match self.resolve(connector, &folder_ref).await? {
+                    Ok(row) => row,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                },
             };
-            let row = self
-                .syncer
-                .store
-                .upsert_folders(self.account.id, &[folder])
-                .await?
-                .remove(0);
             let mut report = FolderReport {
                 folder: row,
                 pages: 0,
@@ -387,7 +405,22 @@ impl Run<'_> {
                 reset: false,
                 error: None,
             };
-            let result = self.sync_folder(connector, &mut report).await;
+            let mut result = self.sync_folder(connector, &mut report).await;
+            // A folder taken from the store may be gone (deleted, recreated): look it up
+            // on the server once and sync what it is now.
+            if cached
+                && report.pages == 0
+                && matches!(&result, Err(RunError::Connector(e)) if e.is_not_found())
+            {
+                tracing::info!(account = %self.account.email, folder = %folder_ref, "stored folder not found on the server, looking it up again");
+                match self.resolve(connector, &folder_ref).await? {
+                    Ok(row) => {
+                        report.folder = row;
+                        result = self.sync_folder(connector, &mut report).await;
+                    }
+                    Err(e) => result = Err(RunError::Connector(e)),
+                }
+            }
             let interrupted = matches!(result, Ok(true));
             match result {
                 Ok(_) => {}
@@ -411,6 +444,30 @@ impl Run<'_> {
         match first_error {
             Some(e) => Err(e.into()),
             None => Ok(Outcome::Synced),
+        }
+    }
+
+    /// Resolves a folder on the server and stores it. The outer error stops the sync
+    /// (store failure, sign-in needed); the inner one fails this folder only.
+    async fn resolve(
+        &mut self,
+        connector: &dyn Connector,
+        folder_ref: &FolderRef,
+    ) -> Result<Result<FolderRow, ConnectorError>, RunError> {
+        let resolved = connector.resolve_folder(folder_ref).await;
+        self.persist_refreshed(connector).await?;
+        match resolved {
+            Ok(folder) => Ok(Ok(self
+                .syncer
+                .store
+                .upsert_folders(self.account.id, &[folder])
+                .await?
+                .remove(0))),
+            Err(e) if e.is_reauth_required() => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(account = %self.account.email, folder = %folder_ref, error = %e, "cannot resolve folder");
+                Ok(Err(e))
+            }
         }
     }
 

@@ -250,3 +250,56 @@ async fn a_wrong_key_is_reported_not_fatal() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_second_sync_goes_straight_to_the_stored_folder_and_relooks_a_vanished_one() {
+    use crate::fake::Calls;
+    use std::sync::atomic::Ordering;
+    for store in stores().await {
+        let (vault, accounts) = setup(&store, &["a@x"]).await;
+        let calls = Arc::new(Calls::default());
+        let c = calls.clone();
+        let first = syncer(&store, vault.clone(), move |creds| {
+            FakeConnector::new(30, 10, creds, Script::default()).counting(&c)
+        });
+        first
+            .sync_account(accounts[0].id, &SyncRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(calls.connect.load(Ordering::SeqCst), 1);
+        assert_eq!(calls.resolve.load(Ordering::SeqCst), 1);
+
+        // Nothing new: no sign-in check, no folder lookup, just the incremental sync.
+        let report = first
+            .sync_account(accounts[0].id, &SyncRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, Outcome::Synced);
+        assert_eq!(calls.connect.load(Ordering::SeqCst), 1);
+        assert_eq!(calls.resolve.load(Ordering::SeqCst), 1);
+
+        // The inbox was recreated with a new id: the stored one is not found, so it is
+        // looked up again and synced from scratch.
+        let c = calls.clone();
+        let moved = syncer(&store, vault, move |creds| {
+            FakeConnector::new(
+                30,
+                10,
+                creds,
+                Script {
+                    folder_id: Some("inbox-2"),
+                    ..Script::default()
+                },
+            )
+            .counting(&c)
+        });
+        let report = moved
+            .sync_account(accounts[0].id, &SyncRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+        assert_eq!(calls.resolve.load(Ordering::SeqCst), 2, "{report:#?}");
+        assert_eq!(report.folders[0].folder.folder.remote_id, "inbox-2");
+        assert!(report.folders[0].reset);
+    }
+}

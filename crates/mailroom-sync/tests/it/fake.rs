@@ -1,8 +1,8 @@
 //! A scripted connector: one folder of `n` messages, synced in pages of `page_size`,
 //! with failures and token refreshes injected at chosen calls.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use mailroom_core::{
@@ -19,6 +19,15 @@ pub struct Script {
     pub fail_connect: Option<(ErrorKind, Option<&'static str>)>,
     /// Hand back refreshed credentials with this access token at connect.
     pub refresh_at_connect: Option<&'static str>,
+    /// The folder's id on the server (default "inbox").
+    pub folder_id: Option<&'static str>,
+}
+
+/// Calls seen by every connector a test's factory made.
+#[derive(Debug, Default)]
+pub struct Calls {
+    pub connect: AtomicUsize,
+    pub resolve: AtomicUsize,
 }
 
 pub struct FakeConnector {
@@ -28,6 +37,7 @@ pub struct FakeConnector {
     pub credentials: Credentials,
     pub sync_calls: AtomicUsize,
     pub refreshed: Mutex<Option<Credentials>>,
+    pub calls: Arc<Calls>,
 }
 
 impl FakeConnector {
@@ -44,7 +54,17 @@ impl FakeConnector {
             credentials,
             sync_calls: AtomicUsize::new(0),
             refreshed: Mutex::new(None),
+            calls: Arc::default(),
         }
+    }
+
+    pub fn counting(mut self, calls: &Arc<Calls>) -> Self {
+        self.calls = calls.clone();
+        self
+    }
+
+    fn folder_id(&self) -> &'static str {
+        self.script.folder_id.unwrap_or("inbox")
     }
 }
 
@@ -72,6 +92,7 @@ impl Connector for FakeConnector {
     }
 
     async fn connect(&self) -> Result<AccountInfo, ConnectorError> {
+        self.calls.connect.fetch_add(1, Ordering::SeqCst);
         if let Some(token) = self.script.refresh_at_connect {
             let mut creds = self.credentials.clone();
             creds.oauth_mut().unwrap().token = Some(AccessToken::new(token));
@@ -88,8 +109,9 @@ impl Connector for FakeConnector {
     }
 
     async fn resolve_folder(&self, _folder: &FolderRef) -> Result<Folder, ConnectorError> {
+        self.calls.resolve.fetch_add(1, Ordering::SeqCst);
         Ok(Folder {
-            remote_id: "inbox".into(),
+            remote_id: self.folder_id().into(),
             name: "Inbox".into(),
             path: "Inbox".into(),
             parent_id: None,
@@ -122,10 +144,16 @@ impl Connector for FakeConnector {
 
     async fn sync_folder(
         &self,
-        _folder: &FolderRef,
+        folder: &FolderRef,
         cursor: Option<SyncCursor>,
     ) -> Result<SyncPage, ConnectorError> {
         let call = self.sync_calls.fetch_add(1, Ordering::SeqCst);
+        if *folder != FolderRef::id(self.folder_id()) {
+            return Err(ConnectorError::new(
+                ErrorKind::NotFound,
+                format!("no folder {folder}"),
+            ));
+        }
         if let Some((n, kind, code)) = self.script.fail_sync_call
             && n == call
         {
