@@ -56,6 +56,14 @@ fn init_logs(verbose: u8) {
             EnvFilter::new(spec.join(","))
         }
     };
+    // async-imap logs every command it sends at TRACE, LOGIN passwords and XOAUTH2
+    // tokens included, and cannot be told not to: that target stays off whatever
+    // RUST_LOG says.
+    let filter = filter.add_directive(
+        "async_imap::imap_stream=off"
+            .parse()
+            .expect("a valid directive"),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
