@@ -31,6 +31,7 @@
 mod account;
 mod connector;
 mod credentials;
+pub mod endpoint;
 mod error;
 mod folder;
 mod message;

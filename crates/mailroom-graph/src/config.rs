@@ -1,7 +1,6 @@
 //! [`GraphConfig`]: where Graph is, how hard to push it, how to wait.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,44 +169,15 @@ impl GraphConfig {
 /// Checks a Graph root URL: `https`, or `http` for a loopback host; no credentials,
 /// query or fragment. Returns it without a trailing slash.
 pub(crate) fn check_graph_url(raw: &str) -> Result<Url, ConnectorError> {
-    let invalid = |why: &str| {
+    let mut url = mailroom_core::endpoint::check_service_url(raw).map_err(|why| {
         ConnectorError::new(
             ErrorKind::InvalidConfig,
             format!("invalid graph url {raw:?}: {why}"),
         )
-    };
-    let mut url = Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(invalid(
-                "http is only accepted for loopback hosts; use https",
-            ));
-        }
-        other => return Err(invalid(&format!("unsupported scheme {other:?}"))),
-    }
-    if url.host().is_none() {
-        return Err(invalid("no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("credentials in the url are not allowed"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("a query or fragment is not allowed"));
-    }
+    })?;
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
 }
 
 #[cfg(test)]

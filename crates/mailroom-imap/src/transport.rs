@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -73,14 +72,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// True for `localhost` and loopback IP literals (no DNS lookup is made).
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub use mailroom_core::endpoint::is_loopback_host;
 
 /// Refuses plain text to anything but loopback.
 pub fn check_tls_policy(host: &str, tls: ImapTls) -> Result<(), ConnectorError> {

@@ -1,10 +1,9 @@
 //! Where tokens come from: a cloud host plus a tenant.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 
-use url::{Host, Url};
+use url::Url;
 use uuid::Uuid;
 
 use crate::error::{Error, ErrorKind};
@@ -155,26 +154,8 @@ impl Authority {
                 format!("invalid authority url {cloud_url:?}: {why}"),
             )
         };
-        let url = Url::parse(cloud_url.trim()).map_err(|e| invalid(&e.to_string()))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
-                return Err(invalid(
-                    "http is only accepted for loopback hosts; use https",
-                ));
-            }
-            other => return Err(invalid(&format!("unsupported scheme {other:?}"))),
-        }
-        if url.host().is_none() {
-            return Err(invalid("no host"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("credentials in the url are not allowed"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("a query or fragment is not allowed"));
-        }
+        let url =
+            mailroom_core::endpoint::check_service_url(cloud_url).map_err(|why| invalid(&why))?;
         let cloud = url.as_str().trim_end_matches('/').to_owned();
         Ok(Authority { cloud, tenant })
     }
@@ -234,15 +215,6 @@ impl Default for Authority {
 impl fmt::Display for Authority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.cloud, self.tenant)
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
     }
 }
 

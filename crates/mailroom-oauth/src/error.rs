@@ -360,16 +360,7 @@ fn http_reason(status: u16) -> String {
 
 /// The body as text, trimmed and capped at [`MAX_BODY`] bytes (on a char boundary).
 fn trimmed_body(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.len() <= MAX_BODY {
-        return text.to_owned();
-    }
-    let mut end = MAX_BODY;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    mailroom_core::endpoint::body_excerpt(body, MAX_BODY)
 }
 
 impl From<Error> for ConnectorError {
