@@ -104,6 +104,17 @@ pub struct Global {
     )]
     pub max_attempts: u32,
 
+    /// Messages per page when syncing (Graph delta, IMAP fetch); each page is one
+    /// transaction [default: 1000 for Graph, 500 for IMAP]
+    #[arg(
+        long,
+        env = "MAILROOM_PAGE_SIZE",
+        global = true,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub page_size: Option<u32>,
+
     /// Print lists and records as JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,

@@ -217,22 +217,29 @@ impl Ctx {
         }
     }
 
-    /// The Graph settings: URL, shared client, retries.
+    /// The Graph settings: URL, shared client, retries, delta page size.
     pub fn graph_config(&self) -> GraphConfig {
-        GraphConfig::default()
+        let config = GraphConfig::default()
             .graph_url(self.global.graph_url.clone())
             .http_client(self.http.clone())
             .retry(RetryPolicy {
                 max_attempts: self.global.max_attempts,
                 ..RetryPolicy::default()
-            })
+            });
+        match self.global.page_size {
+            Some(n) => config.delta_page_size(n),
+            None => config,
+        }
     }
 
-    /// The IMAP settings: CA file and authority.
+    /// The IMAP settings: CA file, authority and page size.
     pub fn imap_options(&self) -> ImapOptions {
         let mut options = ImapOptions::default().authority_url(self.global.authority_url.clone());
         if let Some(ca) = &self.global.imap_ca_file {
             options = options.ca_file(ca.clone());
+        }
+        if let Some(n) = self.global.page_size {
+            options = options.page_size(n);
         }
         options
     }

@@ -60,6 +60,7 @@ impl Env {
             "MAILROOM_KEY",
             "MAILROOM_IMAP_CA_FILE",
             "MAILROOM_MAX_ATTEMPTS",
+            "MAILROOM_PAGE_SIZE",
             "RUST_LOG",
         ] {
             cmd.env_remove(var);
