@@ -1,0 +1,19 @@
+//! Mailroom end to end: the real `mailroom` binary, run as separate processes, against
+//! `mailroom-sim` (started in this process on a free port), a private Dovecot and the
+//! test PostgreSQL (`cargo xtask ci` starts it; `MAILROOM_TEST_POSTGRES_URL` points
+//! elsewhere). A test that needs a server starts it or fails saying how — none skips.
+//!
+//! - `full_flow`: add → sync → list → move → delete → sync on SQLite equals the
+//!   simulator; an idle sync costs one Graph request per folder.
+//! - `no_loss`: 300 messages (and changes) between two syncs; a sync SIGKILLed at
+//!   random points 20 times, with mail changing in between, ends equal to the server.
+//! - `tokens`: strict refresh token rotation across three expiries; a revoked grant
+//!   stops one account of three and only that one.
+//!
+//! Every test ends by checking that no token, refresh token, device code or key
+//! appears in anything the binary printed (`support::Env`'s drop).
+
+mod full_flow;
+mod no_loss;
+mod support;
+mod tokens;
