@@ -9,11 +9,14 @@
 //!   random points 20 times, with mail changing in between, ends equal to the server.
 //! - `tokens`: strict refresh token rotation across three expiries; a revoked grant
 //!   stops one account of three and only that one.
+//! - `scale_out`: 200 accounts, three worker processes on one PostgreSQL schema; a
+//!   SIGKILLed worker's leases run out and another worker finishes its accounts.
 //!
 //! Every test ends by checking that no token, refresh token, device code or key
 //! appears in anything the binary printed (`support::Env`'s drop).
 
 mod full_flow;
 mod no_loss;
+mod scale_out;
 mod support;
 mod tokens;

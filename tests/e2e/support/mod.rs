@@ -17,9 +17,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mailroom_core::{Credentials, OAuthCredentials};
+use chrono::Utc;
+use mailroom_core::{AccountKind, Credentials, OAuthCredentials};
 use mailroom_sim::{SimConfig, Simulator};
-use mailroom_store::{Account, Store};
+use mailroom_store::{Account, NewAccount, SealedCredentials, Store};
 use mailroom_vault::{FernetKey, Vault};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -30,11 +31,16 @@ pub use rng::Rng;
 /// The application id the binary signs in with.
 pub const CLIENT_ID: &str = "mailroom-e2e";
 
+/// What `mailroom account add outlook` asks for (Graph, with a refresh token).
+pub const GRAPH_SCOPES: &[&str] = &["Mail.ReadWrite", "User.Read", "offline_access"];
+
 /// Which database the binary and the assertions share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
     /// A SQLite file in the scratch directory (the embedded default).
     Sqlite,
+    /// A fresh schema on the test PostgreSQL (`mailroom_store::testing`).
+    Postgres,
 }
 
 /// How a finished command ended.
@@ -99,6 +105,7 @@ impl Env {
                 "sqlite://{}?mode=rwc",
                 dir.path().join("mailroom.sqlite").display()
             ),
+            Db::Postgres => mailroom_store::testing::fresh_postgres_url().await,
         };
         let key_file = dir.path().join("key");
         let key = FernetKey::generate();
@@ -268,6 +275,45 @@ impl Env {
         out
     }
 
+    /// Creates Outlook accounts straight in the database (bulk setup): tokens issued by
+    /// the simulator, encrypted with the key file's key. With `expired`, the access
+    /// token counts as expired, so the first sync must refresh.
+    pub async fn add_outlook_direct(&self, emails: &[String], expired: bool) -> Vec<Account> {
+        let vault = self.vault();
+        let store = self.store().await;
+        let mut accounts = Vec::new();
+        for email in emails {
+            let tokens = self
+                .sim
+                .issue_tokens(email, CLIENT_ID, GRAPH_SCOPES)
+                .expect("the simulator issues tokens");
+            let mut oauth = OAuthCredentials::new(CLIENT_ID);
+            oauth.token = Some(mailroom_core::AccessToken::new(tokens.access_token));
+            oauth.refresh_token = tokens.refresh_token.map(mailroom_core::RefreshToken::new);
+            oauth.scopes = tokens.scope.split(' ').map(str::to_owned).collect();
+            oauth.expiry = Some(if expired {
+                Utc::now() - chrono::Duration::seconds(1)
+            } else {
+                Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64)
+            });
+            let sealed =
+                SealedCredentials::new(vault.encrypt_credentials(&Credentials::OAuth(oauth)))
+                    .expect("sealed credentials");
+            accounts.push(
+                store
+                    .create_account(NewAccount {
+                        email: email.clone(),
+                        kind: AccountKind::Outlook,
+                        credentials: sealed,
+                        sync_folders: Vec::new(),
+                    })
+                    .await
+                    .expect("the account is stored"),
+            );
+        }
+        accounts
+    }
+
     /// The stored, decrypted OAuth credentials of an account (Graph).
     pub async fn oauth_credentials(&self, email: &str) -> OAuthCredentials {
         let account = self.account(email).await;
@@ -351,4 +397,20 @@ pub fn check_code(out: &Out, code: i32, what: &str) {
         out.stdout,
         out.stderr
     );
+}
+
+/// Waits until `done` holds, checking every 20 ms; panics after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `n` addresses `prefix001@domain`, ….
+pub fn addresses(prefix: &str, domain: &str, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| format!("{prefix}{i:03}@{domain}"))
+        .collect()
 }

@@ -54,6 +54,15 @@ impl Proc {
         self.status.is_none()
     }
 
+    /// Sends SIGTERM (a graceful stop).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {} failed", self.child.id());
+    }
+
     /// Sends SIGKILL and reaps the process. Returns true if the signal is what ended
     /// it (false: it had exited on its own before).
     pub fn sigkill(&mut self) -> bool {
@@ -97,6 +106,31 @@ impl Proc {
             code: status.code(),
             stdout: self.stdout(),
             stderr: self.stderr(),
+        }
+    }
+
+    /// Waits until stdout satisfies `done` (panics after `timeout` or if the process
+    /// ends first).
+    pub fn wait_stdout(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.stdout();
+            if done(&out) {
+                return out;
+            }
+            assert!(
+                self.is_running(),
+                "mailroom {} ended early\n--- stdout\n{out}\n--- stderr\n{}",
+                self.what,
+                self.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "mailroom {}: timed out after {timeout:?}\n--- stdout\n{out}\n--- stderr\n{}",
+                self.what,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
