@@ -11,11 +11,14 @@
 //!   stops one account of three and only that one.
 //! - `scale_out`: 200 accounts, three worker processes on one PostgreSQL schema; a
 //!   SIGKILLed worker's leases run out and another worker finishes its accounts.
+//! - `imap`: password and XOAUTH2 (introspected by Dovecot through the simulator)
+//!   accounts against Dovecot; expunges and appends between syncs.
 //!
 //! Every test ends by checking that no token, refresh token, device code or key
 //! appears in anything the binary printed (`support::Env`'s drop).
 
 mod full_flow;
+mod imap;
 mod no_loss;
 mod scale_out;
 mod support;

@@ -197,6 +197,26 @@ impl Env {
         out
     }
 
+    /// Runs with `input` on stdin (a password, a client secret).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Out {
+        let mut cmd = self.cmd(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the mailroom binary starts");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+            .expect("stdin is written");
+        let out = child.wait_with_output().expect("the mailroom binary runs");
+        let out = Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.record(&out.stdout);
+        self.record(&out.stderr);
+        out
+    }
+
     /// Runs and expects exit code `code`.
     pub fn expect(&self, code: i32, args: &[&str]) -> Out {
         let out = self.run(args);
