@@ -134,10 +134,14 @@ async fn add_sync_move_delete_sync_equals_the_simulator_and_an_idle_sync_costs_o
             .is_err()
     );
 
-    // Behind the binary's back: new mail and a read-state change.
+    // Behind the binary's back (another client): new mail, a read-state change, a
+    // move and a deletion — the sync must apply them, not the commands above.
     mailbox.add_messages("inbox", 7).unwrap();
-    let flip = mailbox.folder_messages("inbox").unwrap()[20].clone();
+    let inbox_now = mailbox.folder_messages("inbox").unwrap();
+    let flip = &inbox_now[20];
     mailbox.set_read(&flip.id, !flip.is_read).unwrap();
+    let moved_away = mailbox.move_message(&inbox_now[30].id, "archive").unwrap();
+    mailbox.delete_message(&inbox_now[40].id).unwrap();
 
     // Sync again: every synced folder equals the server, nothing duplicated or stale.
     let report = env.json(&["sync", "-vv"]);
@@ -152,8 +156,13 @@ async fn add_sync_move_delete_sync_equals_the_simulator_and_an_idle_sync_costs_o
     );
     let (_, snap) = listed(&env, "ARCHIVE");
     assert!(
-        snap.contains_key(&moved_id),
-        "the moved message is listed in the archive"
+        snap.contains_key(&moved_id) && snap.contains_key(&moved_away),
+        "the moved messages are listed in the archive"
+    );
+    let (_, snap) = listed(&env, "INBOX");
+    assert!(
+        !snap.contains_key(&inbox_now[30].id) && !snap.contains_key(&inbox_now[40].id),
+        "what another client moved or deleted is gone from the inbox"
     );
     let accounts = env.json(&["account", "list"]);
     let expected: usize = synced
