@@ -171,7 +171,7 @@ impl Store {
             updated_at: Set(now),
             ..Default::default()
         }
-        .insert(&self.db)
+        .insert(&self.writer)
         .await
         .map_err(|e| match e.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
@@ -218,7 +218,7 @@ impl Store {
     /// Removes an account with its folders, messages and attachments.
     pub async fn remove_account(&self, id: i64) -> Result<()> {
         let res = Accounts::delete_by_id(id)
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot remove account {id}"))?;
         if res.rows_affected == 0 {
@@ -236,7 +236,7 @@ impl Store {
             )
             .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(account::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot store refreshed credentials of account {id}"))?;
         if res.rows_affected == 0 {
@@ -259,7 +259,7 @@ impl Store {
             .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(account::Column::Id.eq(id))
             .filter(account::Column::Credentials.eq(expected.0.clone()))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot re-encrypt credentials of account {id}"))?;
         Ok(res.rows_affected == 1)
@@ -289,7 +289,7 @@ impl Store {
             q = q.col_expr(account::Column::NextSyncAt, Expr::value(next));
         }
         let res = q
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot update account {id}"))?;
         if res.rows_affected == 0 {
@@ -343,7 +343,7 @@ impl Store {
                 .filter(account::Column::LeaseOwner.eq(owner));
         }
         let res = q
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot record sync of account {id}"))?;
         if res.rows_affected == 0 {
@@ -406,7 +406,7 @@ impl Store {
         };
         let rows =
             account::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-                .all(&self.db)
+                .all(&self.writer)
                 .await
                 .context(|| format!("cannot lease accounts for worker {owner}"))?;
         let mut accounts = rows
@@ -420,7 +420,7 @@ impl Store {
     /// Extends `owner`'s lease on an account; fails with [`Error::LeaseLost`] if another
     /// worker holds it now.
     pub async fn renew_lease(&self, id: i64, owner: &str, until: DateTime<Utc>) -> Result<()> {
-        renew_lease_on(&self.db, id, owner, until).await
+        renew_lease_on(&self.writer, id, owner, until).await
     }
 
     /// Gives up `owner`'s lease without recording a sync.
@@ -436,7 +436,7 @@ impl Store {
             )
             .filter(account::Column::Id.eq(id))
             .filter(account::Column::LeaseOwner.eq(owner))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot release lease on account {id}"))?;
         Ok(())

@@ -56,6 +56,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Where sync pages are written. For a SQLite file, a pool of ONE connection: SQLite
+    /// has one writer at a time anyway, so page writes of several tasks queue here
+    /// instead of sleeping on the busy timeout, and the writer's page cache stays warm
+    /// (a connection drops its whole cache whenever another connection wrote). Otherwise
+    /// the same pool as `db`.
+    writer: DatabaseConnection,
     backend: Backend,
 }
 
@@ -85,53 +91,32 @@ impl Store {
                 redact_url(url)
             )));
         };
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite {
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if in_memory {
-                // Every connection to :memory: is a different database: keep exactly one.
-                options
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(Duration::MAX / 4);
-                options.max_lifetime(Duration::MAX / 4);
-            } else {
-                options.max_connections(4);
-            }
-            options.map_sqlx_sqlite_opts(move |o| {
-                // A page cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
-                // page writes from re-reading the indexes through the kernel, and is a
-                // fixed bound: memory does not grow with the database.
-                let o = o
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(30))
-                    .create_if_missing(true)
-                    .pragma("cache_size", "-16384")
-                    .pragma("temp_store", "memory");
-                if in_memory {
-                    o
-                } else {
-                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                        // Checkpoint every ~64 MiB of WAL instead of 4 MiB: index pages
-                        // rewritten by consecutive pages are copied once, not each time.
-                        .pragma("wal_autocheckpoint", "16384")
-                }
-            });
-        } else {
-            options.max_connections(10);
-        }
-        let db = Database::connect(options)
-            .await
-            .map_err(|e| Error::database(format!("cannot connect to {}", redact_url(url)), e))?;
+        let in_memory =
+            backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let connect = |max_connections: u32| async move {
+            Database::connect(connect_options(url, backend, in_memory, max_connections))
+                .await
+                .map_err(|e| Error::database(format!("cannot connect to {}", redact_url(url)), e))
+        };
+        let db = match backend {
+            // Every connection to :memory: is a different database: keep exactly one.
+            Backend::Sqlite if in_memory => connect(1).await?,
+            Backend::Sqlite => connect(4).await?,
+            Backend::Postgres => connect(10).await?,
+        };
         migration::Migrator::up(&db, None)
             .await
             .map_err(|e| Error::database("cannot migrate the database schema", e))?;
-        Ok(Store { db, backend })
+        let writer = if backend == Backend::Sqlite && !in_memory {
+            connect(1).await?
+        } else {
+            db.clone()
+        };
+        Ok(Store {
+            db,
+            writer,
+            backend,
+        })
     }
 
     /// The database kind.
@@ -146,13 +131,63 @@ impl Store {
         }
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(self) -> Result<()> {
+        // Where `writer` is a clone of `db`, closing it twice is harmless.
+        self.writer
+            .close()
+            .await
+            .map_err(|e| Error::database("cannot close the database", e))?;
         self.db
             .close()
             .await
             .map_err(|e| Error::database("cannot close the database", e))
     }
+}
+
+/// Pool options for `url`; `max_connections` is the pool size.
+fn connect_options(
+    url: &str,
+    backend: Backend,
+    in_memory: bool,
+    max_connections: u32,
+) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(max_connections);
+    if backend == Backend::Sqlite {
+        if in_memory || max_connections == 1 {
+            // Keep the connection (the in-memory database, the writer's page cache).
+            options
+                .min_connections(1)
+                .idle_timeout(Duration::MAX / 4)
+                .max_lifetime(Duration::MAX / 4);
+        }
+        options.map_sqlx_sqlite_opts(move |o| {
+            // A page cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
+            // page writes from re-reading the indexes through the kernel, and is a
+            // fixed bound: memory does not grow with the database.
+            let o = o
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30))
+                .create_if_missing(true)
+                .pragma("cache_size", "-16384")
+                .pragma("temp_store", "memory");
+            if in_memory {
+                o
+            } else {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    // Checkpoint every ~64 MiB of WAL instead of 4 MiB: index pages
+                    // rewritten by consecutive pages are copied once, not each time.
+                    .pragma("wal_autocheckpoint", "16384")
+            }
+        });
+    }
+    options
 }
 
 /// Hides the password of a database URL for messages.

@@ -247,7 +247,7 @@ impl Store {
                     ])
                     .to_owned(),
             );
-            self.db
+            self.writer
                 .execute(self.db_backend().build(&insert))
                 .await
                 .context(|| format!("cannot store folders of account {account_id}"))?;
@@ -289,7 +289,7 @@ impl Store {
         folder::Entity::update_many()
             .col_expr(folder::Column::Cursor, Expr::value(Option::<String>::None))
             .filter(folder::Column::Id.eq(folder_id))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .context(|| format!("cannot reset folder {folder_id}"))?;
         Ok(())
@@ -310,7 +310,7 @@ impl Store {
             lease,
         } = write;
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let tx = self.db.begin().await.context(what)?;
+        let tx = self.writer.begin().await.context(what)?;
         // The first statement writes, so SQLite takes its write lock at once (a read
         // first would risk SQLITE_BUSY on the upgrade).
         if let Some(lease) = lease {
@@ -414,7 +414,7 @@ impl Store {
         messages: &[Message],
     ) -> Result<u64> {
         let what = || format!("cannot store messages of folder {folder_id}");
-        let tx = self.db.begin().await.context(what)?;
+        let tx = self.writer.begin().await.context(what)?;
         // A write first, for SQLite's lock (see apply_sync_page); it also reads the
         // folder's generation back.
         let generation = folder::Entity::update_many()
@@ -451,7 +451,7 @@ impl Store {
             let res = message::Entity::delete_many()
                 .filter(message::Column::AccountId.eq(account_id))
                 .filter(message::Column::RemoteId.is_in(chunk.iter().cloned()))
-                .exec(&self.db)
+                .exec(&self.writer)
                 .await
                 .context(|| format!("cannot remove messages of account {account_id}"))?;
             removed += res.rows_affected;
