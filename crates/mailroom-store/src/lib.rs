@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+mod bulk;
 mod entity;
 mod error;
 mod messages;

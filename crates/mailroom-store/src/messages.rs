@@ -4,19 +4,21 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use mailroom_core::{Attachment, Change, EmailAddress, Folder, Message, SyncCursor, SyncPage};
-use sea_orm::sea_query::{Expr, Func, OnConflict, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
 use crate::Store;
 use crate::accounts::renew_lease_on;
+use crate::bulk::{self, Flavor};
 use crate::entity::{attachment, folder, message};
 use crate::error::{Context as _, Error, Result};
 
-/// Rows per INSERT: 20 columns × 500 rows stays far below SQLite's 32,766 and
-/// PostgreSQL's 65,535 bind parameters.
+/// Rows per statement where each row is bound value by value (folders, id lists):
+/// 10 values × 1000 rows stays far below SQLite's 32,766 and PostgreSQL's 65,535 bind
+/// parameters.
 const CHUNK: usize = 1000;
 
 /// A folder as stored, with its sync state.
@@ -136,10 +138,6 @@ fn to_folder_row(m: folder::Model) -> FolderRow {
         reconciling: m.reconciling,
         last_synced_at: m.last_synced_at,
     }
-}
-
-fn json_list<T: serde::Serialize>(items: &[T]) -> String {
-    serde_json::to_string(items).expect("plain data serializes")
 }
 
 fn to_stored(m: message::Model) -> Result<StoredMessage> {
@@ -614,63 +612,9 @@ async fn remove_in_folder(
     Ok(removed)
 }
 
-const UPSERT_COLUMNS: [message::Column; 20] = [
-    message::Column::AccountId,
-    message::Column::FolderId,
-    message::Column::RemoteId,
-    message::Column::MessageId,
-    message::Column::Subject,
-    message::Column::SenderName,
-    message::Column::SenderAddress,
-    message::Column::ToRecipients,
-    message::Column::CcRecipients,
-    message::Column::DateReceived,
-    message::Column::SentAt,
-    message::Column::Body,
-    message::Column::IsRead,
-    message::Column::IsDraft,
-    message::Column::HasAttachments,
-    message::Column::AttachmentCount,
-    message::Column::ConversationId,
-    message::Column::Warnings,
-    message::Column::Generation,
-    message::Column::UpdatedAt,
-];
-
-fn message_values(
-    account_id: i64,
-    folder_id: i64,
-    generation: i64,
-    now: DateTime<Utc>,
-    m: &Message,
-) -> [SimpleExpr; 20] {
-    let sender = m.sender.as_ref();
-    [
-        account_id.into(),
-        folder_id.into(),
-        m.remote_id.clone().into(),
-        m.message_id.clone().into(),
-        m.subject.clone().into(),
-        sender.and_then(|s| s.name.clone()).into(),
-        sender.and_then(|s| s.address.clone()).into(),
-        json_list(&m.to).into(),
-        json_list(&m.cc).into(),
-        m.date_received.into(),
-        m.sent_at.into(),
-        m.body.clone().into(),
-        m.is_read.into(),
-        m.is_draft.into(),
-        m.has_attachments.into(),
-        (m.attachment_count.min(i32::MAX as u32) as i32).into(),
-        m.conversation_id.clone().into(),
-        json_list(&m.warnings).into(),
-        generation.into(),
-        now.into(),
-    ]
-}
-
-/// Upserts a run of messages in chunks; replaces attachment rows of the messages that
-/// carry their attachment list. Returns how many messages were written.
+/// Upserts a run of messages in chunks (one JSON parameter each, see `bulk`); replaces
+/// the attachment rows of the messages that carry their attachment list. Returns how
+/// many messages were written.
 async fn upsert_run(
     tx: &DatabaseTransaction,
     account_id: i64,
@@ -692,115 +636,425 @@ async fn upsert_run(
         .collect();
 
     let backend = tx.get_database_backend();
+    let flavor = match backend {
+        DbBackend::Postgres => Flavor::Postgres,
+        _ => Flavor::Sqlite,
+    };
+    let upsert = bulk::upsert_sql(flavor);
     let now = Utc::now();
     let what = || format!("cannot store messages of folder {folder_id}");
-    let build = |chunk: &[&Message]| {
-        let mut insert = Query::insert();
-        insert.into_table(message::Entity).columns(UPSERT_COLUMNS);
-        for m in chunk {
-            insert.values_panic(message_values(account_id, folder_id, generation, now, m));
-        }
-        insert
-            .on_conflict(
-                OnConflict::columns([message::Column::AccountId, message::Column::RemoteId])
-                    .update_columns(UPSERT_COLUMNS.into_iter().filter(|c| {
-                        !matches!(
-                            c,
-                            message::Column::AccountId
-                                | message::Column::RemoteId
-                                | message::Column::AttachmentCount
-                        )
-                    }))
-                    // A record that has attachments but does not list them (a Graph
-                    // delta item) keeps the count stored before, like the list itself.
-                    .value(
-                        message::Column::AttachmentCount,
-                        Expr::cust(
-                            "CASE WHEN excluded.has_attachments AND excluded.attachment_count = 0 \
-                             THEN messages.attachment_count ELSE excluded.attachment_count END",
-                        ),
-                    )
-                    .to_owned(),
-            )
-            .returning(
-                Query::returning().columns([message::Column::Id, message::Column::RemoteId]),
-            );
-        backend.build(&insert)
-    };
-    let chunks: Vec<&[&Message]> = unique.chunks(CHUNK).collect();
+    let mut rest = &unique[..];
     let mut written = 0;
-    let mut next = chunks.first().map(|c| build(c));
-    for (k, chunk) in chunks.iter().enumerate() {
-        let statement = next.take().expect("built ahead");
-        // Build the next statement while the database runs this one.
-        let (rows, built) = futures::join!(tx.query_all(statement), async {
-            chunks.get(k + 1).map(|c| build(c))
+    let mut next = bulk::next_chunk(flavor, &mut rest);
+    while let Some(chunk) = next.take() {
+        let chunk = chunk?;
+        let statement = Statement::from_sql_and_values(
+            backend,
+            upsert.as_str(),
+            [
+                chunk.json.into(),
+                account_id.into(),
+                folder_id.into(),
+                generation.into(),
+                now.into(),
+            ],
+        );
+        // Encode the next chunk while the database runs this one.
+        let (res, built) = futures::join!(tx.execute(statement), async {
+            bulk::next_chunk(flavor, &mut rest)
         });
         next = built;
-        let rows = rows.context(what)?;
-        written += chunk.len() as u64;
-
-        let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("", "id").context(what)?;
-            let remote: String = row.try_get("", "remote_id").context(what)?;
-            ids.insert(remote, id);
-        }
-        let known: Vec<(&Message, i64)> = chunk
-            .iter()
-            .filter(|m| attachments_known(m))
-            .filter_map(|m| ids.get(&m.remote_id).map(|id| (*m, *id)))
-            .collect();
-        replace_attachments(tx, &known).await?;
+        res.context(what)?;
+        written += chunk.messages.len() as u64;
+        replace_attachments(tx, flavor, account_id, chunk.messages).await?;
     }
     Ok(written)
 }
 
-async fn replace_attachments(tx: &DatabaseTransaction, known: &[(&Message, i64)]) -> Result<()> {
-    if known.is_empty() {
+/// Replaces the attachment rows of the messages that carry their attachment list.
+async fn replace_attachments(
+    tx: &DatabaseTransaction,
+    flavor: Flavor,
+    account_id: i64,
+    messages: &[&Message],
+) -> Result<()> {
+    let known = || messages.iter().copied().filter(|m| attachments_known(m));
+    if known().next().is_none() {
         return Ok(());
     }
+    let backend = tx.get_database_backend();
     let what = || "cannot store attachment metadata".to_owned();
-    attachment::Entity::delete_many()
-        .filter(attachment::Column::MessageId.is_in(known.iter().map(|(_, id)| *id)))
-        .exec(tx)
+    tx.execute(Statement::from_sql_and_values(
+        backend,
+        bulk::delete_attachments_sql(flavor),
+        [bulk::remote_ids(known()).into(), account_id.into()],
+    ))
+    .await
+    .context(what)?;
+    let (rows, n) = bulk::attachment_rows(known());
+    if n > 0 {
+        tx.execute(Statement::from_sql_and_values(
+            backend,
+            bulk::insert_attachments_sql(flavor),
+            [rows.into(), account_id.into()],
+        ))
         .await
         .context(what)?;
-    let rows: Vec<[Value; 8]> = known
-        .iter()
-        .flat_map(|(m, id)| {
-            m.attachments.iter().enumerate().map(move |(i, a)| {
-                [
-                    (*id).into(),
-                    (i as i32).into(),
-                    a.remote_id.clone().into(),
-                    a.name.clone().into(),
-                    a.content_type.clone().into(),
-                    (a.size.min(i64::MAX as u64) as i64).into(),
-                    a.is_inline.into(),
-                    a.content_id.clone().into(),
-                ]
-            })
-        })
-        .collect();
-    for chunk in rows.chunks(CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(attachment::Entity).columns([
-            attachment::Column::MessageId,
-            attachment::Column::Ordinal,
-            attachment::Column::RemoteId,
-            attachment::Column::Name,
-            attachment::Column::ContentType,
-            attachment::Column::Size,
-            attachment::Column::IsInline,
-            attachment::Column::ContentId,
-        ]);
-        for row in chunk {
-            insert.values_panic(row.iter().cloned().map(SimpleExpr::Value));
-        }
-        tx.execute(tx.get_database_backend().build(&insert))
-            .await
-            .context(what)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The JSON-unpacked upsert stores exactly the rows that binding every value stores
+    //! (what this crate did before), on both databases.
+
+    use chrono::{TimeDelta, TimeZone as _};
+    use mailroom_core::{Attachment, EmailAddress, Message};
+    use sea_orm::sea_query::{Query, SimpleExpr};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait as _};
+
+    use crate::entity::{attachment, message};
+    use crate::{NewAccount, SealedCredentials, Store};
+
+    const COLUMNS: [&str; 20] = [
+        "account_id",
+        "folder_id",
+        "remote_id",
+        "message_id",
+        "subject",
+        "sender_name",
+        "sender_address",
+        "to_recipients",
+        "cc_recipients",
+        "date_received",
+        "sent_at",
+        "body",
+        "is_read",
+        "is_draft",
+        "has_attachments",
+        "attachment_count",
+        "conversation_id",
+        "warnings",
+        "generation",
+        "updated_at",
+    ];
+
+    const ATTACHMENT_COLUMNS: [&str; 8] = [
+        "message_id",
+        "ordinal",
+        "remote_id",
+        "name",
+        "content_type",
+        "size",
+        "is_inline",
+        "content_id",
+    ];
+
+    /// The row as every value bound on its own (the statement this crate used to build).
+    async fn insert_bound(
+        db: &impl ConnectionTrait,
+        account_id: i64,
+        folder_id: i64,
+        now: chrono::DateTime<chrono::Utc>,
+        m: &Message,
+    ) {
+        let sender = m.sender.as_ref();
+        let values: [SimpleExpr; 20] = [
+            account_id.into(),
+            folder_id.into(),
+            m.remote_id.clone().into(),
+            m.message_id.clone().into(),
+            m.subject.clone().into(),
+            sender.and_then(|s| s.name.clone()).into(),
+            sender.and_then(|s| s.address.clone()).into(),
+            list(&m.to).into(),
+            list(&m.cc).into(),
+            m.date_received.into(),
+            m.sent_at.into(),
+            m.body.clone().into(),
+            m.is_read.into(),
+            m.is_draft.into(),
+            m.has_attachments.into(),
+            (m.attachment_count.min(i32::MAX as u32) as i32).into(),
+            m.conversation_id.clone().into(),
+            list(&m.warnings).into(),
+            0i64.into(),
+            now.into(),
+        ];
+        let mut insert = Query::insert();
+        insert
+            .into_table(message::Entity)
+            .columns(COLUMNS.map(sea_orm::sea_query::Alias::new))
+            .values_panic(values)
+            .returning_col(message::Column::Id);
+        let row = db
+            .query_one(db.get_database_backend().build(&insert))
+            .await
+            .unwrap()
+            .unwrap();
+        let id: i64 = row.try_get("", "id").unwrap();
+        for (i, a) in m.attachments.iter().enumerate() {
+            let values: [SimpleExpr; 8] = [
+                id.into(),
+                (i as i32).into(),
+                a.remote_id.clone().into(),
+                a.name.clone().into(),
+                a.content_type.clone().into(),
+                (a.size.min(i64::MAX as u64) as i64).into(),
+                a.is_inline.into(),
+                a.content_id.clone().into(),
+            ];
+            let mut insert = Query::insert();
+            insert
+                .into_table(attachment::Entity)
+                .columns(ATTACHMENT_COLUMNS.map(sea_orm::sea_query::Alias::new))
+                .values_panic(values);
+            db.execute(db.get_database_backend().build(&insert))
+                .await
+                .unwrap();
+        }
+    }
+
+    fn list<T: serde::Serialize>(items: &[T]) -> String {
+        serde_json::to_string(items).unwrap()
+    }
+
+    /// Every column of every row of `table` for `account`, as the database spells the
+    /// value (SQLite `quote()`, which shows the storage class; PostgreSQL `::text`).
+    async fn raw_rows(store: &Store, sql_for: impl Fn(&str) -> String) -> Vec<Vec<Option<String>>> {
+        let backend = store.db_backend();
+        let rows = store
+            .db
+            .query_all(Statement::from_string(
+                backend,
+                sql_for(match backend {
+                    DbBackend::Postgres => "{}::text",
+                    _ => "quote({})",
+                }),
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (0..)
+                    .map_while(|i| r.try_get_by_index::<Option<String>>(i).ok())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn select(columns: &[&str], wrap: &str, from: &str) -> String {
+        let exprs: Vec<String> = columns.iter().map(|c| wrap.replace("{}", c)).collect();
+        format!("SELECT {} FROM {from}", exprs.join(", "))
+    }
+
+    fn tricky() -> Vec<Message> {
+        let t = |y, mo, d, h, mi, s, ns| {
+            chrono::Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap() + TimeDelta::nanoseconds(ns)
+        };
+        let base = Message {
+            remote_id: "base".into(),
+            to: vec![EmailAddress::new(None, Some("me@example.com".into()))],
+            ..Default::default()
+        };
+        let text = [
+            "",
+            "He said \"hi\" \\ back\\slash \\\" \\\\u0000 {\"a\":[1,2]} 'single' ]",
+            "\u{1}\u{8}\t\n\r\u{b}\u{c}\u{1f}\u{7f}\u{80}\u{9f}",
+            "😀 𝄞 e\u{301} עברית \u{2028}\u{2029}\u{feff} 日本語",
+            "null",
+            "[]",
+        ];
+        let mut out = Vec::new();
+        for (i, s) in text.iter().enumerate() {
+            out.push(Message {
+                remote_id: format!("text-{i}-{s}"),
+                message_id: Some(s.to_string()),
+                subject: Some(s.to_string()),
+                sender: Some(EmailAddress::new(
+                    Some(s.to_string()),
+                    Some(format!("{s}@x")),
+                )),
+                to: vec![EmailAddress::new(Some(s.to_string()), None)],
+                cc: vec![EmailAddress::new(None, Some(s.to_string())); 2],
+                body: Some(s.repeat(3)),
+                conversation_id: Some(s.to_string()),
+                warnings: vec![s.to_string(), format!("{s}\"")],
+                attachments: vec![Attachment {
+                    remote_id: Some(s.to_string()),
+                    name: Some(format!("{s}.pdf")),
+                    content_type: Some(s.to_string()),
+                    size: i as u64,
+                    is_inline: i % 2 == 0,
+                    content_id: Some(s.to_string()),
+                }],
+                has_attachments: true,
+                attachment_count: 1,
+                is_read: i % 2 == 1,
+                is_draft: i % 3 == 1,
+                ..base.clone()
+            });
+        }
+        out.push(Message {
+            remote_id: "all-none".into(),
+            to: Vec::new(),
+            ..base.clone()
+        });
+        out.push(Message {
+            remote_id: "sender-without-fields".into(),
+            sender: Some(EmailAddress::new(None, None)),
+            ..base.clone()
+        });
+        out.push(Message {
+            remote_id: "extremes".into(),
+            attachment_count: u32::MAX,
+            has_attachments: true,
+            attachments: vec![Attachment {
+                size: u64::MAX,
+                ..Default::default()
+            }],
+            ..base.clone()
+        });
+        out.push(Message {
+            remote_id: "long".into(),
+            body: Some("Ünïcödé body, long. ".repeat(50_000)),
+            ..base.clone()
+        });
+        out.push(Message {
+            remote_id: "longer-than-a-chunk".into(),
+            body: Some("x".repeat(crate::bulk::MAX_BYTES + 1)),
+            ..base.clone()
+        });
+        let dates = [
+            t(1, 1, 1, 0, 0, 0, 0),
+            t(1000, 2, 3, 4, 5, 6, 7),
+            t(1969, 12, 31, 23, 59, 59, 999_999_999),
+            t(1970, 1, 1, 0, 0, 0, 0),
+            t(1999, 12, 31, 23, 59, 59, 999_999_500),
+            t(2000, 1, 1, 0, 0, 0, 0),
+            t(2000, 1, 1, 0, 0, 0, 1_500),
+            t(2025, 1, 20, 11, 30, 0, 120_000_000),
+            t(2025, 1, 20, 11, 30, 0, 123_456_000),
+            t(2025, 1, 20, 11, 30, 0, 123_456_789),
+            t(2038, 1, 19, 3, 14, 8, 0),
+            t(9999, 12, 31, 23, 59, 59, 999_999_999),
+            t(12345, 6, 7, 8, 9, 10, 0),
+            t(-43, 3, 15, 12, 0, 0, 0),
+        ];
+        for (i, d) in dates.into_iter().enumerate() {
+            out.push(Message {
+                remote_id: format!("date-{i}"),
+                date_received: Some(d),
+                sent_at: (i % 2 == 0).then_some(d),
+                ..base.clone()
+            });
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn json_rows_equal_bound_rows_on_both_databases() {
+        let sqlite = Store::connect("sqlite::memory:").await.unwrap();
+        let postgres = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        for store in [sqlite, postgres] {
+            let b = store.backend();
+            let mut accounts = Vec::new();
+            for email in ["json@example.com", "bound@example.com"] {
+                let a = store
+                    .create_account(NewAccount {
+                        email: email.into(),
+                        kind: mailroom_core::AccountKind::Outlook,
+                        credentials: SealedCredentials::new(format!("gAAAAA{}", "A".repeat(80)))
+                            .unwrap(),
+                        sync_folders: Vec::new(),
+                    })
+                    .await
+                    .unwrap();
+                let f = store
+                    .upsert_folders(
+                        a.id,
+                        &[mailroom_core::Folder {
+                            remote_id: "inbox".into(),
+                            name: "Inbox".into(),
+                            path: "Inbox".into(),
+                            parent_id: None,
+                            role: None,
+                            total_count: None,
+                            unread_count: None,
+                        }],
+                    )
+                    .await
+                    .unwrap()
+                    .remove(0);
+                accounts.push((a.id, f.id));
+            }
+            let records = tricky();
+            let now = chrono::Utc::now();
+            let ((json_account, json_folder), (bound_account, bound_folder)) =
+                (accounts[0], accounts[1]);
+            let refs: Vec<&Message> = records.iter().collect();
+            let tx = store.writer.begin().await.unwrap();
+            super::upsert_run(&tx, json_account, json_folder, 0, &refs)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            for m in &records {
+                insert_bound(&store.writer, bound_account, bound_folder, now, m).await;
+            }
+
+            let skip_ids = |rows: Vec<Vec<Option<String>>>| -> Vec<Vec<Option<String>>> {
+                rows.into_iter().map(|r| r[1..].to_vec()).collect()
+            };
+            // The update time is `now` bound as a value on both paths.
+            let mut columns = COLUMNS.to_vec();
+            columns.retain(|c| !matches!(*c, "account_id" | "folder_id" | "updated_at"));
+            let messages = |account: i64| {
+                let columns = columns.clone();
+                move |wrap: &str| {
+                    select(
+                        &columns,
+                        wrap,
+                        &format!("messages WHERE account_id = {account} ORDER BY id"),
+                    )
+                }
+            };
+            let json_rows = raw_rows(&store, messages(json_account)).await;
+            let bound_rows = raw_rows(&store, messages(bound_account)).await;
+            assert_eq!(json_rows.len(), records.len(), "{b:?}");
+            for (i, (j, r)) in json_rows.iter().zip(&bound_rows).enumerate() {
+                assert_eq!(j, r, "{b:?}: row of {:?}", records[i].remote_id);
+            }
+            let attachments = |account: i64| {
+                move |wrap: &str| {
+                    format!(
+                        "{} ORDER BY a.id",
+                        select(
+                            &ATTACHMENT_COLUMNS
+                                .map(|c| if c == "message_id" { "m.remote_id" } else { c })
+                                .map(|c| if c == "m.remote_id" {
+                                    c.to_owned()
+                                } else {
+                                    format!("a.{c}")
+                                })
+                                .iter()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>(),
+                            wrap,
+                            &format!(
+                                "attachments a JOIN messages m ON m.id = a.message_id \
+                                 WHERE m.account_id = {account}"
+                            ),
+                        )
+                    )
+                }
+            };
+            let json_rows = skip_ids(raw_rows(&store, attachments(json_account)).await);
+            let bound_rows = skip_ids(raw_rows(&store, attachments(bound_account)).await);
+            assert_eq!(json_rows.len(), 7, "{b:?}");
+            assert_eq!(json_rows, bound_rows, "{b:?}");
+        }
+    }
 }

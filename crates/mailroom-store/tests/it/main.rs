@@ -6,3 +6,4 @@ mod leases;
 mod pages;
 mod queries;
 mod support;
+mod values;
