@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mailroom_core::{
-    AccountStatus, Connector, ConnectorError, Credentials, ErrorKind, FolderRef, SyncCursor,
-    SyncPage,
+    AccountStatus, Connector, ConnectorError, Credentials, ErrorKind, FolderRef, SyncPage,
 };
 use mailroom_store::{
     Account, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncOutcome, SyncPageWrite,
 };
 use mailroom_vault::Vault;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::factory::ConnectorFactory;
 use crate::observer::SyncObserver;
@@ -351,7 +351,7 @@ impl Run<'_> {
             .factory
             .connector(&self.account, credentials)
             .map_err(RunError::Connector)?;
-        let result = self.sync_with(connector.as_ref(), reports).await;
+        let result = self.sync_with(&connector, reports).await;
         // Whatever happened, keep a refreshed token: the old refresh token may already be
         // invalid (rotation).
         self.persist_refreshed(connector.as_ref()).await?;
@@ -363,7 +363,7 @@ impl Run<'_> {
 
     async fn sync_with(
         &mut self,
-        connector: &dyn Connector,
+        connector: &Arc<dyn Connector>,
         reports: &mut Vec<FolderReport>,
     ) -> Result<Outcome, RunError> {
         self.renew_lease().await?;
@@ -378,7 +378,7 @@ impl Run<'_> {
             .collect();
         if known.iter().any(Option::is_none) {
             let connected = connector.connect().await;
-            self.persist_refreshed(connector).await?;
+            self.persist_refreshed(connector.as_ref()).await?;
             connected?;
         }
 
@@ -390,7 +390,7 @@ impl Run<'_> {
             let cached = known.is_some();
             let row = match known {
                 Some(row) => row,
-                None => match self.resolve(connector, &folder_ref).await? {
+                None => match self.resolve(connector.as_ref(), &folder_ref).await? {
                     Ok(row) => row,
                     Err(e) => {
                         first_error.get_or_insert(e);
@@ -413,7 +413,7 @@ impl Run<'_> {
                 && matches!(&result, Err(RunError::Connector(e)) if e.is_not_found())
             {
                 tracing::info!(account = %self.account.email, folder = %folder_ref, "stored folder not found on the server, looking it up again");
-                match self.resolve(connector, &folder_ref).await? {
+                match self.resolve(connector.as_ref(), &folder_ref).await? {
                     Ok(row) => {
                         report.folder = row;
                         result = self.sync_folder(connector, &mut report).await;
@@ -491,11 +491,13 @@ impl Run<'_> {
 
     /// Pages through one folder; returns `true` if interrupted by cancellation.
     ///
-    /// The next page is fetched while the current one is written: the HTTP or IMAP
-    /// round trip overlaps the database transaction.
+    /// The next page is fetched while the current one is written: the fetch runs as a
+    /// task of its own, so its round trip and its parsing overlap the encoding and the
+    /// database transaction of the current page (on another core when there is one).
+    /// At most two pages are in memory.
     async fn sync_folder(
         &mut self,
-        connector: &dyn Connector,
+        connector: &Arc<dyn Connector>,
         report: &mut FolderReport,
     ) -> Result<bool, RunError> {
         let folder_ref = FolderRef::id(report.folder.folder.remote_id.clone());
@@ -507,30 +509,51 @@ impl Run<'_> {
             (None, Some(since)) => connector.start_sync_since(&folder_ref, since).await,
             (cursor, _) => connector.sync_folder(&folder_ref, cursor).await,
         };
-        self.persist_refreshed(connector).await?;
+        self.persist_refreshed(connector.as_ref()).await?;
         let mut page = first?;
         loop {
             report.reset |= page.reset;
             let more = !page.complete && !self.request.cancel.is_cancelled();
-            let next_cursor: Option<SyncCursor> = more.then(|| page.cursor.clone());
-            let fetch_next = async {
-                match next_cursor {
-                    Some(cursor) => Some(connector.sync_folder(&folder_ref, Some(cursor)).await),
-                    None => None,
+            // Dropping the handle (the sync's future dropped) aborts the fetch.
+            let next = more.then(|| {
+                let (connector, folder_ref) = (Arc::clone(connector), folder_ref.clone());
+                let cursor = page.cursor.clone();
+                AbortOnDropHandle::new(tokio::spawn(async move {
+                    connector.sync_folder(&folder_ref, Some(cursor)).await
+                }))
+            });
+            let stats = match self.store_page(report, &page).await {
+                Ok(stats) => stats,
+                Err(e) => {
+                    // Let a fetch in flight finish: it may be refreshing the token, and
+                    // a rotated refresh token must reach the store (`sync` persists it).
+                    if let Some(next) = next {
+                        let _ = next.await;
+                    }
+                    return Err(e);
                 }
             };
-            let (stored, next) = futures::join!(self.store_page(report, &page), fetch_next);
-            let stats = stored?;
             report.pages += 1;
             report.stats += stats;
             self.request
                 .observer
                 .page_stored(&self.account, &report.folder, &stats, page.complete);
-            self.persist_refreshed(connector).await?;
-            match next {
-                Some(next) => page = next?,
-                None => return Ok(!page.complete),
-            }
+            let Some(next) = next else {
+                self.persist_refreshed(connector.as_ref()).await?;
+                return Ok(!page.complete);
+            };
+            let next = next.await;
+            self.persist_refreshed(connector.as_ref()).await?;
+            page = match next {
+                Ok(next) => next?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    return Err(RunError::Connector(ConnectorError::new(
+                        ErrorKind::Transient,
+                        format!("the page fetch was stopped: {e}"),
+                    )));
+                }
+            };
         }
     }
 

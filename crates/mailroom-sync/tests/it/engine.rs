@@ -4,7 +4,7 @@ use mailroom_core::{AccountKind, AccountStatus, Connector, Credentials, ErrorKin
 use mailroom_store::{
     Account, FolderRow, MessageQuery, NewAccount, PageStats, SealedCredentials, Store,
 };
-use mailroom_sync::{Outcome, SyncObserver, SyncRequest, Syncer};
+use mailroom_sync::{Lease, Outcome, SyncObserver, SyncRequest, Syncer};
 use mailroom_vault::{FernetKey, Vault};
 use tokio_util::sync::CancellationToken;
 
@@ -145,6 +145,62 @@ async fn refreshed_credentials_are_kept_even_when_the_sync_then_fails() {
         assert_eq!(count(&store, account.id).await, 20);
         let folder = &store.list_folders(account.id).await.unwrap()[0];
         assert_eq!(folder.cursor.as_ref().unwrap().as_str(), "next:20");
+    }
+}
+
+/// The next page is fetched while the current one is stored; when the store fails (here
+/// the lease was lost), a refresh that fetch is doing still ends and is persisted: the
+/// refresh token it replaced may already be spent.
+#[tokio::test]
+async fn a_refresh_in_flight_when_a_page_store_fails_is_still_persisted() {
+    for store in stores().await {
+        let (vault, accounts) = setup(&store, &["a@x"]).await;
+        let now = chrono::Utc::now();
+        let leased = store
+            .claim_due_accounts("w1", 1, now, now + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        let thief = store.clone();
+        let syncer = syncer(&store, vault.clone(), move |c| {
+            FakeConnector::new(
+                30,
+                10,
+                c,
+                Script {
+                    steal_lease_at_call: Some((0, thief.clone())),
+                    slow_refresh_at_call: Some((1, "refreshed-during-page-2")),
+                    ..Script::default()
+                },
+            )
+        });
+        let request = SyncRequest {
+            // Renewals last no time: the lease is expired when the thief comes.
+            lease: Some(Lease {
+                owner: "w1".into(),
+                ttl: std::time::Duration::ZERO,
+            }),
+            ..SyncRequest::default()
+        };
+        let err = syncer
+            .sync_account(accounts[0].id, &request)
+            .await
+            .unwrap_err();
+        assert!(err.is_lease_lost(), "{err}");
+        let account = store.get_account(accounts[0].id).await.unwrap();
+        assert_eq!(account.lease_owner.as_deref(), Some("thief"));
+        let creds = vault
+            .decrypt_credentials(account.credentials.as_str())
+            .unwrap();
+        assert_eq!(
+            creds.oauth().unwrap().token.as_ref().unwrap().secret(),
+            "refreshed-during-page-2"
+        );
+        assert_eq!(
+            count(&store, account.id).await,
+            0,
+            "a lost lease writes nothing"
+        );
     }
 }
 

@@ -10,6 +10,7 @@ use mailroom_core::{
     ErrorKind, FetchQuery, Folder, FolderRef, Message, MessagePage, PageToken, Protocol,
     SyncCursor, SyncPage, WellKnownFolder,
 };
+use mailroom_store::Store;
 
 #[derive(Debug, Default)]
 pub struct Script {
@@ -21,6 +22,13 @@ pub struct Script {
     pub refresh_at_connect: Option<&'static str>,
     /// The folder's id on the server (default "inbox").
     pub folder_id: Option<&'static str>,
+    /// On the Nth `sync_folder` call, lease the account (whose syncing worker's lease
+    /// has expired) to another worker before answering.
+    pub steal_lease_at_call: Option<(usize, Store)>,
+    /// On the Nth `sync_folder` call, hand back refreshed credentials with this access
+    /// token, 200 ms into the call (a refresh still running when the page before it
+    /// is stored).
+    pub slow_refresh_at_call: Option<(usize, &'static str)>,
 }
 
 /// Calls seen by every connector a test's factory made.
@@ -158,6 +166,24 @@ impl Connector for FakeConnector {
             && n == call
         {
             return Err(err(kind, code));
+        }
+        if let Some((n, store)) = &self.script.steal_lease_at_call
+            && *n == call
+        {
+            let now = chrono::Utc::now();
+            let stolen = store
+                .claim_due_accounts("thief", 1, now, now + chrono::Duration::hours(1))
+                .await
+                .unwrap();
+            assert_eq!(stolen.len(), 1, "the lease was taken over");
+        }
+        if let Some((n, token)) = self.script.slow_refresh_at_call
+            && n == call
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let mut creds = self.credentials.clone();
+            creds.oauth_mut().unwrap().token = Some(AccessToken::new(token));
+            *self.refreshed.lock().unwrap() = Some(creds);
         }
         let start: usize = match &cursor {
             None => 0,
