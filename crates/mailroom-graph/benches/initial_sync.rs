@@ -9,17 +9,16 @@
 //! requests per message (from the simulator's counters) and peak RSS.
 //!
 //! Sizes: `MAILROOM_BENCH_SIZES=10000,100000` (default). The simulator binary:
-//! `MAILROOM_SIM_BIN`, else `mailroom-sim` next to this bench's target directory,
-//! built with `cargo build --release -p mailroom-sim` when missing.
+//! `MAILROOM_SIM_BIN`, else `mailroom-sim` in this bench's target directory, built
+//! there when missing (`mailroom_sim::process::SimProcess::binary`).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use chrono::{TimeDelta, Utc};
 use mailroom_core::{AccessToken, Change, Connector, FolderRef, OAuthCredentials, RefreshToken};
 use mailroom_graph::{GraphConfig, GraphConnector};
+use mailroom_sim::process::SimProcess;
 
 const CHILD: &str = "MAILROOM_GRAPH_BENCH_SIZE";
 const APP: &str = "11111111-2222-3333-4444-555555555555";
@@ -36,7 +35,7 @@ fn main() {
         return;
     }
     let sizes = std::env::var("MAILROOM_BENCH_SIZES").unwrap_or_else(|_| "10000,100000".into());
-    let sim = sim_binary();
+    let sim = SimProcess::binary().expect("the mailroom-sim binary");
     println!(
         "mailroom-graph initial sync through delta, simulator {}",
         sim.display()
@@ -62,90 +61,6 @@ fn main() {
     }
 }
 
-/// The simulator binary, built in release mode when it is not there yet.
-fn sim_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("MAILROOM_SIM_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/release/deps/initial_sync-… → target/release/mailroom-sim
-    let exe = std::env::current_exe().expect("this bench");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("a target dir");
-    let candidate = profile_dir.join("mailroom-sim");
-    if !candidate.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "mailroom-sim",
-                "--bin",
-                "mailroom-sim",
-            ])
-            .status()
-            .expect("cargo builds the simulator");
-        assert!(status.success(), "cannot build mailroom-sim");
-    }
-    candidate
-}
-
-struct Sim {
-    child: Child,
-    authority: String,
-    graph: String,
-    mailbox: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(size: usize) -> Sim {
-    let bin = std::env::var("MAILROOM_SIM_BIN").expect("set by the parent");
-    let mut child = Command::new(bin)
-        .args([
-            "--port",
-            "0",
-            "--messages",
-            &size.to_string(),
-            "--all-in",
-            "inbox",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("mailroom-sim starts");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut authority, mut graph, mut mailbox) = (String::new(), String::new(), String::new());
-    for line in out.lines() {
-        let line = line.expect("a line");
-        if let Some(v) = line.strip_prefix("authority: ") {
-            authority = v.to_owned();
-        } else if let Some(v) = line.strip_prefix("graph: ") {
-            graph = v.to_owned();
-        } else if let Some(v) = line.strip_prefix("mailbox: ") {
-            if mailbox.is_empty() {
-                mailbox = v.to_owned();
-            }
-        } else if line == "ready" {
-            break;
-        }
-    }
-    assert!(
-        !graph.is_empty() && !mailbox.is_empty(),
-        "the simulator announced itself"
-    );
-    Sim {
-        child,
-        authority,
-        graph,
-        mailbox,
-    }
-}
-
 fn status_kib(pid: Option<u32>, field: &str) -> u64 {
     let path = match pid {
         Some(p) => format!("/proc/{p}/status"),
@@ -159,12 +74,24 @@ fn status_kib(pid: Option<u32>, field: &str) -> u64 {
 }
 
 async fn run(size: usize) {
-    let sim = start_sim(size);
+    let sim = SimProcess::spawn(
+        SimProcess::binary().expect("set by the parent"),
+        [
+            "--port",
+            "0",
+            "--messages",
+            &size.to_string(),
+            "--all-in",
+            "inbox",
+        ],
+    )
+    .expect("mailroom-sim starts");
+    let mailbox = sim.mailboxes()[0].clone();
     let http = reqwest::Client::new();
     let tokens: serde_json::Value = http
-        .post(format!("{}/_sim/tokens", sim.authority))
+        .post(format!("{}/tokens", sim.control_url()))
         .json(&serde_json::json!({
-            "user": sim.mailbox,
+            "user": mailbox,
             "client_id": APP,
             "scopes": ["https://graph.microsoft.com/Mail.ReadWrite", "offline_access"],
         }))
@@ -183,17 +110,17 @@ async fn run(size: usize) {
     ];
     creds.expiry = Some(Utc::now() + TimeDelta::hours(1));
     let graph = GraphConnector::from_credentials(
-        &sim.mailbox,
+        &mailbox,
         creds,
-        &sim.authority,
-        GraphConfig::default().graph_url(sim.graph.clone()),
+        sim.authority_url(),
+        GraphConfig::default().graph_url(sim.graph_url()),
     )
     .expect("a connector");
     let counters = |http: reqwest::Client, url: String| async move {
         let v: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
         v
     };
-    let counters_url = format!("{}/_sim/counters", sim.authority);
+    let counters_url = format!("{}/counters", sim.control_url());
     let before = counters(http.clone(), counters_url.clone()).await;
 
     let start = Instant::now();
@@ -216,13 +143,12 @@ async fn run(size: usize) {
     }
     let secs = start.elapsed().as_secs_f64();
     let after = counters(http, counters_url).await;
-    let graph_requests = |v: &serde_json::Value| -> u64 {
-        v["requests_by_mailbox"][&sim.mailbox].as_u64().unwrap_or(0)
-    };
+    let graph_requests =
+        |v: &serde_json::Value| -> u64 { v["requests_by_mailbox"][&mailbox].as_u64().unwrap_or(0) };
     let requests = graph_requests(&after) - graph_requests(&before);
     assert_eq!(upserts, size, "every message synced once");
     let peak = status_kib(None, "VmHWM:") as f64 / 1024.0;
-    let sim_peak = status_kib(Some(sim.child.id()), "VmHWM:") as f64 / 1024.0;
+    let sim_peak = status_kib(Some(sim.pid()), "VmHWM:") as f64 / 1024.0;
     println!(
         "{:>9} {:>8} {:>10.2} {:>9.0} {:>12} {:>14.5} {:>14.1} {:>14.1}",
         size,

@@ -85,6 +85,7 @@ mod counters;
 mod graph;
 mod http;
 mod identity;
+pub mod process;
 mod rng;
 mod server;
 mod state;

@@ -1,60 +1,38 @@
 //! The `mailroom-sim` binary, driven with plain HTTP only: device code →
 //! pending → approved → token → /me → paged messages → delta round trip.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
+use mailroom_sim::process::SimProcess;
 use serde_json::{Value, json};
 
 use crate::{client, post_form};
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn binary_walkthrough() {
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_mailroom-sim"))
-            .args([
-                "--port",
-                "0",
-                "--mailboxes",
-                "2",
-                "--messages",
-                "40",
-                "--no-auto-approve",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn mailroom-sim"),
+    let sim = SimProcess::spawn(
+        env!("CARGO_BIN_EXE_mailroom-sim"),
+        [
+            "--port",
+            "0",
+            "--mailboxes",
+            "2",
+            "--messages",
+            "40",
+            "--no-auto-approve",
+        ],
+    )
+    .expect("mailroom-sim starts and announces itself");
+    assert_eq!(
+        sim.mailboxes(),
+        ["demo@mailroom.test", "user1@mailroom.test"]
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut info = std::collections::BTreeMap::new();
-    let mut mailboxes = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line == "ready" {
-            break;
-        }
-        let (k, v) = line.split_once(": ").unwrap();
-        if k == "mailbox" {
-            mailboxes.push(v.to_owned());
-        } else {
-            info.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    assert_eq!(mailboxes, ["demo@mailroom.test", "user1@mailroom.test"]);
-    let authority = &info["authority"];
-    let graph = &info["graph"];
-    assert_eq!(graph, &format!("{authority}/v1.0"));
+    let authority = sim.authority_url();
+    let graph = sim.graph_url();
+    assert_eq!(graph, format!("{authority}/v1.0"));
+    assert_eq!(sim.control_url(), format!("{authority}/_sim"));
+    assert_eq!(
+        sim.introspection_url(),
+        format!("{authority}/oauth2/introspect")
+    );
     let http = client();
 
     // 1. Device code.
@@ -70,7 +48,7 @@ async fn binary_walkthrough() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(dc["verification_uri"], info["verification"].as_str());
+    assert_eq!(dc["verification_uri"], sim.verification_url());
     let token_url = format!("{authority}/common/oauth2/v2.0/token");
     let poll = [
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
@@ -85,7 +63,7 @@ async fn binary_walkthrough() {
     );
     // 3. A person approves on the verification page.
     let page = http
-        .post(&info["verification"])
+        .post(sim.verification_url())
         .form(&[
             ("user_code", dc["user_code"].as_str().unwrap()),
             ("mailbox", "user1@mailroom.test"),
@@ -100,7 +78,7 @@ async fn binary_walkthrough() {
     assert!(page.contains("Approved"));
     // 4. Token, after the polling interval (moved on by the control API).
     let r = http
-        .post(format!("{}/clock/advance", info["control"]))
+        .post(format!("{}/clock/advance", sim.control_url()))
         .json(&json!({"seconds": 5}))
         .send()
         .await
@@ -163,7 +141,7 @@ async fn binary_walkthrough() {
     let r = http
         .post(format!(
             "{}/mailboxes/user1@mailroom.test/messages",
-            info["control"]
+            sim.control_url()
         ))
         .json(&json!({"folder": "inbox", "count": 2}))
         .send()
@@ -183,7 +161,7 @@ async fn binary_walkthrough() {
     assert!(page["@odata.deltaLink"].is_string());
 
     let counters: Value = http
-        .get(format!("{}/counters", info["control"]))
+        .get(format!("{}/counters", sim.control_url()))
         .send()
         .await
         .unwrap()
@@ -193,9 +171,6 @@ async fn binary_walkthrough() {
     assert_eq!(counters["device_code_grants"]["user1@mailroom.test"], 1);
 
     // Graceful stop on SIGTERM.
-    let pid = child.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let status = child.0.wait().unwrap();
+    let status = sim.stop().unwrap();
     assert!(status.success(), "{status:?}");
 }
