@@ -36,6 +36,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("sim-pages", "mailroom-sim", "pages"),
     ("graph-initial-sync", "mailroom-graph", "initial_sync"),
     ("imap-initial-sync", "mailroom-imap", "initial_sync"),
+    ("sync", "mailroom-sync", "sync"),
 ];
 
 fn main() -> ExitCode {

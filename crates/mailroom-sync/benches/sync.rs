@@ -1,43 +1,68 @@
 //! End-to-end sync benchmarks: mailroom-sim → GraphConnector → Syncer → SQLite file.
 //!
-//! Run: `cargo bench -p mailroom-sync --bench sync` (release build). Each scenario
-//! runs in a child process of its own so its peak RSS (VmHWM) is its own:
+//! Run: `cargo bench -p mailroom-sync --bench sync` (release build), or
+//! `cargo xtask bench sync`. Each scenario runs in a child process of its own, and
+//! the simulator in another (the `mailroom-sim` binary, as Graph would be remote), so
+//! the peak RSS (VmHWM) printed is the sync's own: connector, syncer and store.
 //!
 //! - `initial N`: the first sync of one account whose Inbox holds N messages
-//!   (10,000 and 100,000), through delta pages into a fresh SQLite file. Prints
-//!   messages/s, Graph requests per message and peak RSS.
+//!   (`MAILROOM_BENCH_SIZES`, default 10,000, 100,000 and 300,000), through delta
+//!   pages into a fresh SQLite file. Prints messages/s, the process CPU time per
+//!   message, Graph requests per message and peak RSS, then checks that the
+//!   database holds every message of the simulator's Inbox once.
 //! - `cycle N`: N accounts (1,000) already synced; a second worker pass with no
 //!   changes and 20 ms of latency added to every simulated request. Prints wall
 //!   time, Graph requests per account and peak RSS.
 //!
-//! The simulator runs in the same process (its mailboxes are generated on demand and
-//! stay small); its own memory is part of the RSS figures.
+//! The simulator shares the machine's cores: its CPU time is printed apart.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailroom_core::{AccountKind, Credentials, OAuthCredentials};
+use mailroom_core::{AccessToken, AccountKind, Credentials, OAuthCredentials, RefreshToken};
 use mailroom_graph::GraphConfig;
 use mailroom_imap::ImapOptions;
-use mailroom_sim::{Faults, MailboxSpec, SimConfig, Simulator};
+use mailroom_sim::process::SimProcess;
+use mailroom_sim::{Counters, Faults, TokenResponse};
 use mailroom_store::{MessageQuery, NewAccount, SealedCredentials, Store};
 use mailroom_sync::{DefaultFactory, Outcome, SyncRequest, Syncer, WorkerConfig};
 use mailroom_vault::{FernetKey, Vault};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const CLIENT_ID: &str = "bench-app";
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A field of `/proc/{pid}/status` in MiB (`VmHWM:`, `VmRSS:`).
+fn status_mib(pid: Option<u32>, field: &str) -> f64 {
+    let path = pid.map_or("/proc/self/status".to_owned(), |p| {
+        format!("/proc/{p}/status")
+    });
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn graph_requests(sim: &Simulator) -> u64 {
-    sim.counters()
+/// User + system CPU seconds of a process (`/proc/{pid}/stat`, in clock ticks of
+/// 1/100 s, the value on Linux).
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+fn graph_requests(counters: &Counters) -> u64 {
+    counters
         .requests_by_route
         .iter()
         .filter(|(route, _)| route.contains("/v1.0/"))
@@ -46,17 +71,34 @@ fn graph_requests(sim: &Simulator) -> u64 {
 }
 
 struct Setup {
-    sim: Simulator,
+    sim: SimProcess,
+    http: reqwest::Client,
     store: Store,
     syncer: Syncer,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(mailboxes: Vec<MailboxSpec>) -> Setup {
-    let addresses: Vec<String> = mailboxes.iter().map(|m| m.address.clone()).collect();
-    let sim = Simulator::start(SimConfig::default().mailboxes(mailboxes))
-        .await
-        .unwrap();
+impl Setup {
+    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}/{path}", self.sim.control_url()));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap().error_for_status().unwrap();
+        response.json().await.unwrap()
+    }
+
+    async fn counters(&self) -> Counters {
+        serde_json::from_value(self.control(reqwest::Method::GET, "counters", None).await).unwrap()
+    }
+}
+
+/// Starts `mailroom-sim ARGS` and a SQLite store with one Outlook account per mailbox.
+async fn setup(args: &[&str]) -> Setup {
+    let sim = SimProcess::spawn(SimProcess::binary().unwrap(), args).unwrap();
+    let http = reqwest::Client::new();
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -64,23 +106,37 @@ async fn setup(mailboxes: Vec<MailboxSpec>) -> Setup {
     );
     let store = Store::connect(&url).await.unwrap();
     let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
-    for address in &addresses {
-        let tokens = sim
-            .issue_tokens(
-                address,
-                CLIENT_ID,
-                &["Mail.ReadWrite", "User.Read", "offline_access"],
-            )
-            .unwrap();
+    let factory = DefaultFactory::new(
+        sim.authority_url(),
+        GraphConfig::default().graph_url(sim.graph_url()),
+        ImapOptions::default(),
+    );
+    let syncer = Syncer::new(store.clone(), vault.clone(), Arc::new(factory));
+    let s = Setup {
+        sim,
+        http,
+        store,
+        syncer,
+        _dir: dir,
+    };
+    for address in s.sim.mailboxes() {
+        let body = json!({
+            "user": address,
+            "client_id": CLIENT_ID,
+            "scopes": ["Mail.ReadWrite", "User.Read", "offline_access"],
+        });
+        let tokens: TokenResponse =
+            serde_json::from_value(s.control(reqwest::Method::POST, "tokens", Some(body)).await)
+                .unwrap();
         let mut oauth = OAuthCredentials::new(CLIENT_ID);
-        oauth.token = Some(mailroom_core::AccessToken::new(tokens.access_token));
-        oauth.refresh_token = tokens.refresh_token.map(mailroom_core::RefreshToken::new);
+        oauth.token = Some(AccessToken::new(tokens.access_token));
+        oauth.refresh_token = tokens.refresh_token.map(RefreshToken::new);
         oauth.scopes = tokens.scope.split(' ').map(str::to_owned).collect();
         oauth.expiry =
             Some(chrono::Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64));
         let sealed =
             SealedCredentials::new(vault.encrypt_credentials(&Credentials::OAuth(oauth))).unwrap();
-        store
+        s.store
             .create_account(NewAccount {
                 email: address.clone(),
                 kind: AccountKind::Outlook,
@@ -90,27 +146,15 @@ async fn setup(mailboxes: Vec<MailboxSpec>) -> Setup {
             .await
             .unwrap();
     }
-    let factory = DefaultFactory::new(
-        sim.base_url(),
-        GraphConfig::default().graph_url(sim.graph_url()),
-        ImapOptions::default(),
-    );
-    let syncer = Syncer::new(store.clone(), vault, Arc::new(factory));
-    Setup {
-        sim,
-        store,
-        syncer,
-        _dir: dir,
-    }
+    s
 }
 
 async fn initial(n: usize) {
-    let s = setup(vec![
-        MailboxSpec::new("bench@contoso.test", n).all_in("inbox"),
-    ])
-    .await;
+    let s = setup(&["--messages", &n.to_string(), "--all-in", "inbox"]).await;
     let account = s.store.list_accounts().await.unwrap().remove(0);
-    let before = graph_requests(&s.sim);
+    let before = graph_requests(&s.counters().await);
+    let rss_before = status_mib(None, "VmRSS:");
+    let (cpu_before, sim_cpu_before) = (cpu_seconds(None), cpu_seconds(Some(s.sim.pid())));
     let start = Instant::now();
     let report = s
         .syncer
@@ -118,7 +162,13 @@ async fn initial(n: usize) {
         .await
         .unwrap();
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(None) - cpu_before;
+    let sim_cpu = cpu_seconds(Some(s.sim.pid())) - sim_cpu_before;
+    // Taken before the checks below, which read the whole folder.
+    let peak = status_mib(None, "VmHWM:");
     assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+    let requests = graph_requests(&s.counters().await) - before;
+
     let rows = s
         .store
         .count_messages(&MessageQuery {
@@ -127,35 +177,32 @@ async fn initial(n: usize) {
         })
         .await
         .unwrap();
-    let inbox = s
-        .sim
-        .mailbox("bench@contoso.test")
-        .unwrap()
-        .folder_messages("inbox")
-        .unwrap()
-        .len();
+    let path = format!("mailboxes/{}/folders/inbox/messages", account.email);
+    let inbox = s.control(reqwest::Method::GET, &path, None).await;
     assert_eq!(
-        rows as usize, inbox,
+        rows as usize,
+        inbox.as_array().unwrap().len(),
         "every message of the inbox stored once"
     );
-    let requests = graph_requests(&s.sim) - before;
     println!(
-        "  initial sync {rows:>7} messages  {secs:>6.2} s  {:>7.0} messages/s  {requests:>4} Graph requests (1 per {:.0} messages)  peak RSS {:.0} MiB",
+        "  initial sync {rows:>7} messages  {secs:>6.2} s  {:>6.0} messages/s  cpu {:>5.1} µs/message (simulator {:>4.1})  {requests:>4} Graph requests (1 per {:.0} messages)  peak RSS {peak:.0} MiB (before the sync {rss_before:.0})",
         rows as f64 / secs,
+        cpu * 1e6 / rows as f64,
+        sim_cpu * 1e6 / rows as f64,
         rows as f64 / requests as f64,
-        peak_rss_mib()
     );
 }
 
 async fn cycle(accounts: usize) {
-    let mailboxes: Vec<MailboxSpec> = (0..accounts)
-        .map(|i| {
-            MailboxSpec::new(format!("user{i:04}@contoso.test"), 20)
-                .seed(i as u64)
-                .all_in("inbox")
-        })
-        .collect();
-    let s = setup(mailboxes).await;
+    let s = setup(&[
+        "--mailboxes",
+        &accounts.to_string(),
+        "--messages",
+        "20",
+        "--all-in",
+        "inbox",
+    ])
+    .await;
     let config = WorkerConfig {
         worker_id: "bench".into(),
         concurrency: 64,
@@ -170,12 +217,15 @@ async fn cycle(accounts: usize) {
         .await
         .unwrap();
     assert_eq!(first.synced as usize, accounts, "{first:?}");
-    s.sim.set_faults(Faults {
+    let faults = Faults {
         latency: Duration::from_millis(20),
         ..Faults::default()
-    });
-    let before = graph_requests(&s.sim);
-    let routes_before = s.sim.counters().requests_by_route;
+    };
+    let faults = serde_json::to_value(&faults).unwrap();
+    s.control(reqwest::Method::PUT, "faults", Some(faults))
+        .await;
+    let before = s.counters().await;
+    let rss_before = status_mib(None, "VmRSS:");
     let start = Instant::now();
     let second = s
         .syncer
@@ -183,15 +233,16 @@ async fn cycle(accounts: usize) {
         .await
         .unwrap();
     let secs = start.elapsed().as_secs_f64();
+    let peak = status_mib(None, "VmHWM:");
     assert_eq!(second.synced as usize, accounts, "{second:?}");
-    let requests = graph_requests(&s.sim) - before;
+    let after = s.counters().await;
+    let requests = graph_requests(&after) - graph_requests(&before);
     println!(
-        "  no-change cycle {accounts} accounts, 20 ms latency, 64 at once  {secs:>6.2} s  {:.2} Graph requests per account  peak RSS {:.0} MiB",
+        "  no-change cycle {accounts} accounts, 20 ms latency, 64 at once  {secs:>6.2} s  {:.2} Graph requests per account  peak RSS {peak:.0} MiB (before the pass {rss_before:.0})",
         requests as f64 / accounts as f64,
-        peak_rss_mib()
     );
-    for (route, n) in s.sim.counters().requests_by_route {
-        let n = n - routes_before.get(&route).copied().unwrap_or(0);
+    for (route, n) in &after.requests_by_route {
+        let n = n - before.requests_by_route.get(route).copied().unwrap_or(0);
         if n > 0 {
             println!("    {n:>6}  {route}");
         }
@@ -213,15 +264,24 @@ fn main() {
         }
         return;
     }
-    println!("mailroom-sync end-to-end benchmarks (mailroom-sim → Graph → SQLite file)");
+    let sim = SimProcess::binary().expect("the mailroom-sim binary");
+    println!(
+        "mailroom-sync end-to-end benchmarks (mailroom-sim → Graph → SQLite file), simulator {}",
+        sim.display()
+    );
+    let sizes =
+        std::env::var("MAILROOM_BENCH_SIZES").unwrap_or_else(|_| "10000,100000,300000".into());
+    let scenarios = sizes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|n| ("initial", n.to_owned()))
+        .chain([("cycle", "1000".to_owned())]);
     let exe = std::env::current_exe().unwrap();
-    for (scenario, n) in [
-        ("initial", "10000"),
-        ("initial", "100000"),
-        ("cycle", "1000"),
-    ] {
+    for (scenario, n) in scenarios {
         let status = std::process::Command::new(&exe)
-            .args(["--scenario", scenario, n])
+            .args(["--scenario", scenario, &n])
+            .env("MAILROOM_SIM_BIN", &sim)
             .status()
             .unwrap();
         assert!(status.success(), "{scenario} {n} failed");
