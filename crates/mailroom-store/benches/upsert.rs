@@ -7,6 +7,13 @@
 //! user + system), both counted inside `apply_sync_page` only; then the peak resident
 //! memory. Pages are generated just before they are written, outside the timed part,
 //! so memory holds one page of records, not the whole mailbox.
+//!
+//! Two layouts of remote ids, each in a process and a database of its own
+//! (`MAILROOM_BENCH_IDS=spread|sequential` runs one): `spread`, ids whose varying part
+//! is scattered over the key space, so every page inserts all over the unique index
+//! (the worst case); `sequential`, ids that grow with arrival, as the ids of one
+//! Exchange folder mostly do (a shared prefix, then a counter), so a page inserts
+//! into a few neighbouring index pages.
 
 use std::time::{Duration as StdDuration, Instant};
 
@@ -20,7 +27,21 @@ use mailroom_store::{MessageQuery, NewAccount, SealedCredentials, Store, SyncPag
 const MESSAGES: usize = 100_000;
 const PAGE: usize = 1_000;
 
-fn message(i: usize) -> Message {
+/// How remote ids are laid out over the key space.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    Spread,
+    Sequential,
+}
+
+fn ids() -> Ids {
+    match std::env::var("MAILROOM_BENCH_IDS").as_deref() {
+        Ok("sequential") => Ids::Sequential,
+        _ => Ids::Spread,
+    }
+}
+
+fn message(i: usize, ids: Ids) -> Message {
     let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
     let attachments = if i.is_multiple_of(4) {
         vec![Attachment {
@@ -35,10 +56,12 @@ fn message(i: usize) -> Message {
         Vec::new()
     };
     Message {
-        // Graph ids are not sequential: spread them over the index like real ones.
         remote_id: format!(
             "AAMkADAwATM0MDAAMS1iNTcwLWI2NTEtMDACLTAwCgBGAAAD{:016x}{i:06}AAA=",
-            (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            match ids {
+                Ids::Spread => (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                Ids::Sequential => i as u64,
+            }
         ),
         message_id: Some(format!("<CAF{i:08}.4711@mail.example.com>")),
         folder_id: Some("inbox".into()),
@@ -109,10 +132,10 @@ fn process_io() -> Io {
     }
 }
 
-fn page(p: usize) -> SyncPage {
+fn page(p: usize, ids: Ids) -> SyncPage {
     SyncPage {
         changes: (p * PAGE..(p + 1) * PAGE)
-            .map(|i| Change::Upsert(message(i)))
+            .map(|i| Change::Upsert(message(i, ids)))
             .collect(),
         cursor: SyncCursor(format!(
             "https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages/delta?$skiptoken={p}"
@@ -131,8 +154,27 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    if std::env::var_os("MAILROOM_BENCH_IDS").is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run(ids()));
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for layout in ["spread", "sequential"] {
+        let status = std::process::Command::new(&exe)
+            .env("MAILROOM_BENCH_IDS", layout)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{layout} failed");
+    }
+}
+
+async fn run(ids: Ids) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -167,14 +209,18 @@ async fn main() {
         .remove(0);
 
     println!(
-        "mailroom-store upsert benchmark: {MESSAGES} messages in pages of {PAGE}, SQLite file (WAL)"
+        "mailroom-store upsert benchmark: {MESSAGES} messages in pages of {PAGE}, SQLite file (WAL), {} remote ids",
+        match ids {
+            Ids::Spread => "spread",
+            Ids::Sequential => "sequential",
+        }
     );
     for pass in ["insert", "update"] {
         let mut wall = StdDuration::ZERO;
         let mut cpu = StdDuration::ZERO;
         let io_start = process_io();
         for p in 0..MESSAGES / PAGE {
-            let page = page(p);
+            let page = page(p, ids);
             let (start, cpu_start) = (Instant::now(), process_cpu());
             store
                 .apply_sync_page(SyncPageWrite {
