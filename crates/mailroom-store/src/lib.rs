@@ -219,9 +219,12 @@ fn connect_options(
             } else {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    // Checkpoint after 16,384 pages of WAL instead of 1,000 (until
-                    // `checkpoint_every` sets the writer's from its page size).
-                    .pragma("wal_autocheckpoint", "16384")
+                    // About 64 MiB of WAL for a new file's page size (the writer's
+                    // is set again from the file's own by `checkpoint_every`).
+                    .pragma(
+                        "wal_autocheckpoint",
+                        (WAL_CHECKPOINT_BYTES / i64::from(PAGE_SIZE)).to_string(),
+                    )
             }
         });
     }
@@ -270,6 +273,13 @@ mod tests {
             pragma("cache_size").await,
             -16384,
             "a fixed bound on memory"
+        );
+        // Every other connection of a new file starts with the same interval.
+        let sql = Statement::from_string(store.db_backend(), "PRAGMA wal_autocheckpoint");
+        let row = store.db.query_one(sql).await.unwrap().unwrap();
+        assert_eq!(
+            row.try_get_by_index::<i64>(0).unwrap(),
+            super::WAL_CHECKPOINT_BYTES / i64::from(super::PAGE_SIZE)
         );
     }
 
