@@ -71,6 +71,13 @@ impl FakeConnector {
         self
     }
 
+    /// Hands back the credentials with `token` as if a refresh had returned it.
+    fn hand_back_refreshed(&self, token: &str) {
+        let mut creds = self.credentials.clone();
+        creds.oauth_mut().unwrap().token = Some(AccessToken::new(token));
+        *self.refreshed.lock().unwrap() = Some(creds);
+    }
+
     fn folder_id(&self) -> &'static str {
         self.script.folder_id.unwrap_or("inbox")
     }
@@ -102,9 +109,7 @@ impl Connector for FakeConnector {
     async fn connect(&self) -> Result<AccountInfo, ConnectorError> {
         self.calls.connect.fetch_add(1, Ordering::SeqCst);
         if let Some(token) = self.script.refresh_at_connect {
-            let mut creds = self.credentials.clone();
-            creds.oauth_mut().unwrap().token = Some(AccessToken::new(token));
-            *self.refreshed.lock().unwrap() = Some(creds);
+            self.hand_back_refreshed(token);
         }
         if let Some((kind, code)) = self.script.fail_connect {
             return Err(err(kind, code));
@@ -181,9 +186,7 @@ impl Connector for FakeConnector {
             && n == call
         {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            let mut creds = self.credentials.clone();
-            creds.oauth_mut().unwrap().token = Some(AccessToken::new(token));
-            *self.refreshed.lock().unwrap() = Some(creds);
+            self.hand_back_refreshed(token);
         }
         let start: usize = match &cursor {
             None => 0,
