@@ -612,7 +612,7 @@ async fn remove_in_folder(
     Ok(removed)
 }
 
-/// Upserts a run of messages in chunks (one JSON parameter each, see `bulk`); replaces
+/// Upserts a run of messages in chunks (a statement each, see `bulk`); replaces
 /// the attachment rows of the messages that carry their attachment list. Returns how
 /// many messages were written.
 async fn upsert_run(
@@ -651,13 +651,7 @@ async fn upsert_run(
         let statement = Statement::from_sql_and_values(
             backend,
             upsert.as_str(),
-            [
-                chunk.json.into(),
-                account_id.into(),
-                folder_id.into(),
-                generation.into(),
-                now.into(),
-            ],
+            bulk::upsert_values(flavor, chunk.rows, account_id, folder_id, generation, now),
         );
         // Encode the next chunk while the database runs this one.
         let (res, built) = futures::join!(tx.execute(statement), async {
@@ -921,6 +915,15 @@ mod tests {
             body: Some("Ünïcödé body, long. ".repeat(50_000)),
             ..base.clone()
         });
+        // Every size of JSONB header (1, 2, 3 and 5 bytes) on both sides of its limit.
+        for n in [11, 12, 255, 256, 65_535, 65_536] {
+            out.push(Message {
+                remote_id: format!("body-of-{n}-bytes"),
+                body: Some("b".repeat(n)),
+                subject: Some("s".repeat(n)),
+                ..base.clone()
+            });
+        }
         out.push(Message {
             remote_id: "longer-than-a-chunk".into(),
             body: Some("x".repeat(crate::bulk::MAX_BYTES + 1)),
