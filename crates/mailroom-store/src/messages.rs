@@ -401,6 +401,7 @@ impl Store {
                 .context(what)?;
         }
         tx.commit().await.context(what)?;
+        self.committed();
         Ok(stats)
     }
 
@@ -438,6 +439,7 @@ impl Store {
         let run: Vec<&Message> = messages.iter().collect();
         let n = upsert_run(&tx, account_id, folder_id, generation, &run).await?;
         tx.commit().await.context(what)?;
+        self.committed();
         Ok(n)
     }
 
