@@ -662,8 +662,9 @@ async fn upsert_run(
         next = built;
         res.context(what)?;
         written += chunk.messages.len() as u64;
-        replace_attachments(tx, flavor, account_id, chunk.messages).await?;
     }
+    // Once for the whole run: each statement costs a round trip to the database.
+    replace_attachments(tx, flavor, account_id, &unique).await?;
     Ok(written)
 }
 
