@@ -1,7 +1,7 @@
 //! `cargo xtask` — Mailroom's automation. Run `cargo xtask help`.
 
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -82,8 +82,14 @@ fn print_help() {
     );
 }
 
+/// The workspace of the clone `cargo xtask` ran in. `cargo run` says where the
+/// manifest is; the path compiled in is only a fallback, because clones that share a
+/// target directory share this binary, and it may have been built in another clone.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
