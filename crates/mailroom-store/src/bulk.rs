@@ -401,6 +401,8 @@ pub(crate) struct Chunk<'a> {
     pub messages: &'a [&'a Message],
     /// SQLite: one JSONB row per message. PostgreSQL: one JSON text, `[[…row…], …]`.
     pub rows: Vec<sea_orm::Value>,
+    /// The size of `rows`: about what the chunk adds to the WAL.
+    pub bytes: usize,
 }
 
 /// Encodes the next chunk of `messages` (at most [`SQLITE_ROWS_PER_STATEMENT`] rows
@@ -427,9 +429,18 @@ pub(crate) fn next_chunk<'a>(
     };
     let (taken, rest) = messages.split_at(n);
     *messages = rest;
+    let bytes = rows
+        .iter()
+        .map(|v| match v {
+            sea_orm::Value::Bytes(Some(b)) => b.len(),
+            sea_orm::Value::String(Some(s)) => s.len(),
+            _ => 0,
+        })
+        .sum();
     Some(Ok(Chunk {
         messages: taken,
         rows,
+        bytes,
     }))
 }
 

@@ -339,6 +339,7 @@ impl Store {
         let state = state.ok_or_else(|| Error::NotFound(format!("folder {folder_id}")))?;
 
         let mut stats = PageStats::default();
+        let mut bytes = 0;
         let mut i = 0;
         let changes = &page.changes;
         while i < changes.len() {
@@ -355,8 +356,10 @@ impl Store {
                             _ => None,
                         })
                         .collect();
-                    stats.upserted +=
+                    let run =
                         upsert_run(&tx, account_id, folder_id, state.generation, &run).await?;
+                    stats.upserted += run.messages;
+                    bytes += run.bytes;
                 }
                 Change::Remove { .. } => {
                     while i < changes.len() && matches!(changes[i], Change::Remove { .. }) {
@@ -401,7 +404,7 @@ impl Store {
                 .context(what)?;
         }
         tx.commit().await.context(what)?;
-        self.committed();
+        self.committed(bytes);
         Ok(stats)
     }
 
@@ -437,10 +440,10 @@ impl Store {
             .context(what)?;
         let generation = state.map_or(0, |f| f.generation);
         let run: Vec<&Message> = messages.iter().collect();
-        let n = upsert_run(&tx, account_id, folder_id, generation, &run).await?;
+        let written = upsert_run(&tx, account_id, folder_id, generation, &run).await?;
         tx.commit().await.context(what)?;
-        self.committed();
-        Ok(n)
+        self.committed(written.bytes);
+        Ok(written.messages)
     }
 
     /// Removes messages of an account by remote id, whatever their folder (after a
@@ -614,6 +617,14 @@ async fn remove_in_folder(
     Ok(removed)
 }
 
+/// What [`upsert_run`] wrote.
+#[derive(Debug, Default)]
+struct Written {
+    messages: u64,
+    /// The size of the rows sent (see `bulk::Chunk::bytes`).
+    bytes: u64,
+}
+
 /// Upserts a run of messages in chunks (a statement each, see `bulk`); replaces
 /// the attachment rows of the messages that carry their attachment list. Returns how
 /// many messages were written.
@@ -623,7 +634,7 @@ async fn upsert_run(
     folder_id: i64,
     generation: i64,
     run: &[&Message],
-) -> Result<u64> {
+) -> Result<Written> {
     // The same id twice in one statement is an error on PostgreSQL ("ON CONFLICT DO
     // UPDATE command cannot affect row a second time"): keep the last version.
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(run.len());
@@ -646,7 +657,7 @@ async fn upsert_run(
     let now = Utc::now();
     let what = || format!("cannot store messages of folder {folder_id}");
     let mut rest = &unique[..];
-    let mut written = 0;
+    let mut written = Written::default();
     let mut next = bulk::next_chunk(flavor, &mut rest);
     while let Some(chunk) = next.take() {
         let chunk = chunk?;
@@ -661,7 +672,8 @@ async fn upsert_run(
         });
         next = built;
         res.context(what)?;
-        written += chunk.messages.len() as u64;
+        written.messages += chunk.messages.len() as u64;
+        written.bytes += chunk.bytes as u64;
     }
     // Once for the whole run: each statement costs a round trip to the database.
     replace_attachments(tx, flavor, account_id, &unique).await?;
