@@ -33,8 +33,8 @@ pub(crate) const MAX_ROWS: usize = 1000;
 /// 64, 125, 250, 500 and 1,000 (1,000: about a fifth slower).
 pub(crate) const SQLITE_ROWS_PER_STATEMENT: usize = 125;
 
-/// A chunk is cut once its JSON reaches this size (a record with a huge body makes a
-/// chunk of its own), far below SQLite's 1,000,000,000-byte limit on one value.
+/// A chunk is cut once its encoded rows reach this size (a record with a huge body
+/// makes a chunk of its own), far below SQLite's 1,000,000,000-byte limit on one value.
 pub(crate) const MAX_BYTES: usize = 8 << 20;
 
 /// The database a chunk is encoded for: timestamps differ.

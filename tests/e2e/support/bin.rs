@@ -17,8 +17,13 @@ pub fn mailroom() -> &'static Path {
     BIN.get_or_init(locate_or_build)
 }
 
+/// The workspace root. `cargo test` and nextest give the manifest directory at run
+/// time; the path compiled in is only a fallback, because clones sharing a target
+/// directory may run a test binary built in another clone.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
         .parent()
         .expect("tests/ sits in the workspace root")
         .to_path_buf()

@@ -3,12 +3,17 @@ use mailroom_imap::ImapOptions;
 
 use crate::support::*;
 
+/// This crate's directory. `cargo test` and nextest say it at run time; the path
+/// compiled in is only a fallback, because clones sharing a target directory may run a
+/// test binary built in another clone.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read(manifest_dir().join("tests/fixtures").join(name)).unwrap()
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ mod faults;
 mod graph;
 mod identity;
 
-use std::path::PathBuf;
 
 use mailroom_sim::{SimConfig, Simulator};
 use serde_json::Value;
@@ -37,11 +36,18 @@ pub async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
     )
 }
 
+/// This crate's directory. `cargo test` and nextest say it at run time; the path
+/// compiled in is only a fallback, because clones sharing a target directory may run a
+/// test binary built in another clone.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// Reads a fixture from `tests/fixtures/`.
 pub fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = manifest_dir().join("tests/fixtures").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: Value = serde_json::from_str(&text).expect("fixture is JSON");
     assert!(
@@ -55,7 +61,7 @@ pub fn fixture(name: &str) -> Value {
 
 #[test]
 fn every_fixture_cites_its_source() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = manifest_dir().join("tests/fixtures");
     let mut n = 0;
     for sub in ["identity", "graph"] {
         for entry in std::fs::read_dir(dir.join(sub)).expect("fixture dir") {
