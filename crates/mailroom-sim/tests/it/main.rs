@@ -8,7 +8,6 @@ mod faults;
 mod graph;
 mod identity;
 
-
 use mailroom_sim::{SimConfig, Simulator};
 use serde_json::Value;
 
