@@ -80,7 +80,7 @@ pub struct Store {
 /// copies what is committed while the writer goes on, and the writer's own checkpoint
 /// then finds the pages already copied. Small commits (an empty delta page, an account
 /// update) do not start one: a checkpoint after each of them made the no-change cycle
-/// of 1,000 accounts 60 % slower, waiting on `fsync`.
+/// of 1,000 accounts 40–60 % slower, waiting on `fsync`.
 ///
 /// The writer keeps its own checkpoint because only a checkpoint that catches up with
 /// the end of the WAL lets the next transaction start the WAL over; a background one
@@ -95,7 +95,7 @@ struct Checkpointer {
 
 /// Rows committed between two background checkpoints (the WAL grows by about twice
 /// that: rows, then index pages).
-const BACKGROUND_CHECKPOINT_BYTES: u64 = 4 << 20;
+const BACKGROUND_CHECKPOINT_BYTES: u64 = 256 << 10;
 
 impl Checkpointer {
     /// Counts `bytes` committed; starts a checkpoint in a task of its own when enough
