@@ -324,6 +324,37 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use sea_orm::{ConnectionTrait as _, Statement};
 
+    /// A new account with an Inbox: the ids of both.
+    pub(crate) async fn account_with_inbox(store: &super::Store, email: &str) -> (i64, i64) {
+        let account = store
+            .create_account(crate::NewAccount {
+                email: email.into(),
+                kind: mailroom_core::AccountKind::Outlook,
+                credentials: crate::SealedCredentials::new(format!("gAAAAA{}", "A".repeat(80)))
+                    .unwrap(),
+                sync_folders: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let folder = store
+            .upsert_folders(
+                account.id,
+                &[mailroom_core::Folder {
+                    remote_id: "inbox".into(),
+                    name: "Inbox".into(),
+                    path: "Inbox".into(),
+                    parent_id: None,
+                    role: None,
+                    total_count: None,
+                    unread_count: None,
+                }],
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        (account.id, folder.id)
+    }
+
     #[tokio::test]
     async fn a_new_sqlite_file_gets_large_pages_and_a_writer_that_checkpoints_by_bytes() {
         let dir = tempfile::tempdir().unwrap();
@@ -367,32 +398,7 @@ mod tests {
         let store = super::Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
             .await
             .unwrap();
-        let account = store
-            .create_account(crate::NewAccount {
-                email: "wal@example.com".into(),
-                kind: mailroom_core::AccountKind::Outlook,
-                credentials: crate::SealedCredentials::new(format!("gAAAAA{}", "A".repeat(80)))
-                    .unwrap(),
-                sync_folders: Vec::new(),
-            })
-            .await
-            .unwrap();
-        let folder = store
-            .upsert_folders(
-                account.id,
-                &[mailroom_core::Folder {
-                    remote_id: "inbox".into(),
-                    name: "Inbox".into(),
-                    path: "Inbox".into(),
-                    parent_id: None,
-                    role: None,
-                    total_count: None,
-                    unread_count: None,
-                }],
-            )
-            .await
-            .unwrap()
-            .remove(0);
+        let (account_id, folder_id) = account_with_inbox(&store, "wal@example.com").await;
         let before = std::fs::metadata(&path).unwrap().len();
         let messages: Vec<mailroom_core::Message> = (0..2_000)
             .map(|i| mailroom_core::Message {
@@ -403,7 +409,7 @@ mod tests {
             })
             .collect();
         store
-            .upsert_messages(account.id, folder.id, &messages)
+            .upsert_messages(account_id, folder_id, &messages)
             .await
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -723,8 +723,8 @@ mod tests {
     use sea_orm::sea_query::{Query, SimpleExpr};
     use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait as _};
 
+    use crate::Store;
     use crate::entity::{attachment, message};
-    use crate::{NewAccount, SealedCredentials, Store};
 
     const COLUMNS: [&str; 20] = [
         "account_id",
@@ -981,33 +981,7 @@ mod tests {
             let b = store.backend();
             let mut accounts = Vec::new();
             for email in ["json@example.com", "bound@example.com"] {
-                let a = store
-                    .create_account(NewAccount {
-                        email: email.into(),
-                        kind: mailroom_core::AccountKind::Outlook,
-                        credentials: SealedCredentials::new(format!("gAAAAA{}", "A".repeat(80)))
-                            .unwrap(),
-                        sync_folders: Vec::new(),
-                    })
-                    .await
-                    .unwrap();
-                let f = store
-                    .upsert_folders(
-                        a.id,
-                        &[mailroom_core::Folder {
-                            remote_id: "inbox".into(),
-                            name: "Inbox".into(),
-                            path: "Inbox".into(),
-                            parent_id: None,
-                            role: None,
-                            total_count: None,
-                            unread_count: None,
-                        }],
-                    )
-                    .await
-                    .unwrap()
-                    .remove(0);
-                accounts.push((a.id, f.id));
+                accounts.push(crate::tests::account_with_inbox(&store, email).await);
             }
             let records = tricky();
             let now = chrono::Utc::now();
