@@ -21,6 +21,21 @@ pub async fn stores() -> Vec<Store> {
     ]
 }
 
+/// The access token in the account's stored (sealed) credentials.
+fn stored_token(vault: &Vault, account: &Account) -> String {
+    let creds = vault
+        .decrypt_credentials(account.credentials.as_str())
+        .unwrap();
+    creds
+        .oauth()
+        .unwrap()
+        .token
+        .as_ref()
+        .unwrap()
+        .secret()
+        .to_owned()
+}
+
 pub async fn setup(store: &Store, emails: &[&str]) -> (Arc<Vault>, Vec<Account>) {
     let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
     let mut accounts = Vec::new();
@@ -126,13 +141,7 @@ async fn refreshed_credentials_are_kept_even_when_the_sync_then_fails() {
         );
         assert!(report.credentials_refreshed);
         let account = store.get_account(accounts[0].id).await.unwrap();
-        let creds = vault
-            .decrypt_credentials(account.credentials.as_str())
-            .unwrap();
-        assert_eq!(
-            creds.oauth().unwrap().token.as_ref().unwrap().secret(),
-            "rotated-token"
-        );
+        assert_eq!(stored_token(&vault, &account), "rotated-token");
         assert_eq!(account.status, AccountStatus::Active);
         assert!(
             account
@@ -189,13 +198,7 @@ async fn a_refresh_in_flight_when_a_page_store_fails_is_still_persisted() {
         assert!(err.is_lease_lost(), "{err}");
         let account = store.get_account(accounts[0].id).await.unwrap();
         assert_eq!(account.lease_owner.as_deref(), Some("thief"));
-        let creds = vault
-            .decrypt_credentials(account.credentials.as_str())
-            .unwrap();
-        assert_eq!(
-            creds.oauth().unwrap().token.as_ref().unwrap().secret(),
-            "refreshed-during-page-2"
-        );
+        assert_eq!(stored_token(&vault, &account), "refreshed-during-page-2");
         assert_eq!(
             count(&store, account.id).await,
             0,
