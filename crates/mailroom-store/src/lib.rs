@@ -78,8 +78,8 @@ pub struct Store {
 /// faster. So once the writer has committed [`BACKGROUND_CHECKPOINT_BYTES`] of rows,
 /// the store starts a PASSIVE checkpoint on a pool connection (one at a time): it
 /// copies what is committed while the writer goes on, and the writer's own checkpoint
-/// then finds the pages already copied. Small commits (an empty delta page, an account
-/// update) do not start one: a checkpoint after each of them made the no-change cycle
+/// then finds the pages already copied. Commits that write no rows (an empty delta
+/// page) count for nothing: a checkpoint after each of them made the no-change cycle
 /// of 1,000 accounts 40–60 % slower, waiting on `fsync`.
 ///
 /// The writer keeps its own checkpoint because only a checkpoint that catches up with

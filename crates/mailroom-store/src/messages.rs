@@ -627,7 +627,7 @@ struct Written {
 
 /// Upserts a run of messages in chunks (a statement each, see `bulk`); replaces
 /// the attachment rows of the messages that carry their attachment list. Returns how
-/// many messages were written.
+/// many messages were written and the size of their rows.
 async fn upsert_run(
     tx: &DatabaseTransaction,
     account_id: i64,
