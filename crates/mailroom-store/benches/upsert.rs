@@ -24,7 +24,15 @@ use mailroom_core::{
 };
 use mailroom_store::{MessageQuery, NewAccount, SealedCredentials, Store, SyncPageWrite};
 
-const MESSAGES: usize = 100_000;
+/// How many messages, unless `MAILROOM_BENCH_MESSAGES` says (a multiple of [`PAGE`]; a
+/// small count is for `valgrind --tool=callgrind`, whose instruction counts do not
+/// depend on the load of the machine).
+fn messages() -> usize {
+    std::env::var("MAILROOM_BENCH_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .map_or(100_000, |n: usize| n.max(PAGE) / PAGE * PAGE)
+}
 const PAGE: usize = 1_000;
 
 /// How remote ids are laid out over the key space.
@@ -141,7 +149,7 @@ fn page(p: usize, ids: Ids) -> SyncPage {
             "https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages/delta?$skiptoken={p}"
         )),
         reset: p == 0,
-        complete: p + 1 == MESSAGES / PAGE,
+        complete: p + 1 == messages() / PAGE,
     }
 }
 
@@ -175,6 +183,7 @@ fn main() {
 }
 
 async fn run(ids: Ids) {
+    let messages = messages();
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -209,7 +218,7 @@ async fn run(ids: Ids) {
         .remove(0);
 
     println!(
-        "mailroom-store upsert benchmark: {MESSAGES} messages in pages of {PAGE}, SQLite file (WAL), {} remote ids",
+        "mailroom-store upsert benchmark: {messages} messages in pages of {PAGE}, SQLite file (WAL), {} remote ids",
         match ids {
             Ids::Spread => "spread",
             Ids::Sequential => "sequential",
@@ -219,7 +228,7 @@ async fn run(ids: Ids) {
         let mut wall = StdDuration::ZERO;
         let mut cpu = StdDuration::ZERO;
         let io_start = process_io();
-        for p in 0..MESSAGES / PAGE {
+        for p in 0..messages / PAGE {
             let page = page(p, ids);
             let (start, cpu_start) = (Instant::now(), process_cpu());
             store
@@ -237,13 +246,13 @@ async fn run(ids: Ids) {
         let secs = wall.as_secs_f64();
         println!(
             "  {pass:<6}  {secs:>6.2} s  {:>7.0} messages/s  cpu {:>5.2} s = {:>5.1} µs/message ({:.2} CPUs busy)",
-            MESSAGES as f64 / secs,
+            messages as f64 / secs,
             cpu.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / MESSAGES as f64,
+            cpu.as_secs_f64() * 1e6 / messages as f64,
             cpu.as_secs_f64() / secs,
         );
         let io = process_io();
-        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / MESSAGES as f64;
+        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / messages as f64;
         println!(
             "          written {:>5.0} B/message in {:.1} calls ({:.0} B to the disk), read {:>5.0} B/message in {:.1} calls",
             per(io.wchar, io_start.wchar),
@@ -260,7 +269,7 @@ async fn run(ids: Ids) {
         })
         .await
         .unwrap();
-    assert_eq!(rows, MESSAGES as u64, "upserts must not duplicate");
+    assert_eq!(rows, messages as u64, "upserts must not duplicate");
     println!("  rows after two passes: {rows}");
     println!(
         "  peak RSS: {:.0} MiB (the store, plus one generated page of records)",

@@ -4,7 +4,9 @@
 //!
 //! - On SQLite each row is ONE parameter, a JSONB blob (SQLite's binary JSON, see
 //!   [`jsonb`]) built here, listed in a `VALUES` clause; SQL reads its fields by
-//!   position (`->> 3`) straight from the blob, with no JSON text to parse.
+//!   position (`->> '$[0][3]'`) straight from the blob, with no JSON text to parse.
+//!   Attachment rows travel the same way, and so do the remote ids whose attachments
+//!   are replaced (one JSONB array that `json_each` reads).
 //! - On PostgreSQL the whole chunk is ONE JSON text parameter unpacked by
 //!   `jsonb_array_elements`.
 //!
@@ -97,17 +99,6 @@ fn pg_attachment_cast(column: &str) -> &'static str {
     }
 }
 
-/// The rows of parameter 1 on SQLite (a JSON text array), in array order, each row
-/// turned into JSONB once (used for attachment rows, which are few).
-///
-/// `json_each` renders an element as text each time its `value` is read; reading it
-/// once in a subquery that SQLite cannot flatten (`OFFSET`) and runs as a co-routine
-/// makes that one rendering per row. The row is handed on as JSONB (a blob): the `->>`
-/// calls on it then walk the blob instead of copying the text to find it in SQLite's
-/// JSON cache. (`jsonb_each` would skip the rendering but needs SQLite 3.47; sqlx
-/// bundles 3.46.)
-const SQLITE_ROWS: &str = "(SELECT jsonb(value) AS r FROM json_each(?1) LIMIT -1 OFFSET 0)";
-
 /// `INSERT … SELECT … FROM <the rows> ON CONFLICT (account_id, remote_id) DO UPDATE`.
 /// Parameters, in order ([`upsert_values`] lays them out): on SQLite account id, folder
 /// id, generation, update time, then [`SQLITE_ROWS_PER_STATEMENT`] JSONB rows or NULLs;
@@ -127,15 +118,13 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
         Flavor::Sqlite => {
             sql.push_str("?, ?, ");
             for i in 0..ROW.len() {
-                let _ = write!(sql, "r.column1 ->> {i}, ");
+                let _ = write!(sql, "r.column1 ->> {}, ", jsonb::path(i));
             }
-            sql.push_str("?, ? FROM (VALUES (?)");
-            for _ in 1..SQLITE_ROWS_PER_STATEMENT {
-                sql.push_str(", (?)");
-            }
+            sql.push_str("?, ? FROM ");
+            push_sqlite_rows(&mut sql);
             // The filter drops the unused parameters; it also keeps SQLite from reading
             // ON CONFLICT as a join constraint.
-            sql.push_str(") AS r WHERE r.column1 IS NOT NULL");
+            sql.push_str(" WHERE r.column1 IS NOT NULL");
         }
         Flavor::Postgres => {
             sql.push_str("$2, $3, ");
@@ -184,8 +173,9 @@ pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
     }
 }
 
-/// Inserts attachment rows, finding each one's message by remote id.
-/// Parameters: 1 the rows, 2 account id.
+/// Inserts attachment rows, finding each one's message by remote id. Parameters
+/// ([`attachment_statements`] lays them out): on SQLite [`SQLITE_ROWS_PER_STATEMENT`]
+/// JSONB rows or NULLs, then the account id; on PostgreSQL the JSON rows, account id.
 pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
     let mut sql = String::from("INSERT INTO attachments (message_id");
     for c in &ATTACHMENT_ROW[1..] {
@@ -195,12 +185,15 @@ pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
     match flavor {
         Flavor::Sqlite => {
             for i in 1..ATTACHMENT_ROW.len() {
-                let _ = write!(sql, ", r ->> {i}");
+                let _ = write!(sql, ", r.column1 ->> {}", jsonb::path(i));
             }
             sql.push_str(" FROM ");
-            sql.push_str(SQLITE_ROWS);
-            sql.push_str(
-                " CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = r ->> 0",
+            push_sqlite_rows(&mut sql);
+            let _ = write!(
+                sql,
+                " CROSS JOIN messages AS m WHERE r.column1 IS NOT NULL AND m.account_id = ? \
+                 AND m.remote_id = r.column1 ->> {}",
+                jsonb::path(0)
             );
         }
         Flavor::Postgres => {
@@ -215,6 +208,16 @@ pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
         }
     }
     sql
+}
+
+/// `(VALUES (?), (?), …) AS r`: [`SQLITE_ROWS_PER_STATEMENT`] row parameters, read
+/// as `r.column1`.
+fn push_sqlite_rows(sql: &mut String) {
+    sql.push_str("(VALUES (?)");
+    for _ in 1..SQLITE_ROWS_PER_STATEMENT {
+        sql.push_str(", (?)");
+    }
+    sql.push_str(") AS r");
 }
 
 /// A timestamp as the driver would have sent it.
@@ -381,17 +384,57 @@ pub(crate) mod jsonb {
     /// The JSONB array of `fields`; `None` if it would be larger than SQLite reads.
     pub(crate) fn array(fields: &[Field<'_>]) -> Option<Vec<u8>> {
         let payloads: Vec<Cow<'_, [u8]>> = fields.iter().map(Field::payload).collect();
-        let mut size = 0usize;
-        for p in &payloads {
-            size = size.checked_add(header_len(p.len())? + p.len())?;
-        }
+        let size = elements_size(&payloads)?;
         let mut out = Vec::with_capacity(header_len(size)? + size);
         push_header(&mut out, ARRAY, size);
-        for (field, payload) in fields.iter().zip(&payloads) {
-            push_header(&mut out, field.kind(), payload.len());
-            out.extend_from_slice(payload);
+        push_elements(&mut out, fields, &payloads);
+        Some(out)
+    }
+
+    /// Fields per group of [`grouped`]. `->>` finds element `k` of an array by
+    /// skipping the `k` before it: the 16 fields of a message row cost 120 skips as one
+    /// array, 48 as four arrays of four.
+    pub(crate) const GROUP: usize = 4;
+
+    /// The path that reads field `i` of a row encoded by [`grouped`].
+    pub(crate) fn path(i: usize) -> String {
+        format!("'$[{}][{}]'", i / GROUP, i % GROUP)
+    }
+
+    /// `fields` as a JSONB array of arrays of [`GROUP`] fields each (the last may hold
+    /// fewer): field `i` is at [`path`]`(i)`. `None` if it would be larger than SQLite
+    /// reads.
+    pub(crate) fn grouped(fields: &[Field<'_>]) -> Option<Vec<u8>> {
+        let payloads: Vec<Cow<'_, [u8]>> = fields.iter().map(Field::payload).collect();
+        let mut sizes = Vec::with_capacity(fields.len().div_ceil(GROUP));
+        let mut total = 0usize;
+        for group in payloads.chunks(GROUP) {
+            let size = elements_size(group)?;
+            total = total.checked_add(header_len(size)? + size)?;
+            sizes.push(size);
+        }
+        let mut out = Vec::with_capacity(header_len(total)? + total);
+        push_header(&mut out, ARRAY, total);
+        let groups = fields.chunks(GROUP).zip(payloads.chunks(GROUP));
+        for ((fields, payloads), size) in groups.zip(sizes) {
+            push_header(&mut out, ARRAY, size);
+            push_elements(&mut out, fields, payloads);
         }
         Some(out)
+    }
+
+    /// The size of the elements with these payloads, headers included.
+    fn elements_size(payloads: &[Cow<'_, [u8]>]) -> Option<usize> {
+        payloads.iter().try_fold(0usize, |size, p| {
+            size.checked_add(header_len(p.len())? + p.len())
+        })
+    }
+
+    fn push_elements(out: &mut Vec<u8>, fields: &[Field<'_>], payloads: &[Cow<'_, [u8]>]) {
+        for (field, payload) in fields.iter().zip(payloads) {
+            push_header(out, field.kind(), payload.len());
+            out.extend_from_slice(payload);
+        }
     }
 }
 
@@ -452,7 +495,7 @@ fn sqlite_rows(messages: &[&Message], max_rows: usize) -> Result<(usize, Vec<sea
         if bytes >= MAX_BYTES {
             break;
         }
-        let row = jsonb::array(&row_fields(Flavor::Sqlite, m)?).ok_or_else(|| {
+        let row = jsonb::grouped(&row_fields(Flavor::Sqlite, m)?).ok_or_else(|| {
             Error::Invalid(format!(
                 "message {:?} is too large to store in SQLite",
                 m.remote_id
@@ -509,31 +552,88 @@ pub(crate) fn upsert_values(
     }
 }
 
-/// The remote ids of `messages` as a JSON array.
-pub(crate) fn remote_ids<'a>(messages: impl Iterator<Item = &'a Message>) -> String {
+/// The remote ids of `messages` as one array parameter: JSONB on SQLite (which
+/// `json_each` reads without parsing text), JSON text on PostgreSQL.
+pub(crate) fn remote_ids<'a>(
+    flavor: Flavor,
+    messages: impl Iterator<Item = &'a Message>,
+) -> Result<sea_orm::Value> {
     let ids: Vec<&str> = messages.map(|m| m.remote_id.as_str()).collect();
-    json_list(&ids)
+    Ok(match flavor {
+        Flavor::Sqlite => {
+            let fields: Vec<jsonb::Field<'_>> = ids
+                .iter()
+                .map(|id| jsonb::Field::Text((*id).into()))
+                .collect();
+            let array = jsonb::array(&fields).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} remote ids are too many to send to SQLite at once",
+                    ids.len()
+                ))
+            })?;
+            sea_orm::Value::Bytes(Some(Box::new(array)))
+        }
+        Flavor::Postgres => json_list(&ids).into(),
+    })
 }
 
-/// The attachment rows of `messages` (see [`ATTACHMENT_ROW`]) as a JSON array, and how
-/// many there are.
-pub(crate) fn attachment_rows<'a>(messages: impl Iterator<Item = &'a Message>) -> (String, usize) {
-    let mut rows = Vec::new();
-    for m in messages {
-        for (i, a) in m.attachments.iter().enumerate() {
-            rows.push((
-                &m.remote_id,
-                i as i32,
-                &a.remote_id,
-                &a.name,
-                &a.content_type,
-                a.size.min(i64::MAX as u64) as i64,
-                a.is_inline,
-                &a.content_id,
-            ));
+/// The parameters of each [`insert_attachments_sql`] statement that stores the
+/// attachment rows of `messages` (see [`ATTACHMENT_ROW`]); none without attachments.
+pub(crate) fn attachment_statements<'a>(
+    flavor: Flavor,
+    messages: impl Iterator<Item = &'a Message>,
+    account_id: i64,
+) -> Result<Vec<Vec<sea_orm::Value>>> {
+    use jsonb::Field;
+    let text = |t: &'a Option<String>| t.as_deref().map_or(Field::Null, |t| Field::Text(t.into()));
+    let rows = messages.flat_map(|m| {
+        m.attachments.iter().enumerate().map(move |(i, a)| {
+            (
+                m,
+                [
+                    Field::Text(m.remote_id.as_str().into()),
+                    Field::Int(i as i64),
+                    text(&a.remote_id),
+                    text(&a.name),
+                    text(&a.content_type),
+                    Field::Int(a.size.min(i64::MAX as u64) as i64),
+                    Field::Bool(a.is_inline),
+                    text(&a.content_id),
+                ],
+            )
+        })
+    });
+    let mut statements = Vec::new();
+    match flavor {
+        Flavor::Sqlite => {
+            let mut values = Vec::with_capacity(SQLITE_ROWS_PER_STATEMENT + 1);
+            for (m, fields) in rows {
+                let row = jsonb::grouped(&fields).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "an attachment of message {:?} is too large to store in SQLite",
+                        m.remote_id
+                    ))
+                })?;
+                values.push(sea_orm::Value::Bytes(Some(Box::new(row))));
+                if values.len() == SQLITE_ROWS_PER_STATEMENT {
+                    values.push(account_id.into());
+                    statements.push(std::mem::take(&mut values));
+                }
+            }
+            if !values.is_empty() {
+                values.resize(SQLITE_ROWS_PER_STATEMENT, sea_orm::Value::Bytes(None));
+                values.push(account_id.into());
+                statements.push(values);
+            }
+        }
+        Flavor::Postgres => {
+            let rows: Vec<_> = rows.map(|(_, fields)| fields).collect();
+            if !rows.is_empty() {
+                statements.push(vec![json_list(&rows).into(), account_id.into()]);
+            }
         }
     }
-    (json_list(&rows), rows.len())
+    Ok(statements)
 }
 
 #[cfg(test)]
@@ -681,6 +781,34 @@ mod tests {
                 "{len} bytes"
             );
             assert_eq!(&row.try_get::<String>("", "first").unwrap(), text);
+
+            // Grouped, every field is where `path` says.
+            let blob = jsonb::grouped(&fields).unwrap();
+            let paths: Vec<String> = (0..fields.len())
+                .map(|i| format!("json_quote(?1 ->> {}) AS f{i}", jsonb::path(i)))
+                .collect();
+            let row = store
+                .db
+                .query_one(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Sqlite,
+                    format!("SELECT json_valid(?1, 8) AS valid, {}", paths.join(", ")),
+                    [blob.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get::<i32>("", "valid").unwrap(), 1, "{len} bytes");
+            for (i, field) in fields.iter().enumerate() {
+                let got: serde_json::Value =
+                    serde_json::from_str(&row.try_get::<String>("", &format!("f{i}")).unwrap())
+                        .unwrap();
+                // `->>` gives SQL values: booleans come back as 0 and 1.
+                let expected = match field {
+                    Field::Bool(b) => serde_json::json!(i32::from(*b)),
+                    other => serde_json::to_value(other).unwrap(),
+                };
+                assert_eq!(got, expected, "field {i}, {len} bytes");
+            }
         }
     }
 }

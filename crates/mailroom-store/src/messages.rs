@@ -696,16 +696,16 @@ async fn replace_attachments(
     tx.execute(Statement::from_sql_and_values(
         backend,
         bulk::delete_attachments_sql(flavor),
-        [bulk::remote_ids(known()).into(), account_id.into()],
+        [bulk::remote_ids(flavor, known())?, account_id.into()],
     ))
     .await
     .context(what)?;
-    let (rows, n) = bulk::attachment_rows(known());
-    if n > 0 {
+    let insert = bulk::insert_attachments_sql(flavor);
+    for values in bulk::attachment_statements(flavor, known(), account_id)? {
         tx.execute(Statement::from_sql_and_values(
             backend,
-            bulk::insert_attachments_sql(flavor),
-            [rows.into(), account_id.into()],
+            insert.as_str(),
+            values,
         ))
         .await
         .context(what)?;
