@@ -292,7 +292,7 @@ impl Ctx {
     /// Decrypts an account's credentials, with an error that says which key to check.
     pub fn decrypt(&self, vault: &Vault, account: &Account) -> Result<Credentials> {
         vault
-            .decrypt_credentials(account.credentials.as_str())
+            .decrypt_json::<Credentials>(account.credentials.as_str())
             .map_err(|e| self.decrypt_error(&account.email, &e))
     }
 

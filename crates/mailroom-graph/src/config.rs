@@ -169,7 +169,7 @@ impl GraphConfig {
 /// Checks a Graph root URL: `https`, or `http` for a loopback host; no credentials,
 /// query or fragment. Returns it without a trailing slash.
 pub(crate) fn check_graph_url(raw: &str) -> Result<Url, ConnectorError> {
-    let mut url = mailroom_core::endpoint::check_service_url(raw).map_err(|why| {
+    let mut url = mailroom_oauth::check_service_url(raw).map_err(|why| {
         ConnectorError::new(
             ErrorKind::InvalidConfig,
             format!("invalid graph url {raw:?}: {why}"),

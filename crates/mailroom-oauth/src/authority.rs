@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use url::Url;
+use url::{Host, Url};
 use uuid::Uuid;
 
 use crate::error::{Error, ErrorKind};
@@ -154,8 +154,7 @@ impl Authority {
                 format!("invalid authority url {cloud_url:?}: {why}"),
             )
         };
-        let url =
-            mailroom_core::endpoint::check_service_url(cloud_url).map_err(|why| invalid(&why))?;
+        let url = check_service_url(cloud_url).map_err(|why| invalid(&why))?;
         let cloud = url.as_str().trim_end_matches('/').to_owned();
         Ok(Authority { cloud, tenant })
     }
@@ -216,6 +215,33 @@ impl fmt::Display for Authority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.cloud, self.tenant)
     }
+}
+
+/// Checks the base URL of a service (identity platform, Graph) — the one policy every
+/// Mailroom HTTP client applies: `https`, or `http`
+/// only for a loopback host (a simulator); no credentials, query or fragment. Returns
+/// the parsed URL, or the reason it is refused.
+pub fn check_service_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| e.to_string())?;
+    let loopback = match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err("no host".into()),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err("http is only accepted for loopback hosts; use https".into()),
+        other => return Err(format!("unsupported scheme {other:?}")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the url are not allowed".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a query or fragment is not allowed".into());
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -315,5 +341,23 @@ mod tests {
             a.with_tenant(Tenant::Consumers).device_code_url().as_str(),
             "https://login.microsoftonline.com/consumers/oauth2/v2.0/devicecode"
         );
+    }
+
+    #[test]
+    fn service_urls() {
+        assert!(check_service_url("https://graph.microsoft.com/v1.0").is_ok());
+        assert!(check_service_url("http://127.0.0.1:8080/v1.0").is_ok());
+        assert!(check_service_url("http://[::1]:8080").is_ok());
+        for (bad, why) in [
+            ("http://graph.microsoft.com/v1.0", "loopback"),
+            ("ftp://example.com", "scheme"),
+            ("https://user:pw@example.com", "credentials"),
+            ("https://example.com/?a=b", "query"),
+            ("https://example.com/#x", "fragment"),
+            ("not a url", "relative URL"),
+        ] {
+            let err = check_service_url(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

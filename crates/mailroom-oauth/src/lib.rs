@@ -129,7 +129,7 @@ pub use app::{
     ApplicationBuilder, AuthenticationResult, ClientApplication, ConfidentialClientApplication,
     DEFAULT_REQUEST_TIMEOUT, DeviceCodeFlow, PublicClientApplication, Result,
 };
-pub use authority::{Authority, DEFAULT_CLOUD, Tenant};
+pub use authority::{Authority, DEFAULT_CLOUD, Tenant, check_service_url};
 pub use error::{Error, ErrorKind};
 pub use resource::{OFFLINE_ACCESS, Resource};
 pub use session::TokenSession;

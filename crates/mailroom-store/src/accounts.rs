@@ -36,7 +36,7 @@ impl SealedCredentials {
         Ok(SealedCredentials(token))
     }
 
-    /// The Fernet token, to hand to `Vault::decrypt_credentials`.
+    /// The Fernet token, to hand to `Vault::decrypt_json`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -135,7 +135,8 @@ async fn setup(args: &[&str]) -> Setup {
         oauth.expiry =
             Some(chrono::Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64));
         let sealed =
-            SealedCredentials::new(vault.encrypt_credentials(&Credentials::OAuth(oauth))).unwrap();
+            SealedCredentials::new(vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()))
+                .unwrap();
         s.store
             .create_account(NewAccount {
                 email: address.clone(),

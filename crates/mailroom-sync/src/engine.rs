@@ -191,7 +191,7 @@ impl Syncer {
 
     fn decrypt(&self, account: &Account) -> Result<Credentials> {
         self.vault
-            .decrypt_credentials(account.credentials.as_str())
+            .decrypt_json::<Credentials>(account.credentials.as_str())
             .map_err(|source| Error::Credentials {
                 email: account.email.clone(),
                 source,
@@ -204,7 +204,7 @@ impl Syncer {
         account_id: i64,
         credentials: &Credentials,
     ) -> Result<()> {
-        let sealed = SealedCredentials::new(self.vault.encrypt_credentials(credentials))?;
+        let sealed = SealedCredentials::new(self.vault.encrypt(credentials.to_json().as_bytes()))?;
         self.store.update_credentials(account_id, &sealed).await?;
         Ok(())
     }

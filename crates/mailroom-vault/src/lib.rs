@@ -5,27 +5,38 @@
 //!   [`FernetKey::generate`] makes a new one.
 //! - [`Vault`] holds one or several keys: the first encrypts, all decrypt, and
 //!   [`Vault::rotate`] re-encrypts a value under the first key (key rotation).
-//! - [`Vault::encrypt_credentials`] / [`Vault::decrypt_credentials`] seal the credential
-//!   JSON of the Python system; [`Vault::encrypt_json`] / [`Vault::decrypt_json`] any JSON.
+//! - [`Vault::encrypt_json`] / [`Vault::decrypt_json`] seal any serde value as JSON — the
+//!   Python system's credential JSON (`mailroom_core::Credentials`, or your own type) is
+//!   one such value; [`Vault::encrypt`] / [`Vault::decrypt`] seal bytes.
 //! - [`read_key_file`] / [`create_key_file`] keep keys in a file readable by its owner only.
 //!
 //! Stored credentials are decrypted without a time-to-live, as the Python system did:
 //! a blob written years ago, or by a machine whose clock ran ahead, still opens.
 //!
+//! The crate stands alone (no other Mailroom crate): Fernet is AES-128-CBC with PKCS#7
+//! padding and HMAC-SHA256, built here from RustCrypto's `aes`, `cbc`, `hmac` and `sha2`
+//! and checked against the published Fernet test vectors and Python's
+//! `cryptography.fernet`.
+//!
 //! ```
-//! use mailroom_core::Credentials;
 //! use mailroom_vault::{FernetKey, Vault};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Stored {
+//!     token: String,
+//! }
 //!
 //! let old = FernetKey::generate();
-//! let blob = Vault::new(vec![old.clone()])?.encrypt_json(&serde_json::json!({"token": "t"}))?;
+//! let blob = Vault::new(vec![old.clone()])?.encrypt_json(&Stored { token: "t".into() })?;
 //!
 //! // Rotation: the new key first, the old one still decrypts.
 //! let vault = Vault::new(vec![FernetKey::generate(), old])?;
 //! let rotated = vault.rotate(&blob)?;
-//! let value: serde_json::Value = vault.decrypt_json(&rotated)?;
-//! assert_eq!(value["token"], "t");
+//! let value: Stored = vault.decrypt_json(&rotated)?;
+//! assert_eq!(value.token, "t");
 //!
-//! let err = vault.decrypt_credentials("not a fernet token").unwrap_err();
+//! let err = vault.decrypt_json::<Stored>("not a fernet token").unwrap_err();
 //! assert!(err.to_string().contains("not a fernet token"));
 //! # Ok::<(), mailroom_vault::Error>(())
 //! ```
@@ -36,8 +47,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE;
-use mailroom_core::Credentials;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -65,10 +75,8 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// No key was configured.
-    #[error(
-        "no fernet key configured: set MAILROOM_KEY or MAILROOM_KEY_FILE (generate one with `mailroom key generate`)"
-    )]
+    /// The key list is empty.
+    #[error("no fernet key configured: a vault needs at least one key")]
     NoKeys,
     /// The value is not a Fernet token at all, or was cut short.
     #[error("cannot decrypt: not a fernet token ({0})")]
@@ -95,10 +103,11 @@ pub enum Error {
         /// How far ahead of `now` the timestamp is.
         ahead_secs: u64,
     },
-    /// Decrypted fine, but the plaintext is not the expected JSON.
-    #[error("decrypted value is not valid {what}: {source}")]
+    /// Decrypted fine, but the plaintext is not the expected JSON (or a value could not
+    /// be written as JSON).
+    #[error("decrypted value is not valid JSON for {what}: {source}")]
     InvalidPlaintext {
-        /// What was expected (`credential JSON`, `JSON`).
+        /// The Rust type that was expected, e.g. `Credentials`.
         what: &'static str,
         /// The parse error (never the plaintext itself).
         source: serde_json::Error,
@@ -138,7 +147,7 @@ impl FernetKey {
             return Err(malformed("it is empty".into()));
         }
         let bytes = decode_urlsafe(text).map_err(|e| {
-            malformed(format!("expected url-safe base64 ({e}); a key looks like the output of `mailroom key generate`"))
+            malformed(format!("expected url-safe base64 ({e}); a key looks like the output of Python's `Fernet.generate_key()`"))
         })?;
         if bytes.len() != 32 {
             return Err(malformed(format!("expected 32 bytes, got {}", bytes.len())));
@@ -146,9 +155,11 @@ impl FernetKey {
         Ok(FernetKey(SecretString::from(URL_SAFE.encode(bytes))))
     }
 
-    /// A new random key.
+    /// A new random key from the operating system's generator.
     pub fn generate() -> Self {
-        FernetKey(SecretString::from(fernet::Fernet::generate_key()))
+        let mut bytes = [0u8; 32];
+        random_bytes(&mut bytes);
+        FernetKey(SecretString::from(URL_SAFE.encode(bytes)))
     }
 
     /// The key in its canonical text form (url-safe base64 with padding), e.g. to
@@ -157,8 +168,11 @@ impl FernetKey {
         self.0.expose_secret()
     }
 
-    fn cipher(&self) -> fernet::Fernet {
-        fernet::Fernet::new(self.secret()).expect("validated when parsed")
+    fn cipher(&self) -> Cipher {
+        let bytes = decode_urlsafe(self.secret()).expect("validated when parsed");
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes);
+        Cipher(SecretBox::new(Box::new(key)))
     }
 }
 
@@ -168,9 +182,68 @@ impl fmt::Debug for FernetKey {
     }
 }
 
+/// One key's two halves, as the Fernet spec splits them: bytes 0..16 sign (HMAC-SHA256),
+/// bytes 16..32 encrypt (AES-128-CBC).
+struct Cipher(SecretBox<[u8; 32]>);
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+impl Cipher {
+    fn mac(&self) -> HmacSha256 {
+        use hmac::Mac as _;
+        HmacSha256::new_from_slice(&self.0.expose_secret()[..16]).expect("any key length")
+    }
+
+    fn aes_key(&self) -> &[u8; 16] {
+        self.0.expose_secret()[16..].try_into().expect("16 bytes")
+    }
+
+    /// `0x80 ‖ timestamp ‖ iv ‖ AES-128-CBC(plaintext) ‖ HMAC`, url-safe base64.
+    fn seal(&self, plaintext: &[u8], timestamp: u64, iv: [u8; 16]) -> String {
+        use aes::cipher::{BlockEncryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+        use hmac::Mac as _;
+        let ciphertext = cbc::Encryptor::<aes::Aes128>::new(self.aes_key().into(), &iv.into())
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext);
+        let mut token = Vec::with_capacity(HEADER_LEN + ciphertext.len() + HMAC_LEN);
+        token.push(VERSION);
+        token.extend_from_slice(&timestamp.to_be_bytes());
+        token.extend_from_slice(&iv);
+        token.extend_from_slice(&ciphertext);
+        let mut mac = self.mac();
+        mac.update(&token);
+        token.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE.encode(token)
+    }
+
+    /// Authenticates (constant-time HMAC check) and decrypts a token whose shape
+    /// `check_shape` accepted. `None` when this key does not authenticate it.
+    fn open(&self, token: &[u8]) -> Option<Vec<u8>> {
+        use aes::cipher::{BlockDecryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+        use hmac::Mac as _;
+        let (signed, tag) = token.split_at(token.len() - HMAC_LEN);
+        let mut mac = self.mac();
+        mac.update(signed);
+        mac.verify_slice(tag).ok()?;
+        let iv: [u8; 16] = signed[9..HEADER_LEN].try_into().expect("16 bytes");
+        cbc::Decryptor::<aes::Aes128>::new(self.aes_key().into(), &iv.into())
+            .decrypt_padded_vec_mut::<Pkcs7>(&signed[HEADER_LEN..])
+            .ok()
+    }
+}
+
+fn random_bytes(buf: &mut [u8]) {
+    getrandom::getrandom(buf).expect("the operating system's random generator is available");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Encrypts with the first key, decrypts with any.
 pub struct Vault {
-    keys: Vec<fernet::Fernet>,
+    keys: Vec<Cipher>,
 }
 
 impl fmt::Debug for Vault {
@@ -181,8 +254,9 @@ impl fmt::Debug for Vault {
     }
 }
 
-/// The parts of a token, checked for shape but not yet authenticated.
+/// A token's bytes, checked for shape but not yet authenticated.
 struct TokenShape {
+    bytes: Vec<u8>,
     timestamp: u64,
 }
 
@@ -198,7 +272,7 @@ impl Vault {
     }
 
     /// A vault from a list of keys separated by commas, spaces or new lines (the form of
-    /// `MAILROOM_KEY` and of a key file), newest first.
+    /// an environment variable or of a key file), newest first.
     pub fn from_key_list(text: &str) -> Result<Self> {
         Self::new(parse_key_list(text)?)
     }
@@ -208,26 +282,26 @@ impl Vault {
         self.keys.len()
     }
 
-    /// Encrypts bytes with the first key.
+    /// Encrypts bytes with the first key, a random IV and the current time.
     pub fn encrypt(&self, plaintext: &[u8]) -> String {
-        self.keys[0].encrypt(plaintext)
+        let mut iv = [0u8; 16];
+        random_bytes(&mut iv);
+        self.keys[0].seal(plaintext, unix_now(), iv)
     }
 
     /// Decrypts a token with whichever key matches. No time-to-live is applied.
     pub fn decrypt(&self, token: &str) -> Result<Vec<u8>> {
-        let token = token.trim();
-        check_shape(token)?;
-        self.open(token)
+        let shape = check_shape(token.trim())?;
+        self.open(&shape)
     }
 
     /// Decrypts a token only if it is at most `ttl_secs` old at `now_secs` (Unix time)
     /// and not dated more than 60 s ahead — the Fernet spec's verification. Mailroom
     /// never applies this to stored credentials; it exists for short-lived values.
     pub fn decrypt_with_ttl(&self, token: &str, ttl_secs: u64, now_secs: u64) -> Result<Vec<u8>> {
-        let token = token.trim();
-        let shape = check_shape(token)?;
+        let shape = check_shape(token.trim())?;
         // Subtraction, not `timestamp + ttl`: a forged timestamp near u64::MAX must not
-        // overflow (fernet 0.2.2's own TTL check does, in debug builds).
+        // overflow.
         if let Some(age_secs) = now_secs.checked_sub(shape.timestamp)
             && age_secs > ttl_secs
         {
@@ -238,17 +312,14 @@ impl Vault {
                 ahead_secs: shape.timestamp - now_secs,
             });
         }
-        self.open(token)
+        self.open(&shape)
     }
 
-    fn open(&self, token: &str) -> Result<Vec<u8>> {
-        // `decrypt_at_time` with no TTL and a "now" so late that no timestamp is ahead
-        // of it: authentication and decryption only, as Python's `decrypt(token)` does.
-        // (`u64::MAX - 60` keeps the crate's `now + 60` from overflowing.)
-        const NO_CLOCK: u64 = u64::MAX - MAX_CLOCK_SKEW_SECS;
+    /// Authentication and decryption only, as Python's `decrypt(token)` does.
+    fn open(&self, shape: &TokenShape) -> Result<Vec<u8>> {
         self.keys
             .iter()
-            .find_map(|key| key.decrypt_at_time(token, None, NO_CLOCK).ok())
+            .find_map(|key| key.open(&shape.bytes))
             .ok_or(Error::WrongKey {
                 keys: self.keys.len(),
             })
@@ -262,34 +333,29 @@ impl Vault {
     /// Serializes `value` to JSON and encrypts it.
     pub fn encrypt_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<String> {
         let json = serde_json::to_vec(value).map_err(|source| Error::InvalidPlaintext {
-            what: "JSON",
+            what: short_type_name::<T>(),
             source,
         })?;
         Ok(self.encrypt(&json))
     }
 
-    /// Decrypts a token and parses its JSON.
+    /// Decrypts a token and parses its JSON as a `T` (for Mailroom's stored
+    /// credentials, `mailroom_core::Credentials`). The error never shows the plaintext.
     pub fn decrypt_json<T: DeserializeOwned>(&self, token: &str) -> Result<T> {
         let plaintext = self.decrypt(token)?;
         serde_json::from_slice(&plaintext).map_err(|source| Error::InvalidPlaintext {
-            what: "JSON",
+            what: short_type_name::<T>(),
             source,
         })
     }
+}
 
-    /// Encrypts credentials in the Python system's JSON shape.
-    pub fn encrypt_credentials(&self, credentials: &Credentials) -> String {
-        self.encrypt(credentials.to_json().as_bytes())
-    }
-
-    /// Decrypts and parses credentials.
-    pub fn decrypt_credentials(&self, token: &str) -> Result<Credentials> {
-        let plaintext = self.decrypt(token)?;
-        serde_json::from_slice(&plaintext).map_err(|source| Error::InvalidPlaintext {
-            what: "credential JSON",
-            source,
-        })
-    }
+/// `Credentials` for `mailroom_core::credentials::Credentials`, `Value` for
+/// `serde_json::Value`: what an error message should name.
+fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
 }
 
 fn decode_urlsafe(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
@@ -327,7 +393,7 @@ fn check_shape(token: &str) -> Result<TokenShape> {
         )));
     }
     let timestamp = u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
-    Ok(TokenShape { timestamp })
+    Ok(TokenShape { bytes, timestamp })
 }
 
 /// Splits a key list on commas and white space; positions in errors are 1-based.
@@ -451,6 +517,32 @@ mod tests {
         assert_eq!(format!("{key:?}"), "FernetKey([redacted])");
         let vault = Vault::new(vec![key]).unwrap();
         assert_eq!(format!("{vault:?}"), "Vault { keys: 1 }");
+    }
+
+    /// The spec's `generate.json` vectors fix the timestamp and IV, so the exact token
+    /// bytes can be reproduced (the public API always draws a random IV).
+    #[test]
+    fn generate_vectors_are_reproduced_byte_for_byte() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/fernet-spec-generate.json"),
+        )
+        .unwrap();
+        let vectors: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert!(!vectors.is_empty());
+        for v in vectors {
+            let key = FernetKey::parse(v["secret"].as_str().unwrap()).unwrap();
+            let iv: Vec<u8> = serde_json::from_value(v["iv"].clone()).unwrap();
+            let now = v["now"].as_str().unwrap();
+            // "1985-10-26T01:20:00-07:00": the vectors' only timestamp, in Unix seconds.
+            assert_eq!(now, "1985-10-26T01:20:00-07:00");
+            let token = key.cipher().seal(
+                v["src"].as_str().unwrap().as_bytes(),
+                499_162_800,
+                iv.try_into().unwrap(),
+            );
+            assert_eq!(token, v["token"].as_str().unwrap());
+        }
     }
 
     #[test]

@@ -316,9 +316,10 @@ impl Env {
             } else {
                 Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64)
             });
-            let sealed =
-                SealedCredentials::new(vault.encrypt_credentials(&Credentials::OAuth(oauth)))
-                    .expect("sealed credentials");
+            let sealed = SealedCredentials::new(
+                vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()),
+            )
+            .expect("sealed credentials");
             accounts.push(
                 store
                     .create_account(NewAccount {
@@ -339,7 +340,7 @@ impl Env {
         let account = self.account(email).await;
         match self
             .vault()
-            .decrypt_credentials(account.credentials.as_str())
+            .decrypt_json::<Credentials>(account.credentials.as_str())
             .expect("the credentials decrypt")
         {
             Credentials::OAuth(o) => o,

@@ -81,7 +81,7 @@ async fn store_new(
     folders: Vec<String>,
 ) -> Result<Account> {
     let vault = ctx.vault_for_new_account().await?;
-    let sealed = SealedCredentials::new(vault.encrypt_credentials(credentials))?;
+    let sealed = SealedCredentials::new(vault.encrypt(credentials.to_json().as_bytes()))?;
     let account = ctx
         .store()
         .await?
@@ -591,7 +591,7 @@ async fn reauth(ctx: &Ctx, args: ReauthArgs) -> Result<()> {
         _ => Credentials::OAuth(oauth),
     };
     let store = ctx.store().await?;
-    let sealed = SealedCredentials::new(vault.encrypt_credentials(&credentials))?;
+    let sealed = SealedCredentials::new(vault.encrypt(credentials.to_json().as_bytes()))?;
     store.update_credentials(account.id, &sealed).await?;
     let account = store
         .update_account(

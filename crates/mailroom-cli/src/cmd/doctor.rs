@@ -194,7 +194,7 @@ async fn check_account(
     let mut credentials = None;
     for (i, key) in keys.iter().enumerate() {
         let vault = Vault::new(vec![key.clone()]).expect("one key");
-        match vault.decrypt_credentials(account.credentials.as_str()) {
+        match vault.decrypt_json::<Credentials>(account.credentials.as_str()) {
             Ok(c) => {
                 credentials = Some(c);
                 let detail = format!("decrypt with key {} of {}", i + 1, keys.len());

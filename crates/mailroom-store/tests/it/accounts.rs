@@ -129,10 +129,14 @@ async fn key_rotation_reseals_every_account() {
         assert_eq!(n, 1);
         let stored = store.get_account(a.id).await.unwrap().credentials;
         let new_only = Vault::new(vec![new]).unwrap();
-        assert!(new_only.decrypt_credentials(stored.as_str()).is_ok());
+        assert!(
+            new_only
+                .decrypt_json::<mailroom_core::Credentials>(stored.as_str())
+                .is_ok()
+        );
         assert!(
             old_vault
-                .decrypt_credentials(stored.as_str())
+                .decrypt_json::<mailroom_core::Credentials>(stored.as_str())
                 .unwrap_err()
                 .is_wrong_key()
         );

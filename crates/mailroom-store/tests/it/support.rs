@@ -22,7 +22,7 @@ pub fn vault() -> Vault {
 pub fn sealed(vault: &Vault) -> SealedCredentials {
     let creds =
         Credentials::from_json(r#"{"token":"t","refresh_token":"r","client_id":"c"}"#).unwrap();
-    SealedCredentials::new(vault.encrypt_credentials(&creds)).unwrap()
+    SealedCredentials::new(vault.encrypt(creds.to_json().as_bytes())).unwrap()
 }
 
 pub async fn account(store: &Store, email: &str) -> Account {

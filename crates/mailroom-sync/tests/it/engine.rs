@@ -24,7 +24,7 @@ pub async fn stores() -> Vec<Store> {
 /// The access token in the account's stored (sealed) credentials.
 fn stored_token(vault: &Vault, account: &Account) -> String {
     let creds = vault
-        .decrypt_credentials(account.credentials.as_str())
+        .decrypt_json::<Credentials>(account.credentials.as_str())
         .unwrap();
     creds
         .oauth()
@@ -41,7 +41,7 @@ pub async fn setup(store: &Store, emails: &[&str]) -> (Arc<Vault>, Vec<Account>)
     let mut accounts = Vec::new();
     for email in emails {
         let sealed = SealedCredentials::new(
-            vault.encrypt_credentials(&Credentials::from_json(CREDS).unwrap()),
+            vault.encrypt(Credentials::from_json(CREDS).unwrap().to_json().as_bytes()),
         )
         .unwrap();
         accounts.push(

@@ -66,7 +66,7 @@ fn python_blob_decrypts_to_the_same_credentials() {
         &format!("{}\n{PYTHON_CREDENTIALS}", key.secret()),
     );
     let vault = Vault::new(vec![key]).unwrap();
-    let creds = vault.decrypt_credentials(blob.trim()).unwrap();
+    let creds = vault.decrypt_json::<Credentials>(blob.trim()).unwrap();
     let expected = Credentials::from_json(PYTHON_CREDENTIALS).unwrap();
     assert_eq!(creds.to_json(), expected.to_json());
     let oauth = creds.oauth().unwrap();
@@ -86,7 +86,7 @@ fn our_blob_decrypts_in_python() {
         r#"{"type":"imap","host":"imap.example.com","username":"zoë","password":"pässword","extra":[1,2]}"#,
     )
     .unwrap();
-    let blob = vault.encrypt_credentials(&creds);
+    let blob = vault.encrypt(creds.to_json().as_bytes());
     let json = python(PY_DECRYPT, &format!("{}\n{blob}", key.secret()));
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["type"], "imap");
@@ -95,7 +95,7 @@ fn our_blob_decrypts_in_python() {
     assert_eq!(value["extra"], serde_json::json!([1, 2]));
     // And Python's datetime reads the expiry we write.
     let oauth = Credentials::from_json(PYTHON_CREDENTIALS).unwrap();
-    let blob = vault.encrypt_credentials(&oauth);
+    let blob = vault.encrypt(oauth.to_json().as_bytes());
     let expiry = python(PY_EXPIRY, &format!("{}\n{blob}", key.secret()));
     assert_eq!(expiry.trim(), "2025-01-20T11:30:00+00:00");
 }

@@ -23,15 +23,15 @@ fn first_key_encrypts_all_decrypt_and_rotation_moves_to_the_first() {
 fn credentials_round_trip_and_keep_unknown_fields() {
     let vault = Vault::new(vec![FernetKey::generate()]).unwrap();
     let creds = Credentials::from_json(OAUTH_JSON).unwrap();
-    let blob = vault.encrypt_credentials(&creds);
-    let back = vault.decrypt_credentials(&blob).unwrap();
+    let blob = vault.encrypt(creds.to_json().as_bytes());
+    let back = vault.decrypt_json::<Credentials>(&blob).unwrap();
     assert_eq!(back.to_json(), creds.to_json());
     let value: serde_json::Value = vault.decrypt_json(&blob).unwrap();
     assert_eq!(value["legacy"], 1);
 
     let imap = Credentials::from_json(r#"{"type":"imap","host":"h","password":"pw"}"#).unwrap();
     let back = vault
-        .decrypt_credentials(&vault.encrypt_credentials(&imap))
+        .decrypt_json::<Credentials>(&vault.encrypt(imap.to_json().as_bytes()))
         .unwrap();
     assert!(
         matches!(back, Credentials::Imap(i) if matches!(&i.auth, ImapAuth::Password(p) if p.secret() == "pw"))
@@ -40,7 +40,7 @@ fn credentials_round_trip_and_keep_unknown_fields() {
 
 fn check(token: &str, expected: &str) {
     let vault = Vault::new(vec![FernetKey::generate()]).unwrap();
-    let err = vault.decrypt_credentials(token).unwrap_err();
+    let err = vault.decrypt_json::<Credentials>(token).unwrap_err();
     assert!(err.to_string().contains(expected), "{token:?}: {err}");
 }
 
@@ -62,7 +62,7 @@ fn corrupted_truncated_and_foreign_values_get_clear_errors() {
     assert!(vault.decrypt(&flipped).unwrap_err().is_wrong_key());
     // Decrypts, but is not credential JSON; the message never shows the plaintext.
     let not_json = vault.encrypt(b"hunter2 is my password");
-    let err = vault.decrypt_credentials(&not_json).unwrap_err();
+    let err = vault.decrypt_json::<Credentials>(&not_json).unwrap_err();
     assert!(matches!(err, Error::InvalidPlaintext { .. }));
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
