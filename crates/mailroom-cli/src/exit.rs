@@ -43,7 +43,7 @@ impl Code {
     /// The code of a connector error kind.
     pub fn of_kind(kind: ErrorKind) -> Code {
         match kind {
-            ErrorKind::ReauthRequired => Code::Reauth,
+            ErrorKind::ReauthRequired | ErrorKind::Declined | ErrorKind::Expired => Code::Reauth,
             ErrorKind::Transient | ErrorKind::Throttled => Code::Transient,
             _ => Code::Failure,
         }
@@ -90,12 +90,7 @@ pub fn code_of(err: &anyhow::Error) -> Code {
             return f.code;
         }
         if let Some(e) = cause.downcast_ref::<mailroom_oauth::Error>() {
-            use mailroom_oauth::ErrorKind as K;
-            return match e.kind() {
-                K::ReauthRequired | K::Declined | K::Expired => Code::Reauth,
-                K::Transient | K::Throttled => Code::Transient,
-                _ => Code::Failure,
-            };
+            return Code::of_kind(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<ConnectorError>() {
             return Code::of_kind(e.kind());

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// What a caller should do about a [`ConnectorError`].
+/// What a caller should do about a [`ConnectorError`] (or a `mailroom_oauth::Error`,
+/// which carries the same kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -30,6 +31,12 @@ pub enum ErrorKind {
     Cancelled,
     /// Anything else.
     Other,
+    /// Sign-in only: the user declined the device-code sign-in
+    /// (`authorization_declined`, `access_denied`).
+    Declined,
+    /// Sign-in only: the device code expired or is unknown (`expired_token`,
+    /// `bad_verification_code`); start a new sign-in.
+    Expired,
 }
 
 impl ErrorKind {
@@ -46,6 +53,8 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Other => "other",
+            ErrorKind::Declined => "declined",
+            ErrorKind::Expired => "expired",
         }
     }
 }

@@ -9,56 +9,10 @@ use mailroom_core::ConnectorError;
 
 use crate::wire::AadErrorBody;
 
-/// What a caller should do about an [`Error`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The user must sign in again: the refresh token expired, was revoked, or
-    /// needs consent or MFA (`invalid_grant`, `interaction_required`). Retrying
-    /// will not help.
-    ReauthRequired,
-    /// The user declined the sign-in (`authorization_declined`, `access_denied`
-    /// during the device code flow).
-    Declined,
-    /// The device code expired or is unknown (`expired_token`,
-    /// `bad_verification_code`): start a new device code flow.
-    Expired,
-    /// The application is misconfigured: unknown client id, wrong or missing
-    /// client secret, a secret sent by a public client, bad tenant, bad scopes
-    /// (`invalid_client`, `unauthorized_client`, `invalid_scope`, `invalid_request`).
-    InvalidConfig,
-    /// Network trouble, an HTTP 5xx, `temporarily_unavailable`: retry later.
-    Transient,
-    /// HTTP 429 from the identity platform: retry later, after
-    /// [`Error::retry_after`] when given.
-    Throttled,
-    /// The caller cancelled the operation.
-    Cancelled,
-    /// The identity platform answered something this crate does not understand.
-    Protocol,
-}
-
-impl ErrorKind {
-    /// A short lower-case name, for logs and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::ReauthRequired => "reauth_required",
-            ErrorKind::Declined => "declined",
-            ErrorKind::Expired => "expired",
-            ErrorKind::InvalidConfig => "invalid_config",
-            ErrorKind::Transient => "transient",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Protocol => "protocol",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What a caller should do about an [`Error`]: the same [`mailroom_core::ErrorKind`] that
+/// connector errors carry, so a caller using this crate and `mailroom-graph` branches on
+/// one kind. The sign-in outcomes `Declined` and `Expired` come only from this crate.
+pub use mailroom_core::ErrorKind;
 
 /// An error of this crate.
 ///
@@ -364,22 +318,10 @@ fn trimmed_body(body: &[u8]) -> String {
 }
 
 impl From<Error> for ConnectorError {
-    /// Keeps the message, the AADSTS code (or the OAuth `error`) as `code`, the
-    /// `Retry-After` and the source; maps the kind:
-    /// re-auth, declined and expired become `ReauthRequired`.
+    /// Keeps the kind, the message, the AADSTS code (or the OAuth `error`) as `code`,
+    /// the `Retry-After` and the source.
     fn from(err: Error) -> ConnectorError {
-        use mailroom_core::ErrorKind as Core;
-        let kind = match err.kind {
-            ErrorKind::ReauthRequired | ErrorKind::Declined | ErrorKind::Expired => {
-                Core::ReauthRequired
-            }
-            ErrorKind::InvalidConfig => Core::InvalidConfig,
-            ErrorKind::Transient => Core::Transient,
-            ErrorKind::Throttled => Core::Throttled,
-            ErrorKind::Cancelled => Core::Cancelled,
-            ErrorKind::Protocol => Core::Protocol,
-        };
-        let mut out = ConnectorError::new(kind, err.message.clone());
+        let mut out = ConnectorError::new(err.kind, err.message.clone());
         if let Some(code) = err.aadsts_code().or(err.error_code()) {
             out = out.with_code(code);
         }
@@ -687,9 +629,10 @@ mod tests {
             &aad("authorization_declined", 65004, "x", None),
             None,
         );
+        // One kind across crates: the sign-in outcome survives the conversion.
         assert_eq!(
             ConnectorError::from(declined).kind(),
-            mailroom_core::ErrorKind::ReauthRequired
+            mailroom_core::ErrorKind::Declined
         );
         let cancelled = Error::cancelled("cannot complete the device code flow");
         assert_eq!(
