@@ -53,5 +53,16 @@ pub use folder::{Folder, FolderPath, FolderRef, FolderRefError, WellKnownFolder}
 pub use message::{Attachment, EmailAddress, Message, PREVIEW_MAX_CHARS, preview};
 pub use secret::{AccessToken, ClientSecret, Password, RefreshToken};
 
+/// The attribute that implementations of [`Connector`] put on their `impl` block
+/// (`#[mailroom_core::async_trait]`), re-exported from `async-trait`.
+pub use async_trait::async_trait;
+/// The date and time types of [`Message`], [`OAuthCredentials::expiry`] and
+/// [`FetchQuery`], re-exported so callers use the same version.
+pub use chrono;
+/// `mockall` itself, for the predicates and sequences of [`MockConnector`]
+/// expectations (feature `mock`).
+#[cfg(feature = "mock")]
+pub use mockall;
+
 /// A convenient alias for connector results.
 pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;

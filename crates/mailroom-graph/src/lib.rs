@@ -84,3 +84,17 @@ pub use wire::error::GraphError;
 
 /// The sleep and clock traits used by [`GraphConfig::sleep`], from `mailroom-oauth`.
 pub use mailroom_oauth::{Sleep, TokioSleep};
+
+/// Sign-in and tokens: the whole of `mailroom-oauth` (device code flow, refresh,
+/// [`oauth::TokenSession`]), so that this crate alone takes a user from sign-in to mail.
+pub use mailroom_oauth as oauth;
+
+// The connector vocabulary of `mailroom-core`, so that this crate stands alone: the
+// `Connector` trait its methods come from, the folder, query, message, cursor and error
+// types they take and return, and the credentials `GraphConnector` is built from.
+pub use mailroom_core::{
+    AccessToken, AccountInfo, Attachment, Change, ClientSecret, Connector, ConnectorError,
+    Credentials, DeleteMode, EmailAddress, ErrorKind, FetchQuery, Folder, FolderPath, FolderRef,
+    FolderRefError, Message, MessagePage, OAuthCredentials, PageToken, Protocol, RefreshToken,
+    Result, SyncCursor, SyncPage, WellKnownFolder, async_trait, chrono, fetch_all,
+};

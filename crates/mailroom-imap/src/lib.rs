@@ -2,7 +2,7 @@
 //! Outlook's IMAP with SASL XOAUTH2.
 //!
 //! - [`ImapConnector`] implements [`mailroom_core::Connector`]; build it from stored
-//!   [`ImapCredentials`](mailroom_core::ImapCredentials) and the account's email with
+//!   [`ImapCredentials`] and the account's email with
 //!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
 //!   token refreshes, page size, per-message byte cap, timeouts).
 //! - [`proto`] is the pure half (modified UTF-7, UID sets, the sync cursor, remote ids,
@@ -110,3 +110,18 @@ mod transport;
 
 pub use connector::{ImapConnector, ImapOptions};
 pub use transport::is_loopback_host;
+
+/// Tokens for XOAUTH2: the whole of `mailroom-oauth` ([`oauth::TokenSession`] with
+/// [`oauth::Resource::OutlookImap`]).
+pub use mailroom_oauth as oauth;
+
+// The connector vocabulary of `mailroom-core`, so that this crate stands alone: the
+// `Connector` trait its methods come from, the folder, query, message, cursor and error
+// types they take and return, and the credentials `ImapConnector` is built from.
+pub use mailroom_core::{
+    AccessToken, AccountInfo, Attachment, Change, ClientSecret, Connector, ConnectorError,
+    Credentials, DEFAULT_IMAP_PORT, DeleteMode, EmailAddress, ErrorKind, FetchQuery, Folder,
+    FolderPath, FolderRef, FolderRefError, ImapAuth, ImapCredentials, ImapTls, Message,
+    MessagePage, OAuthCredentials, PageToken, Password, Protocol, RefreshToken, Result, SyncCursor,
+    SyncPage, WellKnownFolder, async_trait, chrono, fetch_all,
+};

@@ -135,5 +135,8 @@ pub use resource::{OFFLINE_ACCESS, Resource};
 pub use session::TokenSession;
 pub use time::{Clock, Sleep, SystemClock, TokioSleep};
 
-/// The secret types, re-exported from `mailroom-core` for convenience.
-pub use mailroom_core::{AccessToken, ClientSecret, OAuthCredentials, RefreshToken};
+// From `mailroom-core`, so that this crate stands alone: the credentials it reads and
+// writes, their secret types, the error it converts into, and chrono for expiries.
+pub use mailroom_core::{
+    AccessToken, ClientSecret, ConnectorError, Credentials, OAuthCredentials, RefreshToken, chrono,
+};

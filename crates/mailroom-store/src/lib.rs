@@ -46,6 +46,12 @@ pub use accounts::{Account, AccountUpdate, NewAccount, SealedCredentials, SyncOu
 pub use error::{Error, Result};
 pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};
 
+// The `mailroom-core` types this crate's API takes and returns, so that it stands alone.
+pub use mailroom_core::{
+    AccountKind, AccountStatus, Attachment, Change, EmailAddress, Folder, FolderPath, FolderRef,
+    Message, SyncCursor, SyncPage, WellKnownFolder, chrono,
+};
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

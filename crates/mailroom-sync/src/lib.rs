@@ -36,6 +36,25 @@ pub use factory::{ConnectorFactory, DefaultFactory, GMAIL_IMAP_HOST};
 pub use observer::{NoopObserver, SyncObserver};
 pub use worker::{WorkerConfig, WorkerStats};
 
+/// The crates a sync is made of, so that this crate alone builds a whole syncer: the
+/// database ([`store::Store`]), the keys ([`vault::Vault`]), the two connectors and
+/// their sign-in.
+pub use mailroom_graph as graph;
+pub use mailroom_graph::oauth;
+pub use mailroom_imap as imap;
+pub use mailroom_store as store;
+pub use mailroom_vault as vault;
+
+// What `Syncer` and `ConnectorFactory` take and return, at the crate root.
+pub use mailroom_core::{
+    AccountKind, AccountStatus, Connector, ConnectorError, Credentials, ErrorKind, FolderRef,
+    async_trait, chrono,
+};
+pub use mailroom_store::{Account, Store};
+pub use mailroom_vault::{FernetKey, Vault};
+/// How a worker is told to stop ([`Syncer::run_worker`]), from `tokio-util`.
+pub use tokio_util::sync::CancellationToken;
+
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

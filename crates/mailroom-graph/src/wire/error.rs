@@ -16,7 +16,7 @@ pub const SYNC_STATE_CODES: [&str; 3] =
 /// An error answer of Microsoft Graph, as received.
 ///
 /// It is the [`source`](std::error::Error::source) of the
-/// [`ConnectorError`](mailroom_core::ConnectorError)s this crate returns for HTTP
+/// [`ConnectorError`]s this crate returns for HTTP
 /// errors; [`GraphError::of`] finds it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphError {

@@ -1,5 +1,5 @@
 //! Graph `message`, `attachment` and collection JSON mapped to the
-//! [`Message`](mailroom_core::Message) record; delta pages with `@removed`.
+//! [`Message`] record; delta pages with `@removed`.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mailroom_core::{Attachment, Change, EmailAddress, Message, PREVIEW_MAX_CHARS, preview};
