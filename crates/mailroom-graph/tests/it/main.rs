@@ -3,9 +3,15 @@
 
 mod auth;
 mod bulk;
+mod examples;
 mod faults;
 mod folders;
 mod messages;
 mod security;
 mod support;
 mod sync;
+
+/// The programs in `examples/`, compiled into this binary so that CI runs them.
+#[allow(dead_code)]
+#[path = "../../examples/sign_in_and_read.rs"]
+mod example_sign_in_and_read;
