@@ -4,3 +4,9 @@ mod device_flow;
 mod refresh;
 mod secrets;
 mod support;
+mod examples;
+
+/// The programs in `examples/`, compiled into this binary so that CI runs them.
+#[allow(dead_code)]
+#[path = "../../examples/device_code_and_refresh.rs"]
+mod example_device_code_and_refresh;
