@@ -31,7 +31,9 @@ async fn device_code_and_refresh_runs_as_public_and_confidential_client() {
     assert!(confidential.silently_refreshed && confidential.rotated);
 
     // A wrong secret is refused at the device code step, with the client named.
-    let err = run(&sim.base_url(), "service-app", Some("wrong")).await.unwrap_err();
+    let err = run(&sim.base_url(), "service-app", Some("wrong"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("service-app"), "{err}");
 
     // Per successful run, one silent and one explicit refresh, none replayed.

@@ -1,10 +1,10 @@
 //! Integration tests of `mailroom-oauth` against `mailroom-sim`.
 
 mod device_flow;
+mod examples;
 mod refresh;
 mod secrets;
 mod support;
-mod examples;
 
 /// The programs in `examples/`, compiled into this binary so that CI runs them.
 #[allow(dead_code)]

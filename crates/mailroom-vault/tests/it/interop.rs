@@ -10,7 +10,7 @@ use mailroom_core::Credentials;
 use mailroom_vault::{FernetKey, Vault};
 
 /// Runs a Python snippet with `input` on stdin and returns its stdout.
-fn python(script: &str, input: &str) -> String {
+pub(crate) fn python(script: &str, input: &str) -> String {
     let mut child = Command::new("python3")
         .args(["-c", script])
         .stdin(Stdio::piped())
