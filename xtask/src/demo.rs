@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
@@ -33,18 +33,6 @@ impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// The build directory, as cargo picks it.
-fn target_dir(root: &Path) -> PathBuf {
-    let configured = std::env::var_os("CARGO_TARGET_DIR")
-        .or_else(|| std::env::var_os("CARGO_BUILD_TARGET_DIR"))
-        .map(PathBuf::from);
-    match configured {
-        Some(dir) if dir.is_absolute() => dir,
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
     }
 }
 
@@ -115,7 +103,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--bins",
         ]),
     )?;
-    let bin_dir = target_dir(root).join("debug");
+    let bin_dir = crate::target_dir(root).join("debug");
     let mailroom = bin_dir.join("mailroom");
 
     eprintln!("xtask: == demo 2/6: start mailroom-sim with {messages} seeded messages");

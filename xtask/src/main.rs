@@ -1,13 +1,14 @@
 //! `cargo xtask` — Mailroom's automation. Run `cargo xtask help`.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod consumers;
 mod demo;
 mod services;
 
@@ -16,10 +17,13 @@ cargo xtask <command>
 
 Commands:
   ci              everything CI runs: start PostgreSQL, install Dovecot and Python's
-                  `cryptography` if missing, then fmt check, clippy -D warnings and the
-                  whole test suite (cargo nextest + doc tests)
+                  `cryptography` if missing, then fmt check, clippy -D warnings, the
+                  whole test suite (cargo nextest + doc tests), `doc` and `consumers`
   test [ARGS]     start the services, then run the test suite only (ARGS go to nextest)
   services        start PostgreSQL / install Dovecot and `cryptography`, then exit
+  doc             cargo doc of the workspace, warnings denied
+  consumers       build every library crate's doc examples and examples/ in a fresh
+                  project that depends on that crate alone (+ tokio)
   bench [NAME]    run release benchmarks (all, or one of: {benches})
   demo [--keep]   build mailroom and mailroom-sim, start the simulator, add its mailbox
                   through the device code flow, sync with progress bars, list messages
@@ -60,6 +64,8 @@ fn run() -> Result<()> {
             test_suite(&args[1..])
         }
         Some("services") => services::ensure_all(),
+        Some("consumers") => consumers::run(&root),
+        Some("doc") => doc(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -80,6 +86,18 @@ fn print_help() {
         HELP.replace("{benches}", &names.join(", "))
             .replace("{pg}", services::DEFAULT_POSTGRES_URL)
     );
+}
+
+/// The build directory, as cargo picks it.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    let configured = std::env::var_os("CARGO_TARGET_DIR")
+        .or_else(|| std::env::var_os("CARGO_BUILD_TARGET_DIR"))
+        .map(PathBuf::from);
+    match configured {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
 }
 
 /// The workspace of the clone `cargo xtask` ran in. `cargo run` says where the
@@ -115,6 +133,12 @@ fn ci() -> Result<()> {
         ]),
     )?;
     test_suite(&[])?;
+    doc()?;
+    step("consumers", {
+        let mut cmd = Command::new(env::current_exe().context("cannot find xtask")?);
+        cmd.arg("consumers");
+        cmd
+    })?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -139,6 +163,13 @@ fn test_suite(extra: &[String]) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The workspace's documentation, as docs.rs builds it (every feature), warnings denied.
+fn doc() -> Result<()> {
+    let mut cmd = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
+    cmd.env("RUSTDOCFLAGS", "-D warnings");
+    step("cargo doc", cmd)
 }
 
 fn bench(only: Option<&str>) -> Result<()> {

@@ -99,6 +99,7 @@
 //! Memory per page is bounded by `page_size` records; one message body is held at a
 //! time while its record is built.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connector;
 pub mod proto;
