@@ -27,10 +27,14 @@ const LIBRARIES: &[(&str, &[&str])] = &[
 /// What the consumer's `Cargo.toml` adds besides the crate: tokio as users add it.
 const TOKIO: &str = r#"tokio = { version = "1", features = ["full"] }"#;
 
-pub fn run(root: &Path) -> Result<()> {
+/// Checks every library crate, or only those named in `only`.
+pub fn run(root: &Path, only: &[String]) -> Result<()> {
     let base = crate::target_dir(root).join("consumers");
     let mut failed = Vec::new();
-    for (name, features) in LIBRARIES {
+    let selected = LIBRARIES
+        .iter()
+        .filter(|(name, _)| only.is_empty() || only.iter().any(|o| o == name));
+    for (name, features) in selected {
         let dir = base.join(name);
         let count = write_consumer(root, &dir, name, features)
             .with_context(|| format!("cannot set up the consumer of {name}"))?;
@@ -114,11 +118,7 @@ fn write_consumer(root: &Path, dir: &Path, name: &str, features: &[&str]) -> Res
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                     .collect();
-                let program = format!(
-                    "// From {}:{line}\n{}",
-                    rel.display(),
-                    as_program(&code)
-                );
+                let program = format!("// From {}:{line}\n{}", rel.display(), as_program(&code));
                 std::fs::write(
                     dir.join("examples").join(format!("doc_{stem}_{line}.rs")),
                     program,
@@ -216,8 +216,9 @@ fn is_rust(info: &str) -> bool {
 /// Wraps a doc example the way rustdoc does: in `fn main` unless it has one, returning
 /// a `Result` when it ends with `Ok::<…>(())`.
 fn as_program(code: &str) -> String {
-    let (attributes, body): (Vec<&str>, Vec<&str>) =
-        code.lines().partition(|l| l.trim_start().starts_with("#!["));
+    let (attributes, body): (Vec<&str>, Vec<&str>) = code
+        .lines()
+        .partition(|l| l.trim_start().starts_with("#!["));
     let body = body.join("\n");
     let mut out = String::from("#![allow(unused)]\n");
     for attribute in attributes {

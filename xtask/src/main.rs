@@ -22,7 +22,8 @@ Commands:
   test [ARGS]     start the services, then run the test suite only (ARGS go to nextest)
   services        start PostgreSQL / install Dovecot and `cryptography`, then exit
   doc             cargo doc of the workspace, warnings denied
-  consumers       build every library crate's doc examples and examples/ in a fresh
+  consumers [CRATE…]
+                  build every library crate's doc examples and examples/ in a fresh
                   project that depends on that crate alone (+ tokio)
   bench [NAME]    run release benchmarks (all, or one of: {benches})
   demo [--keep]   build mailroom and mailroom-sim, start the simulator, add its mailbox
@@ -64,7 +65,7 @@ fn run() -> Result<()> {
             test_suite(&args[1..])
         }
         Some("services") => services::ensure_all(),
-        Some("consumers") => consumers::run(&root),
+        Some("consumers") => consumers::run(&root, &args[1..]),
         Some("doc") => doc(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("demo") => demo::run(&root, &args[1..]),

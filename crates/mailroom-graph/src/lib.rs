@@ -1,6 +1,6 @@
 //! `mailroom-graph`: Microsoft Graph v1.0 mail for Mailroom.
 //!
-//! - [`GraphConnector`] implements [`mailroom_core::Connector`] (folders, paged
+//! - [`GraphConnector`] implements [`Connector`] (folders, paged
 //!   listing without a 50-message cap, one message, move, soft and hard delete,
 //!   incremental sync through delta) and adds what only Graph has:
 //!   [`GraphConnector::delta`] with [`DeltaOptions`], [`GraphConnector::move_many`] and
@@ -10,7 +10,7 @@
 //! - [`GraphConfig`] says where Graph is (`https`, or `http` on loopback for
 //!   `mailroom-sim`), whether to ask for immutable ids, how many requests may be in
 //!   flight per mailbox (4), the [`RetryPolicy`], page sizes and the sleep to wait with.
-//! - Errors are [`mailroom_core::ConnectorError`]s whose message says what was being
+//! - Errors are [`ConnectorError`]s whose message says what was being
 //!   done, whose `kind()` says what to do, and whose source is the [`GraphError`]
 //!   (status, code, request id, raw body) when Graph answered one.
 //!
@@ -18,19 +18,18 @@
 //! and 504 wait their `Retry-After` (seconds, fractional seconds or an HTTP date) —
 //! every request of the mailbox waits, not only the throttled one — or back off
 //! exponentially with jitter, a bounded number of times. Refreshed credentials are
-//! handed back by [`take_refreshed_credentials`](mailroom_core::Connector::take_refreshed_credentials)
+//! handed back by [`take_refreshed_credentials`](Connector::take_refreshed_credentials)
 //! so the caller persists the rotated refresh token. Tokens never appear in logs,
 //! errors or `Debug` output (the `Authorization` header is marked sensitive).
 //!
 //! ```no_run
-//! use mailroom_core::{Connector, FolderRef, OAuthCredentials};
-//! use mailroom_graph::{GraphConfig, GraphConnector};
+//! use mailroom_graph::{Connector, FolderRef, GraphConfig, GraphConnector, OAuthCredentials};
 //!
-//! # async fn demo(stored: OAuthCredentials) -> Result<(), mailroom_core::ConnectorError> {
+//! # async fn demo(stored: OAuthCredentials) -> Result<(), mailroom_graph::ConnectorError> {
 //! let graph = GraphConnector::from_credentials(
 //!     "alice@contoso.com",
 //!     stored,
-//!     mailroom_oauth::DEFAULT_CLOUD,
+//!     mailroom_graph::oauth::DEFAULT_CLOUD,
 //!     GraphConfig::default(),
 //! )?;
 //! let me = graph.connect().await?;
@@ -62,6 +61,28 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # From a device-code sign-in to a connector
+//!
+//! ```no_run
+//! use mailroom_graph::oauth::{PublicClientApplication, Resource, TokenSession};
+//! use mailroom_graph::{Connector, GraphConfig, GraphConnector};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = PublicClientApplication::builder("00000000-0000-0000-0000-00000000abcd").build()?;
+//! let flow = app.start_device_flow(Resource::Graph.default_scopes()).await?;
+//! println!("{}", flow.message); // the URL and the code for the user
+//! let signed_in = app.wait_for_device_flow(&flow, std::future::pending()).await?;
+//! let session = TokenSession::new(app, signed_in.into_credentials(), Resource::Graph);
+//! let graph = GraphConnector::new(GraphConfig::default(), session)?;
+//! let folders = graph.list_folders().await?;
+//! # drop(folders);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The whole walk — folders, a page of the Inbox, delta twice, a move — is the program
+//! `examples/sign_in_and_read.rs`, which CI runs against `mailroom-sim`.
 #![warn(missing_docs)]
 
 mod bulk;

@@ -16,7 +16,7 @@ use crate::wire::odata::{Query, received_since, segment};
 #[non_exhaustive]
 pub struct DeltaOptions {
     /// Only messages received at or after this instant (`$filter=receivedDateTime
-    /// ge …`), as [`Connector::start_sync_since`](mailroom_core::Connector::start_sync_since)
+    /// ge …`), as [`Connector::start_sync_since`](crate::Connector::start_sync_since)
     /// asks: the enumeration is still a `reset` one, so the caller drops older
     /// messages when it completes. Graph documents that a filtered delta returns at
     /// most 5,000 messages.
@@ -50,8 +50,8 @@ impl GraphConnector {
     /// - Each page's `cursor` is the `@odata.nextLink` (`complete: false`: call again
     ///   at once) or the `@odata.deltaLink` (`complete: true`: store it and come back
     ///   later for the changes since).
-    /// - `@removed` items become [`Change::Remove`](mailroom_core::Change::Remove);
-    ///   new, changed and moved-in messages [`Change::Upsert`](mailroom_core::Change::Upsert).
+    /// - `@removed` items become [`Change::Remove`](crate::Change::Remove);
+    ///   new, changed and moved-in messages [`Change::Upsert`](crate::Change::Upsert).
     /// - An expired delta or skip token (HTTP 410 `SyncStateNotFound`,
     ///   `syncStateNotFound`, `resyncRequired`) restarts the enumeration in the same
     ///   call, and that page has `reset: true`; so does a cursor that does not point

@@ -9,7 +9,7 @@ use mailroom_core::ConnectorError;
 
 use crate::wire::AadErrorBody;
 
-/// What a caller should do about an [`Error`]: the same [`mailroom_core::ErrorKind`] that
+/// What a caller should do about an [`Error`]: the same `mailroom_core::ErrorKind` that
 /// connector errors carry, so a caller using this crate and `mailroom-graph` branches on
 /// one kind. The sign-in outcomes `Declined` and `Expired` come only from this crate.
 pub use mailroom_core::ErrorKind;

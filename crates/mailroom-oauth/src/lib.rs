@@ -17,9 +17,9 @@
 //!   credentials to persist ([`TokenSession::take_refreshed`]).
 //! - [`Error`] with [`ErrorKind`] (`ReauthRequired`, `InvalidConfig`, `Transient`, …),
 //!   the AADSTS code, Microsoft's description and the raw error body; it converts
-//!   into [`mailroom_core::ConnectorError`].
+//!   into [`ConnectorError`].
 //!
-//! Tokens are [`mailroom_core`] secret newtypes: they never appear in `Debug` output,
+//! Tokens are secret newtypes ([`AccessToken`], [`RefreshToken`], [`ClientSecret`]): they never appear in `Debug` output,
 //! logs or error messages.
 //!
 //! # A personal account (Outlook.com), public client
@@ -56,9 +56,8 @@
 //! stored credentials for Outlook IMAP (XOAUTH2):
 //!
 //! ```no_run
-//! use mailroom_core::{ClientSecret, Credentials};
 //! use mailroom_oauth::{
-//!     Authority, ClientApplication, ConfidentialClientApplication, Resource, Tenant, TokenSession,
+//!     Authority, ClientApplication, ClientSecret, Credentials, ConfidentialClientApplication, Resource, Tenant, TokenSession,
 //! };
 //!
 //! # async fn demo(stored_json: &str) -> Result<(), Box<dyn std::error::Error>> {

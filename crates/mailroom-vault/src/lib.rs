@@ -19,24 +19,22 @@
 //! `cryptography.fernet`.
 //!
 //! ```
+//! use std::collections::HashMap;
+//!
 //! use mailroom_vault::{FernetKey, Vault};
-//! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Serialize, Deserialize)]
-//! struct Stored {
-//!     token: String,
-//! }
-//!
+//! // Any serde type (your own struct, `mailroom_core::Credentials`); a map needs no derive.
+//! let stored = HashMap::from([("token".to_owned(), "t".to_owned())]);
 //! let old = FernetKey::generate();
-//! let blob = Vault::new(vec![old.clone()])?.encrypt_json(&Stored { token: "t".into() })?;
+//! let blob = Vault::new(vec![old.clone()])?.encrypt_json(&stored)?;
 //!
 //! // Rotation: the new key first, the old one still decrypts.
 //! let vault = Vault::new(vec![FernetKey::generate(), old])?;
 //! let rotated = vault.rotate(&blob)?;
-//! let value: Stored = vault.decrypt_json(&rotated)?;
-//! assert_eq!(value.token, "t");
+//! let value: HashMap<String, String> = vault.decrypt_json(&rotated)?;
+//! assert_eq!(value["token"], "t");
 //!
-//! let err = vault.decrypt_json::<Stored>("not a fernet token").unwrap_err();
+//! let err = vault.decrypt_json::<HashMap<String, String>>("not a fernet token").unwrap_err();
 //! assert!(err.to_string().contains("not a fernet token"));
 //! # Ok::<(), mailroom_vault::Error>(())
 //! ```
