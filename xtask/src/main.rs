@@ -18,7 +18,8 @@ cargo xtask <command>
 Commands:
   ci              everything CI runs: start PostgreSQL, install Dovecot and Python's
                   `cryptography` if missing, then fmt check, clippy -D warnings, the
-                  whole test suite (cargo nextest + doc tests), `doc` and `consumers`
+                  whole test suite (cargo nextest + doc tests), `doc`, `cargo package`
+                  of every crate and `consumers`
   test [ARGS]     start the services, then run the test suite only (ARGS go to nextest)
   services        start PostgreSQL / install Dovecot and `cryptography`, then exit
   doc             cargo doc of the workspace, warnings denied
@@ -135,6 +136,21 @@ fn ci() -> Result<()> {
     )?;
     test_suite(&[])?;
     doc()?;
+    // Packaging only (nothing is published); `consumers` builds the crates from outside.
+    step(
+        "cargo package",
+        cargo(&[
+            "package",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--exclude",
+            "mailroom-tests",
+            "--no-verify",
+            "--allow-dirty",
+            "--quiet",
+        ]),
+    )?;
     step("consumers", {
         let mut cmd = Command::new(env::current_exe().context("cannot find xtask")?);
         cmd.arg("consumers");
