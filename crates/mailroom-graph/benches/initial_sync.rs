@@ -87,6 +87,8 @@ async fn run(size: usize) {
     )
     .expect("mailroom-sim starts");
     let mailbox = sim.mailboxes()[0].clone();
+    // Our reqwest has no rustls crypto provider of its own: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let tokens: serde_json::Value = http
         .post(format!("{}/tokens", sim.control_url()))

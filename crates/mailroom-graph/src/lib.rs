@@ -119,3 +119,6 @@ pub use mailroom_core::{
     FolderRefError, Message, MessagePage, OAuthCredentials, PageToken, Protocol, RefreshToken,
     Result, SyncCursor, SyncPage, WellKnownFolder, async_trait, chrono, fetch_all,
 };
+
+/// The reqwest (0.13) whose `Client` [`GraphConfig::http_client`] takes.
+pub use reqwest;

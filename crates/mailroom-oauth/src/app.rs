@@ -126,6 +126,12 @@ impl<App> ApplicationBuilder<App> {
 
     /// The HTTP client to use (share one connection pool across the program);
     /// default a new rustls `reqwest::Client`.
+    ///
+    /// The [`reqwest`](crate::reqwest) of this crate has no rustls crypto provider
+    /// of its own: building a client needs a process default provider, or your own
+    /// reqwest 0.13 with its `rustls` feature. The default clients of this crate and
+    /// of `mailroom-graph` install ring unless one is installed; to build yours
+    /// first, call `rustls::crypto::ring::default_provider().install_default()`.
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -175,16 +181,19 @@ impl<App> ApplicationBuilder<App> {
         }
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(concat!("mailroom-oauth/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::InvalidConfig,
-                        format!("cannot create the http client: {e}"),
-                    )
-                    .with_source(e)
-                })?,
+            None => {
+                use_ring_unless_chosen();
+                reqwest::Client::builder()
+                    .user_agent(concat!("mailroom-oauth/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::InvalidConfig,
+                            format!("cannot create the http client: {e}"),
+                        )
+                        .with_source(e)
+                    })?
+            }
         };
         Ok(AppCore {
             client_id: id.to_owned(),
@@ -855,6 +864,16 @@ impl Refresher for ClientApplication {
             core.refresh(&refresh_token, with_offline_access(&scopes))
                 .await
         })
+    }
+}
+
+/// reqwest is built without a rustls crypto provider of its own (its default,
+/// aws-lc-rs, is a C build): make ring the process default unless the program
+/// already installed one.
+fn use_ring_unless_chosen() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error means another thread installed one meanwhile: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

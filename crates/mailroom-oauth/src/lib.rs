@@ -139,3 +139,6 @@ pub use time::{Clock, Sleep, SystemClock, TokioSleep};
 pub use mailroom_core::{
     AccessToken, ClientSecret, ConnectorError, Credentials, OAuthCredentials, RefreshToken, chrono,
 };
+
+/// The reqwest (0.13) whose `Client` [`ApplicationBuilder::http_client`] takes.
+pub use reqwest;

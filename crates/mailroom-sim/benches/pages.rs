@@ -101,6 +101,8 @@ fn main() {
             .issue_tokens("bench@mailroom.test", "bench", &["Mail.Read"])
             .expect("token")
             .access_token;
+        // Our reqwest has no rustls crypto provider of its own: use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         let g = sim.graph_url();
         let skips: Vec<usize> = (0..ROUNDS).map(|i| (i * 37 % 100) * 1000).collect();

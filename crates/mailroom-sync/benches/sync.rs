@@ -98,6 +98,8 @@ impl Setup {
 /// Starts `mailroom-sim ARGS` and a SQLite store with one Outlook account per mailbox.
 async fn setup(args: &[&str]) -> Setup {
     let sim = SimProcess::spawn(SimProcess::binary().unwrap(), args).unwrap();
+    // Our reqwest has no rustls crypto provider of its own: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().unwrap();
     let url = format!(

@@ -200,7 +200,7 @@ impl Harness {
 
     /// `GET /v1.0/me` with a bearer token: the HTTP status.
     pub async fn graph_me(&self, token: &AccessToken) -> u16 {
-        reqwest::Client::new()
+        http()
             .get(format!("{}/me", self.sim.graph_url()))
             .bearer_auth(token.secret())
             .send()
@@ -212,7 +212,7 @@ impl Harness {
 
     /// The simulator's RFC 7662 introspection (Outlook audience only): is the token active?
     pub async fn outlook_accepts(&self, token: &AccessToken) -> bool {
-        let v: serde_json::Value = reqwest::Client::new()
+        let v: serde_json::Value = http()
             .post(self.sim.introspection_url())
             .form(&[("token", token.secret())])
             .send()
@@ -232,4 +232,11 @@ fn advance(sim: &Simulator, now: &Mutex<DateTime<Utc>>, by: Duration) {
 
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// A plain client; our reqwest has no rustls crypto provider of its own, so this
+/// makes ring the process default first.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

@@ -259,7 +259,7 @@ async fn a_client_that_hangs_up_frees_its_slot() {
     })
     .await;
     let g = Graph::new(&sim, DEMO);
-    let impatient = reqwest::Client::builder()
+    let impatient = crate::builder()
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();

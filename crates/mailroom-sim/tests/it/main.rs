@@ -18,10 +18,17 @@ pub async fn start(config: SimConfig) -> Simulator {
 
 /// A plain HTTP client (no redirects, no retries).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// A client builder; our reqwest has no rustls crypto provider of its own, so this
+/// makes ring the process default first.
+pub fn builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// POSTs a form and returns status and JSON body.
