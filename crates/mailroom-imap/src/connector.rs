@@ -476,8 +476,8 @@ impl ImapConnector {
         };
         if let Some((uid_validity, _, dst)) = done.copy_uid
             && let Some(uid) = UidSet::from_uids(dst.iter().flat_map(|m| match m {
-                async_imap::imap_proto::types::UidSetMember::Uid(u) => *u..=*u,
-                async_imap::imap_proto::types::UidSetMember::UidRange(r) => r.clone(),
+                async_imap::imap_proto::rfc4315::UidSetMember::Uid(u) => *u..=*u,
+                async_imap::imap_proto::rfc4315::UidSetMember::UidRange(r) => r.clone(),
             }))
             .iter()
             .next()
@@ -525,7 +525,7 @@ async fn greeting(
     >,
     context: &str,
 ) -> Result<(), ConnectorError> {
-    use async_imap::imap_proto::types::{Response, Status};
+    use async_imap::imap_proto::{Outcome, Response, Status};
     let response = client
         .read_response()
         .await
@@ -543,8 +543,7 @@ async fn greeting(
         } => Ok(()),
         Response::Data {
             status: Status::Bye,
-            information,
-            ..
+            outcome: Outcome { information, .. },
         } => Err(ConnectorError::new(
             ErrorKind::Transient,
             format!(

@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use async_imap::imap_proto::types::{
-    AttributeValue, MailboxDatum, NameAttribute, Response, ResponseCode, Status, UidSetMember,
+use async_imap::imap_proto::{
+    AttributeValue, MailboxDatum, MailboxListData, NameAttribute, Outcome, Response, ResponseCode,
+    Status, rfc4315::UidSetMember,
 };
 use chrono::{DateTime, Utc};
 use mailroom_core::{ConnectorError, ErrorKind, Message};
@@ -337,8 +338,7 @@ impl Conn {
                 Response::Done {
                     tag: t,
                     status,
-                    code,
-                    information,
+                    outcome: Outcome { code, information },
                 } if t == &tag => {
                     let text = information.as_deref().unwrap_or("").to_owned();
                     return match status {
@@ -357,8 +357,7 @@ impl Conn {
                 }
                 Response::Data {
                     status: Status::Bye,
-                    information,
-                    ..
+                    outcome: Outcome { information, .. },
                 } => {
                     return Err(Failure::Bye(
                         information.as_deref().unwrap_or("BYE").to_owned(),
@@ -366,8 +365,11 @@ impl Conn {
                 }
                 Response::Data {
                     status: Status::Ok,
-                    code: Some(ResponseCode::CopyUid(v, a, b)),
-                    ..
+                    outcome:
+                        Outcome {
+                            code: Some(ResponseCode::CopyUid(v, a, b)),
+                            ..
+                        },
                 } => {
                     done.copy_uid = Some((v.to_owned(), a.clone(), b.clone()));
                 }
@@ -403,7 +405,10 @@ impl Conn {
         let mut has_uv = false;
         self.exec(&command, |r| match r {
             Response::Data {
-                code: Some(code), ..
+                outcome: Outcome {
+                    code: Some(code), ..
+                },
+                ..
             } => match code {
                 ResponseCode::UidValidity(v) => {
                     sel.uid_validity = *v;
@@ -595,11 +600,11 @@ impl Conn {
         let mut names = Vec::new();
         let mut statuses = Vec::new();
         self.exec(command, |r| match r {
-            Response::MailboxData(MailboxDatum::List {
+            Response::MailboxData(MailboxDatum::List(MailboxListData {
                 name_attributes,
                 delimiter,
                 name,
-            }) => names.push(Listed {
+            })) => names.push(Listed {
                 wire_name: name.to_string(),
                 delimiter: delimiter.as_ref().map(|d| d.to_string()),
                 attributes: name_attributes.iter().map(attribute_text).collect(),

@@ -1,6 +1,6 @@
 //! BODYSTRUCTURE → attachment metadata, for messages too big to read whole.
 
-use async_imap::imap_proto::types::{BodyParams, BodyStructure, ContentEncoding};
+use async_imap::imap_proto::{BodyParams, BodyStructure, ContentEncoding};
 use mailroom_core::Attachment;
 
 /// The attachments of a message as its BODYSTRUCTURE describes them, with IMAP part
@@ -154,12 +154,11 @@ fn rfc2231(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_imap::imap_proto::types::{AttributeValue, Response};
+    use async_imap::imap_proto::{AttributeValue, Response};
 
     fn check(fetch: &str, expected: &[(&str, Option<&str>, &str, u64, bool)]) {
         let line = format!("* 1 FETCH (UID 1 BODYSTRUCTURE {fetch})\r\n");
-        let (_, response) =
-            async_imap::imap_proto::parser::parse_response(line.as_bytes()).expect("parse");
+        let (_, response) = Response::parse(line.as_bytes()).expect("parse");
         let Response::Fetch(_, attrs) = response else {
             panic!("not a fetch")
         };
