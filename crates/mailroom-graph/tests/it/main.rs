@@ -10,6 +10,7 @@ mod messages;
 mod security;
 mod support;
 mod sync;
+mod tls;
 
 /// The programs in `examples/`, compiled into this binary so that CI runs them.
 #[allow(dead_code)]
