@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::Stream;
+use futures_util::Stream;
 use mailroom_core::{ConnectorError, ErrorKind};
 use tokio::sync::OwnedSemaphorePermit;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures::future::{BoxFuture, Either};
+use futures_util::future::{BoxFuture, Either};
 use mailroom_core::{AccessToken, ClientSecret, OAuthCredentials, RefreshToken};
 use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
 use oauth2::{
@@ -667,7 +667,7 @@ impl AppCore {
             .exchange_device_access_token(&flow.details)
             .set_time_fn(move || clock.now())
             .request_async(&transport, move |wait| sleep.sleep(wait), Some(remaining));
-        let outcome = match futures::future::select(pin!(poll), pin!(cancel)).await {
+        let outcome = match futures_util::future::select(pin!(poll), pin!(cancel)).await {
             Either::Left((outcome, _)) => outcome,
             Either::Right(((), _)) => {
                 tracing::info!(client_id = %self.client_id, "device code flow cancelled");

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use mailroom_core::{AccessToken, OAuthCredentials};
 
 use crate::app::{ClientApplication, Refresher, Result};

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
+use futures_util::future::BoxFuture;
 
 /// Tells the current time (UTC). Used for token expiry (the 5-minute rule) and the
 /// device code deadline.
