@@ -89,10 +89,11 @@ pub mod process;
 mod rng;
 mod server;
 mod state;
+mod tls;
 
 pub use config::{
     DeltaErrorCode, Faults, FolderLayout, MailboxSpec, RefreshFailure, RequestBudget, RetryAfter,
-    SimConfig,
+    SimConfig, Tls,
 };
 pub use counters::Counters;
 pub use graph::handle::{FolderInfo, Mailbox, MessageInfo, NewMessage};
@@ -114,6 +115,12 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// HTTPS could not be set up (certificate, key, CA file).
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
+    /// [`SimConfig::public_url`] is not a base URL.
+    #[error("invalid public URL {0}")]
+    InvalidPublicUrl(String),
     /// No mailbox has this address.
     #[error("unknown mailbox {0}")]
     UnknownMailbox(String),
