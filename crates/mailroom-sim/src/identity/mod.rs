@@ -798,7 +798,8 @@ impl Shared {
 
     /// `GET /{tenant}/discovery/instance?authorization_endpoint=…` (MSAL's
     /// instance discovery, API versions 1.0 and 1.1): the simulator is its
-    /// own single cloud, known under the host of its public URL.
+    /// own single cloud, known under the host (without port) of its public
+    /// URL.
     pub(crate) fn instance_discovery(&self, req: &Req) -> Resp {
         let query = parse_form(req.query.as_bytes());
         let param = |name: &str| {
@@ -811,25 +812,15 @@ impl Shared {
         let Some(endpoint) = param("authorization_endpoint") else {
             return self.aad_error(&AadError::missing_parameter("authorization_endpoint"), req);
         };
+        // Hosts without ports: msal sends `https://{host}/{tenant}/…`
+        // whatever the port of its authority.
         let host = url::Url::parse(&self.base_url)
             .ok()
-            .and_then(|u| {
-                let h = u.host_str()?.to_owned();
-                Some(match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h,
-                })
-            })
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default();
         let asked = url::Url::parse(endpoint).ok();
         let tenant = asked.as_ref().and_then(|u| {
-            let same_host = u.host_str().is_some_and(|h| {
-                let with_port = match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_owned(),
-                };
-                with_port.eq_ignore_ascii_case(&host)
-            });
+            let same_host = u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host));
             let first = u.path_segments()?.next()?.to_owned();
             (same_host && !first.is_empty()).then_some(first)
         });

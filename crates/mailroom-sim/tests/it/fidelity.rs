@@ -194,7 +194,7 @@ async fn identity_answers_carry_request_ids_and_echo_client_request_id() {
 async fn instance_discovery_openid_configuration_and_jwks() {
     let sim = start(quiet()).await;
     let base = sim.base_url();
-    let host = base.trim_start_matches("http://");
+    let host = "127.0.0.1";
     let http = client();
     let resp = http
         .get(format!("{base}/common/discovery/instance"))
@@ -217,6 +217,25 @@ async fn instance_discovery_openid_configuration_and_jwks() {
             "api-version": "1.1",
             "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
         })
+    );
+    // msal leaves the port out.
+    let resp = http
+        .get(format!("{base}/common/discovery/instance"))
+        .query(&[
+            ("api-version", "1.0"),
+            (
+                "authorization_endpoint",
+                "https://127.0.0.1/consumers/oauth2/v2.0/authorize",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["tenant_discovery_endpoint"],
+        format!("{base}/consumers/v2.0/.well-known/openid-configuration")
     );
     let resp = http
         .get(format!("{base}/common/discovery/instance"))
