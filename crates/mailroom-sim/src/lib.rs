@@ -47,6 +47,10 @@
 //!
 //! - Introspection (`/oauth2/introspect`) does not exist in Entra ID; it is
 //!   there so Dovecot can validate tokens the simulator issued.
+//! - Id tokens are unsigned (`alg: none`) and the JWKS at `jwks_uri` is
+//!   empty; instance discovery knows one cloud, the host of the base URL.
+//! - Microsoft's client libraries check the rest in CI (the README's
+//!   fidelity table).
 //! - `slow_down` is enforced as RFC 8628 describes (Entra ID is lenient).
 //!   AADSTS codes of `authorization_declined` (65004), `bad_verification_code`
 //!   (70018) and `expired_token` (70019) come from the error code reference.
