@@ -197,14 +197,16 @@ async fn instance_discovery_openid_configuration_and_jwks() {
     let host = "127.0.0.1";
     let http = client();
     let resp = http
-        .get(format!("{base}/common/discovery/instance"))
-        .query(&[
-            ("api-version", "1.1"),
-            (
-                "authorization_endpoint",
-                &format!("{base}/organizations/oauth2/v2.0/authorize"),
-            ),
-        ])
+        .get(with_query(
+            &format!("{base}/common/discovery/instance"),
+            &[
+                ("api-version", "1.1"),
+                (
+                    "authorization_endpoint",
+                    &format!("{base}/organizations/oauth2/v2.0/authorize"),
+                ),
+            ],
+        ))
         .send()
         .await
         .unwrap();
@@ -220,14 +222,16 @@ async fn instance_discovery_openid_configuration_and_jwks() {
     );
     // msal leaves the port out.
     let resp = http
-        .get(format!("{base}/common/discovery/instance"))
-        .query(&[
-            ("api-version", "1.0"),
-            (
-                "authorization_endpoint",
-                "https://127.0.0.1/consumers/oauth2/v2.0/authorize",
-            ),
-        ])
+        .get(with_query(
+            &format!("{base}/common/discovery/instance"),
+            &[
+                ("api-version", "1.0"),
+                (
+                    "authorization_endpoint",
+                    "https://127.0.0.1/consumers/oauth2/v2.0/authorize",
+                ),
+            ],
+        ))
         .send()
         .await
         .unwrap();
@@ -238,14 +242,16 @@ async fn instance_discovery_openid_configuration_and_jwks() {
         format!("{base}/consumers/v2.0/.well-known/openid-configuration")
     );
     let resp = http
-        .get(format!("{base}/common/discovery/instance"))
-        .query(&[
-            ("api-version", "1.1"),
-            (
-                "authorization_endpoint",
-                "https://login.example.invalid/common/oauth2/v2.0/authorize",
-            ),
-        ])
+        .get(with_query(
+            &format!("{base}/common/discovery/instance"),
+            &[
+                ("api-version", "1.1"),
+                (
+                    "authorization_endpoint",
+                    "https://login.example.invalid/common/oauth2/v2.0/authorize",
+                ),
+            ],
+        ))
         .send()
         .await
         .unwrap();
@@ -314,11 +320,29 @@ async fn only_known_domains_are_tenants() {
     }
 }
 
-/// A client that trusts `pem` only.
+/// `url` with these query parameters, form-encoded.
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.to_string()
+}
+
+/// A client that trusts `pem` only (an empty `pem`: nothing).
 fn trusting(pem: &str) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .tls_backend_preconfigured(config)
         .build()
         .unwrap()
 }
@@ -360,10 +384,7 @@ async fn tls_with_a_certificate_made_at_start() {
     // Plain HTTP is not served, and a client that does not trust the CA fails.
     let plain = format!("http://{}/v1.0/me", sim.addr());
     assert!(client().get(&plain).send().await.is_err());
-    let untrusting = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let untrusting = trusting("");
     assert!(untrusting.get(sim.graph_url()).send().await.is_err());
 
     sim.shutdown().await;
