@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod conformance;
 mod consumers;
 mod demo;
 mod services;
@@ -19,7 +20,10 @@ Commands:
   ci              everything CI runs: start PostgreSQL, install Dovecot and Python's
                   `cryptography` if missing, then fmt check, clippy -D warnings, the
                   whole test suite (cargo nextest + doc tests), `doc`, `cargo package`
-                  of every crate and `consumers`
+                  of every crate, `consumers` and `conformance`
+  conformance     Microsoft's client libraries (msal, azure-identity, msgraph-sdk, pinned in
+                  crates/mailroom-sim/conformance/requirements.txt, installed from PyPI
+                  into a venv in the target directory) drive mailroom-sim --tls (pytest)
   test [ARGS]     start the services, then run the test suite only (ARGS go to nextest)
   services        start PostgreSQL / install Dovecot and `cryptography`, then exit
   doc             cargo doc of the workspace, warnings denied
@@ -68,6 +72,7 @@ fn run() -> Result<()> {
         Some("services") => services::ensure_all(),
         Some("consumers") => consumers::run(&root, &args[1..]),
         Some("doc") => doc(),
+        Some("conformance") => conformance::run(&root, true),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -156,6 +161,8 @@ fn ci() -> Result<()> {
         cmd.arg("consumers");
         cmd
     })?;
+    // After the tests: they built the simulator binary this uses.
+    conformance::run(&workspace_root(), false)?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -53,6 +53,41 @@ pub struct SimConfig {
     /// Fault injection; can be changed at run time with
     /// [`Simulator::set_faults`](crate::Simulator::set_faults).
     pub faults: Faults,
+    /// Domain names accepted as tenants (`/{domain}/oauth2/v2.0/token`), as
+    /// the verified domains of a directory are, besides the domains of the
+    /// mailboxes. `common`, `organizations`, `consumers` and GUIDs are always
+    /// accepted; any other tenant gets AADSTS90002 like a domain no
+    /// directory has verified.
+    pub tenant_domains: Vec<String>,
+    /// Serve HTTPS instead of HTTP. Default `None` (plain HTTP).
+    pub tls: Option<Tls>,
+    /// The base URL clients see (`https://sim.example.test:8443`), when a
+    /// proxy or a name stands between them and the simulator: every
+    /// absolute URL it generates (OpenID configuration, instance
+    /// discovery, `@odata.nextLink`, `@odata.deltaLink`, `@odata.context`,
+    /// the verification URI, `error_uri`) starts with it. Scheme, host and
+    /// port only. Default `None`: `http://127.0.0.1:{port}` (`https://` with
+    /// [`tls`](Self::tls)).
+    pub public_url: Option<String>,
+}
+
+/// How the simulator serves HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tls {
+    /// A certificate made at start: a throw-away CA (its PEM in
+    /// [`Simulator::ca_certificate_pem`](crate::Simulator::ca_certificate_pem)
+    /// and the file [`Simulator::ca_file`](crate::Simulator::ca_file), for
+    /// clients to trust) signs a server certificate for `127.0.0.1`, `::1`,
+    /// `localhost` and the host of [`SimConfig::public_url`].
+    SelfSigned,
+    /// A certificate chain and its private key, both PEM files.
+    Files {
+        /// The certificate chain, leaf first.
+        cert: std::path::PathBuf,
+        /// The private key (PKCS#8, PKCS#1 or SEC1).
+        key: std::path::PathBuf,
+    },
 }
 
 impl Default for SimConfig {
@@ -74,6 +109,9 @@ impl Default for SimConfig {
             honor_immutable_ids: true,
             shuffle_batch_responses: true,
             faults: Faults::default(),
+            tenant_domains: Vec::new(),
+            tls: None,
+            public_url: None,
         }
     }
 }
@@ -151,6 +189,27 @@ impl SimConfig {
     #[must_use]
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Accepts one more domain name as a tenant.
+    #[must_use]
+    pub fn tenant_domain(mut self, domain: impl Into<String>) -> Self {
+        self.tenant_domains.push(domain.into());
+        self
+    }
+
+    /// Serves HTTPS (`None`: plain HTTP).
+    #[must_use]
+    pub fn tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets the base URL clients see.
+    #[must_use]
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
         self
     }
 

@@ -47,6 +47,10 @@
 //!
 //! - Introspection (`/oauth2/introspect`) does not exist in Entra ID; it is
 //!   there so Dovecot can validate tokens the simulator issued.
+//! - Id tokens are unsigned (`alg: none`) and the JWKS at `jwks_uri` is
+//!   empty; instance discovery knows one cloud, the host of the base URL.
+//! - Microsoft's client libraries check the rest in CI (the README's
+//!   fidelity table).
 //! - `slow_down` is enforced as RFC 8628 describes (Entra ID is lenient).
 //!   AADSTS codes of `authorization_declined` (65004), `bad_verification_code`
 //!   (70018) and `expired_token` (70019) come from the error code reference.
@@ -89,10 +93,11 @@ pub mod process;
 mod rng;
 mod server;
 mod state;
+mod tls;
 
 pub use config::{
     DeltaErrorCode, Faults, FolderLayout, MailboxSpec, RefreshFailure, RequestBudget, RetryAfter,
-    SimConfig,
+    SimConfig, Tls,
 };
 pub use counters::Counters;
 pub use graph::handle::{FolderInfo, Mailbox, MessageInfo, NewMessage};
@@ -114,6 +119,12 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// HTTPS could not be set up (certificate, key, CA file).
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
+    /// [`SimConfig::public_url`] is not a base URL.
+    #[error("invalid public URL {0}")]
+    InvalidPublicUrl(String),
     /// No mailbox has this address.
     #[error("unknown mailbox {0}")]
     UnknownMailbox(String),

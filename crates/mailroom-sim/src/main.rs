@@ -1,14 +1,16 @@
 //! The `mailroom-sim` binary: runs the simulator until Ctrl-C or SIGTERM.
 //!
 //! On start it prints, one per line and easy to parse:
+//! `listen: 127.0.0.1:PORT` (the socket; the URLs may name a `--public-url`),
 //! `authority: URL`, `graph: URL`, `introspection: URL`, `verification: URL`,
-//! `control: URL`, then `mailbox: ADDRESS` for each mailbox, then `ready`.
+//! `control: URL`, with `--tls` `ca: PATH` (the PEM file of the CA to
+//! trust), then `mailbox: ADDRESS` for each mailbox, then `ready`.
 
 use std::io::Write as _;
 use std::time::Duration;
 
 use clap::Parser;
-use mailroom_sim::{Faults, MailboxSpec, RetryAfter, SimConfig, Simulator};
+use mailroom_sim::{Faults, MailboxSpec, RetryAfter, SimConfig, Simulator, Tls};
 
 /// Local Microsoft identity platform + Graph v1.0 mail simulator.
 #[derive(Debug, Parser)]
@@ -69,6 +71,24 @@ struct Args {
     /// Register a confidential client as CLIENT_ID=SECRET (repeatable).
     #[arg(long = "confidential-client", value_name = "CLIENT_ID=SECRET")]
     confidential_clients: Vec<String>,
+    /// Accept this domain as a tenant, besides the mailboxes' domains
+    /// (repeatable; other domains get AADSTS90002).
+    #[arg(long = "tenant-domain", value_name = "DOMAIN")]
+    tenant_domains: Vec<String>,
+    /// Serve HTTPS with a certificate made at start; the PEM file of the CA
+    /// that signed it is announced as `ca: PATH`.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The base URL clients see (scheme, host, port), used in every
+    /// absolute URL the simulator generates.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
 }
 
 fn retry_after(s: &str) -> Result<RetryAfter, String> {
@@ -126,6 +146,16 @@ fn config(args: &Args) -> Result<SimConfig, String> {
         },
         device_code_interval: Duration::from_secs(args.device_code_interval),
         device_code_lifetime: Duration::from_secs(args.device_code_lifetime),
+        tenant_domains: args.tenant_domains.clone(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ if args.tls => Some(Tls::SelfSigned),
+            _ => None,
+        },
+        public_url: args.public_url.clone(),
         faults: Faults {
             error_rate: args.fault_rate,
             retry_after: retry_after(&args.retry_after)?,
@@ -186,11 +216,15 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listen: {}", sim.addr());
     let _ = writeln!(out, "authority: {}", sim.base_url());
     let _ = writeln!(out, "graph: {}", sim.graph_url());
     let _ = writeln!(out, "introspection: {}", sim.introspection_url());
     let _ = writeln!(out, "verification: {}", sim.verification_uri());
     let _ = writeln!(out, "control: {}/_sim", sim.base_url());
+    if let Some(ca) = sim.ca_file() {
+        let _ = writeln!(out, "ca: {}", ca.display());
+    }
     for m in sim.mailboxes() {
         let _ = writeln!(out, "mailbox: {m}");
     }

@@ -31,6 +31,7 @@ pub struct SimProcess {
     introspection: String,
     verification: String,
     control: String,
+    ca: Option<PathBuf>,
     mailboxes: Vec<String>,
 }
 
@@ -71,6 +72,7 @@ impl SimProcess {
             introspection: Some(introspection),
             verification: Some(verification),
             control: Some(control),
+            ca,
             mailboxes,
         } = announced
         else {
@@ -88,6 +90,7 @@ impl SimProcess {
             introspection,
             verification,
             control,
+            ca: ca.map(PathBuf::from),
             mailboxes,
         })
     }
@@ -166,6 +169,12 @@ impl SimProcess {
         &self.control
     }
 
+    /// The PEM file of the CA to trust, when the simulator serves HTTPS with a
+    /// certificate it made (`--tls`).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_deref()
+    }
+
     /// The mailbox addresses, in the order the simulator announced them.
     pub fn mailboxes(&self) -> &[String] {
         &self.mailboxes
@@ -206,6 +215,7 @@ struct Announced {
     introspection: Option<String>,
     verification: Option<String>,
     control: Option<String>,
+    ca: Option<String>,
     mailboxes: Vec<String>,
 }
 
@@ -222,6 +232,7 @@ impl Announced {
             "introspection" => self.introspection = Some(value),
             "verification" => self.verification = Some(value),
             "control" => self.control = Some(value),
+            "ca" => self.ca = Some(value),
             "mailbox" => self.mailboxes.push(value),
             _ => {}
         }
@@ -242,6 +253,7 @@ mod tests {
             "introspection: http://127.0.0.1:1/oauth2/introspect",
             "verification: http://127.0.0.1:1/device",
             "control: http://127.0.0.1:1/_sim",
+            "ca: /tmp/mailroom-sim-1-1-ca.pem",
             "mailbox: demo@mailroom.test",
             "mailbox: user1@mailroom.test",
         ] {
@@ -251,6 +263,7 @@ mod tests {
         assert_eq!(a.graph.as_deref(), Some("http://127.0.0.1:1/v1.0"));
         assert_eq!(a.verification.as_deref(), Some("http://127.0.0.1:1/device"));
         assert_eq!(a.control.as_deref(), Some("http://127.0.0.1:1/_sim"));
+        assert_eq!(a.ca.as_deref(), Some("/tmp/mailroom-sim-1-1-ca.pem"));
         assert_eq!(a.mailboxes, ["demo@mailroom.test", "user1@mailroom.test"]);
     }
 }

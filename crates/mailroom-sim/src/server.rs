@@ -1,6 +1,7 @@
 //! The HTTP server, the router and the [`Simulator`] handle.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,13 +28,41 @@ use crate::{Error, Result};
 pub struct Simulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    ca_pem: Option<String>,
+    ca_file: Option<PathBuf>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
+/// The base URL clients are told: `public_url` (checked: http or https,
+/// a host, no path, query or fragment) or the bound address.
+fn base_url(public_url: Option<&str>, scheme: &str, addr: SocketAddr) -> Result<String> {
+    let Some(raw) = public_url else {
+        return Ok(format!("{scheme}://{addr}"));
+    };
+    let invalid = |why: &str| Error::InvalidPublicUrl(format!("{raw:?}: {why}"));
+    let url = url::Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it has no host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "only scheme, host and port are allowed (no path, query or fragment)",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("it must not carry credentials"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 impl Simulator {
     /// Binds 127.0.0.1 on `config.port` (0 = any free port), creates the
-    /// configured mailboxes and starts serving.
+    /// configured mailboxes and starts serving (HTTPS with
+    /// [`SimConfig::tls`]).
     pub async fn start(config: SimConfig) -> Result<Simulator> {
         let port = config.port;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -48,7 +77,37 @@ impl Simulator {
         {
             return Err(Error::UnknownMailbox(user.clone()));
         }
-        let shared = Arc::new(Shared::new(config, format!("http://{addr}")));
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = base_url(config.public_url.as_deref(), scheme, addr)?;
+        let tls = match &config.tls {
+            Some(tls) => {
+                let host = url::Url::parse(&base)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned));
+                Some(crate::tls::identity(tls, host.as_deref())?)
+            }
+            None => None,
+        };
+        let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
+        let ca_file = match &ca_pem {
+            Some(pem) => {
+                let path = std::env::temp_dir().join(format!(
+                    "mailroom-sim-{}-{}-ca.pem",
+                    std::process::id(),
+                    addr.port()
+                ));
+                std::fs::write(&path, pem).map_err(|e| {
+                    Error::Tls(format!("cannot write the CA to {}: {e}", path.display()))
+                })?;
+                Some(path)
+            }
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(config, base));
         for spec in specs {
             shared.add_mailbox(spec)?;
         }
@@ -56,21 +115,48 @@ impl Simulator {
             .fallback(serve_one)
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "mailroom-sim server stopped");
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let server = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "mailroom-sim server stopped");
+                }
+            }),
+            Some(tls) => {
+                let listener = crate::tls::TlsListener::new(listener, tls.config)?;
+                tokio::spawn(async move {
+                    let server = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "mailroom-sim server stopped");
+                    }
+                })
             }
-        });
+        };
         tracing::info!(%addr, "mailroom-sim listening");
         Ok(Simulator {
             shared,
             addr,
+            ca_pem,
+            ca_file,
             stop: Some(stop),
             task: Some(task),
         })
+    }
+
+    /// PEM of the CA that signed the certificate made at start
+    /// ([`Tls::SelfSigned`](crate::Tls::SelfSigned)), for clients to trust.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The same PEM as a file (in the temporary directory, removed when
+    /// the simulator stops), for `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+    /// `curl --cacert`.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 
     /// The socket address served.
@@ -78,8 +164,8 @@ impl Simulator {
         self.addr
     }
 
-    /// The identity "authority host" (`http://127.0.0.1:PORT`); endpoints are
-    /// under `/{tenant}/oauth2/v2.0/`.
+    /// The identity "authority host" (`http://127.0.0.1:PORT`, or
+    /// [`SimConfig::public_url`]); endpoints are under `/{tenant}/oauth2/v2.0/`.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }
@@ -244,6 +330,9 @@ impl Simulator {
 
     /// Stops serving and waits for the server task.
     pub async fn shutdown(mut self) {
+        if let Some(path) = self.ca_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -262,6 +351,9 @@ impl Simulator {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
+        if let Some(path) = self.ca_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -322,7 +414,17 @@ pub(crate) async fn dispatch(shared: &Arc<Shared>, req: Req) -> Resp {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        identity_route(shared, &req, &seg)
+        let (route, mut resp) = identity_route(shared, &req, &seg);
+        // Entra ID names every answer (`x-ms-request-id`, the trace id of
+        // error bodies) and echoes the caller's `client-request-id`.
+        if resp.header("x-ms-request-id").is_none() {
+            let id = shared.rng().uuid();
+            resp.set_header("x-ms-request-id", &id);
+        }
+        if let Some(id) = req.header("client-request-id") {
+            resp.set_header("client-request-id", id);
+        }
+        (route, resp)
     };
     shared.counters.update(|c| {
         *c.requests_by_route.entry(route).or_default() += 1;
@@ -340,6 +442,7 @@ fn identity_route(shared: &Shared, req: &Req, seg: &[&str]) -> (String, Resp) {
             f()
         } else {
             shared.aad_error_public(
+                req,
                 400,
                 "invalid_request",
                 900_561,
@@ -377,7 +480,15 @@ fn identity_route(shared: &Shared, req: &Req, seg: &[&str]) -> (String, Resp) {
         ),
         [tenant, "v2.0", ".well-known", "openid-configuration"] => (
             format!("{m} /{{tenant}}/v2.0/.well-known/openid-configuration"),
-            shared.openid_configuration(tenant),
+            shared.openid_configuration(tenant, req),
+        ),
+        [tenant, "discovery", "v2.0", "keys"] => (
+            format!("{m} /{{tenant}}/discovery/v2.0/keys"),
+            shared.jwks(tenant, req),
+        ),
+        [_, "discovery", "instance"] => (
+            format!("{m} /{{tenant}}/discovery/instance"),
+            shared.instance_discovery(req),
         ),
         _ => (
             format!("{m} (unknown)"),

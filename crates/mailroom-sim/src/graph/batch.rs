@@ -252,8 +252,9 @@ fn item_request(outer: &Req, item: &Item) -> Result<Req, String> {
             item.url
         ));
     }
+    // Kept as sent: an item URL with the version segment (`/v1.0/me`) gets
+    // 400 "Resource not found for the segment 'v1.0'", as from Graph.
     let url = item.url.trim_start_matches('/');
-    let url = url.strip_prefix("v1.0/").unwrap_or(url);
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let mut headers = HeaderMap::new();
     for (k, v) in &item.headers {

@@ -1141,7 +1141,10 @@ fn patch_message(
         Err(l) => return ctx.lookup(l),
     };
     if let Some(obj) = body.as_object() {
-        for (k, v) in obj {
+        // Instance and property annotations (`@odata.type`, which every
+        // Kiota-based SDK sends, `subject@odata.type`, …) are ignored, as
+        // by Graph.
+        for (k, v) in obj.iter().filter(|(k, _)| !k.contains('@')) {
             match (k.as_str(), v) {
                 ("isRead", Value::Bool(b)) => st.set_read(key, *b, now),
                 ("subject", Value::String(s)) => st.set_subject(key, s, now),
@@ -1194,13 +1197,11 @@ fn move_message(
     p: &Prefs,
     ctx: &Ctx,
 ) -> Resp {
+    // Action parameters are matched without regard to case, as by Graph
+    // (Microsoft's SDK snippets send `DestinationId`).
     let dest = serde_json::from_slice::<Value>(&req.body)
         .ok()
-        .and_then(|v| {
-            v.get("destinationId")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        .and_then(|v| action_parameter(&v, "destinationId"));
     let Some(dest) = dest else {
         return ctx.error(
             400,
@@ -1223,6 +1224,15 @@ fn move_message(
     view.immutable_ids = p.immutable;
     view.text_body = p.text_body;
     single_message(shared, cell, &st, key, &view, StatusCode::CREATED)
+}
+
+/// A string parameter of an action body, its name matched without regard to case.
+fn action_parameter(body: &Value, name: &str) -> Option<String> {
+    body.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_owned)
 }
 
 fn delete_message(

@@ -148,10 +148,17 @@ fn normalize_user_code(code: &str) -> String {
 }
 
 impl Shared {
-    fn aad_error(&self, err: &AadError) -> Resp {
+    /// An error answer; its `correlation_id` is the request's
+    /// `client-request-id` when it sent one, as with Entra ID.
+    fn aad_error(&self, err: &AadError, req: &Req) -> Resp {
         let (trace, corr) = {
             let mut rng = self.rng();
-            (rng.uuid(), rng.uuid())
+            let trace = rng.uuid();
+            let corr = req
+                .header("client-request-id")
+                .filter(|c| !c.is_empty())
+                .map_or_else(|| rng.uuid(), str::to_owned);
+            (trace, corr)
         };
         let body = err.body(self.clock.now_utc(), &trace, &corr, &self.base_url);
         Resp::json(
@@ -164,12 +171,29 @@ impl Shared {
 
     pub(crate) fn aad_error_public(
         &self,
+        req: &Req,
         status: u16,
         error: &'static str,
         code: u32,
         description: &str,
     ) -> Resp {
-        self.aad_error(&AadError::new(status, error, code, description))
+        self.aad_error(&AadError::new(status, error, code, description), req)
+    }
+
+    /// Accepts `common`, `organizations`, `consumers`, GUIDs, the
+    /// configured tenant domains and the domains of the mailboxes.
+    pub(crate) fn check_tenant(&self, tenant: &str) -> Result<(), AadError> {
+        wire::check_tenant(tenant, &|domain| {
+            self.config
+                .tenant_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+                || self.mailbox_cells().iter().any(|c| {
+                    c.address
+                        .rsplit_once('@')
+                        .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain))
+                })
+        })
     }
 
     /// `POST /{tenant}/oauth2/v2.0/devicecode`
@@ -178,12 +202,12 @@ impl Shared {
             Ok(v) => {
                 Resp::json(StatusCode::OK, &v).with_header("cache-control", "no-store, no-cache")
             }
-            Err(e) => self.aad_error(&e),
+            Err(e) => self.aad_error(&e, req),
         }
     }
 
     fn try_devicecode(&self, tenant: &str, req: &Req) -> Result<Value, AadError> {
-        wire::check_tenant(tenant)?;
+        self.check_tenant(tenant)?;
         let form = Form::new(req);
         let client_id = form.require("client_id")?;
         let scopes = wire::classify_scopes(form.get("scope").unwrap_or(""))?;
@@ -242,7 +266,7 @@ impl Shared {
             )
             .with_header("cache-control", "no-store, no-cache")
             .with_header("pragma", "no-cache"),
-            Err(e) => self.aad_error(&e),
+            Err(e) => self.aad_error(&e, req),
         }
     }
 
@@ -270,7 +294,7 @@ impl Shared {
     }
 
     fn grant(&self, tenant: &str, req: &Req) -> Result<TokenResponse, AadError> {
-        wire::check_tenant(tenant)?;
+        self.check_tenant(tenant)?;
         let form = Form::new(req);
         let grant_type = form.require("grant_type")?;
         let client_id = form.require("client_id")?;
@@ -741,9 +765,9 @@ impl Shared {
     }
 
     /// `GET /{tenant}/v2.0/.well-known/openid-configuration`
-    pub(crate) fn openid_configuration(&self, tenant: &str) -> Resp {
-        if let Err(e) = wire::check_tenant(tenant) {
-            return self.aad_error(&e);
+    pub(crate) fn openid_configuration(&self, tenant: &str, req: &Req) -> Resp {
+        if let Err(e) = self.check_tenant(tenant) {
+            return self.aad_error(&e, req);
         }
         let b = &self.base_url;
         Resp::json(
@@ -753,11 +777,77 @@ impl Shared {
                 "device_authorization_endpoint": format!("{b}/{tenant}/oauth2/v2.0/devicecode"),
                 "authorization_endpoint": format!("{b}/{tenant}/oauth2/v2.0/authorize"),
                 "introspection_endpoint": format!("{b}/oauth2/introspect"),
+                "jwks_uri": format!("{b}/{tenant}/discovery/v2.0/keys"),
                 "issuer": format!("{b}/{TENANT_ID}/v2.0"),
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
                 "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
                 "scopes_supported": ["openid", "profile", "email", "offline_access"],
                 "grant_types_supported": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            }),
+        )
+    }
+
+    /// `GET /{tenant}/discovery/v2.0/keys`: the signing keys. Id tokens are
+    /// unsigned (`alg: none`), so the set is empty.
+    pub(crate) fn jwks(&self, tenant: &str, req: &Req) -> Resp {
+        if let Err(e) = self.check_tenant(tenant) {
+            return self.aad_error(&e, req);
+        }
+        Resp::json(StatusCode::OK, &json!({"keys": []}))
+    }
+
+    /// `GET /{tenant}/discovery/instance?authorization_endpoint=…` (MSAL's
+    /// instance discovery, API versions 1.0 and 1.1): the simulator is its
+    /// own single cloud, known under the host (without port) of its public
+    /// URL.
+    pub(crate) fn instance_discovery(&self, req: &Req) -> Resp {
+        let query = parse_form(req.query.as_bytes());
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        };
+        let version = param("api-version").unwrap_or("1.1");
+        let Some(endpoint) = param("authorization_endpoint") else {
+            return self.aad_error(&AadError::missing_parameter("authorization_endpoint"), req);
+        };
+        // Hosts without ports: msal sends `https://{host}/{tenant}/…`
+        // whatever the port of its authority.
+        let host = url::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        let asked = url::Url::parse(endpoint).ok();
+        let tenant = asked.as_ref().and_then(|u| {
+            let same_host = u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host));
+            let first = u.path_segments()?.next()?.to_owned();
+            (same_host && !first.is_empty()).then_some(first)
+        });
+        let Some(tenant) = tenant else {
+            return self.aad_error(
+                &AadError::new(
+                    400,
+                    "invalid_instance",
+                    50_049,
+                    "Unknown or invalid instance.",
+                ),
+                req,
+            );
+        };
+        Resp::json(
+            StatusCode::OK,
+            &json!({
+                "tenant_discovery_endpoint": format!(
+                    "{}/{tenant}/v2.0/.well-known/openid-configuration",
+                    self.base_url
+                ),
+                "api-version": version,
+                "metadata": [{
+                    "preferred_network": host,
+                    "preferred_cache": host,
+                    "aliases": [host],
+                }],
             }),
         )
     }

@@ -244,10 +244,18 @@ fn invalid_scope(word: &str) -> AadError {
     )
 }
 
-/// Accepts `common`, `organizations`, `consumers`, GUIDs and domain names.
-pub(crate) fn check_tenant(tenant: &str) -> Result<(), AadError> {
+/// Accepts `common`, `organizations`, `consumers`, GUIDs and the domain
+/// names `known_domain` knows; anything else is AADSTS90002, as Entra ID
+/// answers for a domain no tenant has verified.
+pub(crate) fn check_tenant(
+    tenant: &str,
+    known_domain: &dyn Fn(&str) -> bool,
+) -> Result<(), AadError> {
     let known = matches!(tenant, "common" | "organizations" | "consumers");
-    if known || is_guid(tenant) || (tenant.contains('.') && is_domain(tenant)) {
+    if known
+        || is_guid(tenant)
+        || (tenant.contains('.') && is_domain(tenant) && known_domain(tenant))
+    {
         Ok(())
     } else {
         Err(AadError::new(
@@ -352,6 +360,7 @@ mod tests {
 
     #[test]
     fn tenants() {
+        let known = |d: &str| d == "contoso.onmicrosoft.com";
         for ok in [
             "common",
             "organizations",
@@ -359,10 +368,17 @@ mod tests {
             "contoso.onmicrosoft.com",
             "72f988bf-86f1-41af-91ab-2d7cd011db47",
         ] {
-            assert!(check_tenant(ok).is_ok(), "{ok}");
+            assert!(check_tenant(ok, &known).is_ok(), "{ok}");
         }
-        for bad in ["contoso", "foo bar", "72f988bf-86f1-41af", ".", "a..b"] {
-            assert_eq!(check_tenant(bad).unwrap_err().code, 90_002, "{bad}");
+        for bad in [
+            "contoso",
+            "foo bar",
+            "72f988bf-86f1-41af",
+            ".",
+            "a..b",
+            "fabrikam.onmicrosoft.com",
+        ] {
+            assert_eq!(check_tenant(bad, &known).unwrap_err().code, 90_002, "{bad}");
         }
     }
 

@@ -427,7 +427,7 @@ async fn public_and_confidential_clients() {
 
 #[tokio::test]
 async fn tenants_and_malformed_requests() {
-    let sim = start(quiet()).await;
+    let sim = start(quiet().tenant_domain("contoso.onmicrosoft.com")).await;
     for tenant in [
         "common",
         "organizations",

@@ -5,6 +5,7 @@ mod blackbox;
 mod control;
 mod delta;
 mod faults;
+mod fidelity;
 mod graph;
 mod identity;
 
