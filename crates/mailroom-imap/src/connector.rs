@@ -31,7 +31,7 @@ pub struct ImapOptions {
     /// Mozilla roots.
     pub ca_file: Option<PathBuf>,
     /// The Microsoft identity platform host for XOAUTH2 token refreshes
-    /// (`mailroom_oauth::DEFAULT_CLOUD`; `mailroom-sim`'s base URL in tests).
+    /// ([`oauth::DEFAULT_CLOUD`](crate::oauth::DEFAULT_CLOUD); `mailroom-sim`'s base URL in tests).
     pub authority_url: String,
     /// New messages per sync page and per `fetch_page` (default 500).
     pub page_size: u32,

@@ -1,7 +1,7 @@
 //! `mailroom-imap`: the IMAP connector of Mailroom, for any IMAP server and for
 //! Outlook's IMAP with SASL XOAUTH2.
 //!
-//! - [`ImapConnector`] implements [`mailroom_core::Connector`]; build it from stored
+//! - [`ImapConnector`] implements [`Connector`]; build it from stored
 //!   [`ImapCredentials`] and the account's email with
 //!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
 //!   token refreshes, page size, per-message byte cap, timeouts).
@@ -11,8 +11,7 @@
 //! - With the `testing` feature, [`testing::Dovecot`] runs a private Dovecot.
 //!
 //! ```no_run
-//! use mailroom_core::{Connector, Credentials, FolderRef};
-//! use mailroom_imap::{ImapConnector, ImapOptions};
+//! use mailroom_imap::{Connector, Credentials, FolderRef, ImapConnector, ImapOptions};
 //!
 //! # async fn demo(json: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! let Credentials::Imap(imap) = Credentials::from_json(json)? else { unreachable!() };
@@ -39,12 +38,12 @@
 //! One connection per connector, opened on first use and shared (calls are
 //! serialised); a broken one is dropped, a stale one replaced once. Plain text is only
 //! allowed to loopback hosts. A refused login (`NO [AUTHENTICATIONFAILED]`, a revoked
-//! refresh token) is [`ErrorKind::ReauthRequired`](mailroom_core::ErrorKind), a network
+//! refresh token) is [`ErrorKind::ReauthRequired`], a network
 //! failure or timeout `Transient`, an unparseable server answer `Protocol`.
 //!
-//! With XOAUTH2, the token comes from a `mailroom_oauth::TokenSession` for the Outlook
+//! With XOAUTH2, the token comes from an [`oauth::TokenSession`] for the Outlook
 //! IMAP resource; when the server refuses it, the session refreshes once and the login
-//! is retried. [`take_refreshed_credentials`](mailroom_core::Connector::take_refreshed_credentials)
+//! is retried. [`take_refreshed_credentials`](Connector::take_refreshed_credentials)
 //! then returns `Credentials::Imap` with the new tokens.
 //!
 //! # Secrets

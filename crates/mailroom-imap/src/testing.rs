@@ -19,7 +19,7 @@
 //! let dovecot = Dovecot::start()?;
 //! let mut admin = dovecot.admin("alice").await?;
 //! admin.append("INBOX", b"Subject: hi\r\n\r\nhello\r\n", "").await?;
-//! let creds = dovecot.password_credentials("alice", mailroom_core::ImapTls::Implicit);
+//! let creds = dovecot.password_credentials("alice", mailroom_imap::ImapTls::Implicit);
 //! # let _ = creds; Ok(())
 //! # }
 //! ```

@@ -12,8 +12,7 @@
 //!
 //! ```no_run
 //! # async fn demo(syncer: mailroom_sync::Syncer) -> Result<(), mailroom_sync::Error> {
-//! use mailroom_sync::{SyncRequest, WorkerConfig};
-//! use tokio_util::sync::CancellationToken;
+//! use mailroom_sync::{CancellationToken, SyncRequest, WorkerConfig};
 //!
 //! // One account, now:
 //! let report = syncer.sync_account(1, &SyncRequest::default()).await?;

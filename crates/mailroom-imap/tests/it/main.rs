@@ -2,6 +2,7 @@
 //! (`mailroom_imap::testing::Dovecot`) and, for XOAUTH2, `mailroom-sim`.
 
 mod auth;
+mod examples;
 mod fetch;
 mod folders;
 mod garbled;
@@ -10,3 +11,8 @@ mod support;
 mod sync;
 mod tls;
 mod xoauth2;
+
+/// The programs in `examples/`, compiled into this binary so that CI runs them.
+#[allow(dead_code)]
+#[path = "../../examples/imap_read.rs"]
+mod example_imap_read;

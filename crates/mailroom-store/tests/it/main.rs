@@ -2,8 +2,14 @@
 //! PostgreSQL (a fresh schema per test; `cargo xtask ci` starts the server).
 
 mod accounts;
+mod examples;
 mod leases;
 mod pages;
 mod queries;
 mod support;
 mod values;
+
+/// The programs in `examples/`, compiled into this binary so that CI runs them.
+#[allow(dead_code)]
+#[path = "../../examples/embedded_sqlite.rs"]
+mod example_embedded_sqlite;

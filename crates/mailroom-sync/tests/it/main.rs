@@ -3,5 +3,11 @@
 //! Dovecot and the real binary live in the workspace's `tests/` crate.
 
 mod engine;
+mod examples;
 mod fake;
 mod worker;
+
+/// The programs in `examples/`, compiled into this binary so that CI runs them.
+#[allow(dead_code)]
+#[path = "../../examples/custom_factory.rs"]
+mod example_custom_factory;
