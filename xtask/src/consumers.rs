@@ -18,7 +18,7 @@ const LIBRARIES: &[(&str, &[&str])] = &[
     ("mailroom-vault", &[]),
     ("mailroom-oauth", &[]),
     ("mailroom-graph", &[]),
-    ("mailroom-imap", &[]),
+    ("mailroom-imap", &["testing"]),
     ("mailroom-store", &[]),
     ("mailroom-sync", &[]),
     ("mailroom-sim", &[]),
