@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh schema per test; `cargo xtask ci` starts the server).
 
 mod accounts;
+mod folders;
 mod leases;
 mod pages;
 mod queries;
