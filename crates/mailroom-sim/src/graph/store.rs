@@ -647,7 +647,7 @@ mod tests {
         assert_eq!(s.resolve_folder_path("Alpha"), None);
         assert_eq!(
             s.child_count(0),
-            12,
+            11,
             "Projects is no longer a child of the root"
         );
         assert!(s.all.len() <= before - in_alpha, "its messages are gone");
