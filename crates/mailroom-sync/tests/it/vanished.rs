@@ -1,5 +1,5 @@
 //! Folders named by path in errors, and configured folders that vanish on the server:
-//! Graph against mailroom-sim (IMAP against Dovecot is in the workspace's e2e tests).
+//! Graph against mailroom-sim, IMAP against a real Dovecot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,4 +238,92 @@ async fn folders_the_user_stopped_syncing_are_dropped_by_the_next_sync() {
         assert_eq!(in_folder(&store, alpha).await, 0);
         sim.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_mailbox_deleted_on_the_server_is_marked_gone_purged_on_the_second_miss_and_picked_up_when_recreated()
+ {
+    use mailroom_imap::testing::Dovecot;
+
+    let dovecot = Dovecot::start().expect("Dovecot starts (apt-get install dovecot-imapd)");
+    let mut admin = dovecot.admin("ann").await.unwrap();
+    let raw = |i: usize| {
+        format!(
+            "From: s{i}@example.test\r\nTo: ann@imap.test\r\nSubject: m{i}\r\n\
+             Message-ID: <m{i}@e2e.test>\r\nDate: Mon, 3 Mar 2025 10:00:00 +0000\r\n\r\nbody {i}\r\n"
+        )
+    };
+    admin.create("Projects").await.unwrap();
+    for i in 0..4 {
+        admin
+            .append("Projects", raw(i).as_bytes(), "")
+            .await
+            .unwrap();
+    }
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
+    let creds =
+        Credentials::Imap(dovecot.password_credentials("ann", mailroom_core::ImapTls::None));
+    let account = store
+        .create_account(NewAccount {
+            email: "ann@imap.test".into(),
+            kind: mailroom_core::AccountKind::Imap,
+            credentials: SealedCredentials::new(vault.encrypt_credentials(&creds)).unwrap(),
+            sync_folders: vec!["INBOX".into(), "Projects".into()],
+        })
+        .await
+        .unwrap()
+        .id;
+    let factory = DefaultFactory::new(
+        "http://127.0.0.1:1",
+        GraphConfig::default(),
+        ImapOptions::default(),
+    );
+    let syncer = Syncer::new(store.clone(), vault, Arc::new(factory));
+    let request = SyncRequest::default();
+
+    let report = syncer.sync_account(account, &request).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+    let projects = report.folders[1].folder.id;
+    assert_eq!(in_folder(&store, projects).await, 4);
+
+    admin.delete("Projects").await.unwrap();
+    let report = syncer.sync_account(account, &request).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+    assert!(report.folders[1].gone_since.is_some(), "{report:?}");
+    assert_eq!(in_folder(&store, projects).await, 4, "kept after one miss");
+
+    let report = syncer.sync_account(account, &request).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+    assert_eq!(report.folders[1].purged, 4);
+    assert_eq!(
+        in_folder(&store, projects).await,
+        0,
+        "purged on the second miss"
+    );
+
+    // Recreated under the same name (same remote id on IMAP, a new UIDVALIDITY):
+    // skipped until a look-up is due, then synced from scratch.
+    admin.create("Projects").await.unwrap();
+    admin
+        .append("Projects", raw(9).as_bytes(), "")
+        .await
+        .unwrap();
+    let report = syncer.sync_account(account, &request).await.unwrap();
+    assert!(
+        report.folders[1].gone_since.is_some(),
+        "not looked up within the hour"
+    );
+    let due = SyncRequest {
+        gone_recheck: Duration::ZERO,
+        ..SyncRequest::default()
+    };
+    let report = syncer.sync_account(account, &due).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+    let back = &report.folders[1];
+    assert!(back.gone_since.is_none() && back.reset, "{back:?}");
+    assert_eq!(back.stats.upserted, 1);
+    let row = store.get_folder(back.folder.id).await.unwrap();
+    assert_eq!((row.gone_since, row.missed_syncs), (None, 0));
+    assert_eq!(in_folder(&store, back.folder.id).await, 1);
 }
