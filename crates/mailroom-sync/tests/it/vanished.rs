@@ -96,7 +96,8 @@ async fn graph_setup(store: &Store, folders: &[&str]) -> (Simulator, Syncer, i64
     oauth.expiry = Some(chrono::Utc::now() + chrono::Duration::hours(1));
     let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
     let sealed =
-        SealedCredentials::new(vault.encrypt_credentials(&Credentials::OAuth(oauth))).unwrap();
+        SealedCredentials::new(vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()))
+            .unwrap();
     let account = store
         .create_account(NewAccount {
             email: ADDRESS.into(),
@@ -268,7 +269,7 @@ async fn an_imap_mailbox_deleted_on_the_server_is_marked_gone_purged_on_the_seco
         .create_account(NewAccount {
             email: "ann@imap.test".into(),
             kind: mailroom_core::AccountKind::Imap,
-            credentials: SealedCredentials::new(vault.encrypt_credentials(&creds)).unwrap(),
+            credentials: SealedCredentials::new(vault.encrypt(creds.to_json().as_bytes())).unwrap(),
             sync_folders: vec!["INBOX".into(), "Projects".into()],
         })
         .await
