@@ -329,7 +329,8 @@ fn named(e: ConnectorError, row: &FolderRow) -> ConnectorError {
     let path = &row.folder.path;
     let id = &row.folder.remote_id;
     let mut text = error_chain(&e).replace(&format!("id:{id}"), path);
-    if id != path && !id.is_empty() {
+    // A bare server id (in a URL, say) too, when it is long enough not to be a word.
+    if id != path && id.len() >= 20 {
         text = text.replace(id.as_str(), path);
     }
     let mut named = ConnectorError::new(e.kind(), text);
