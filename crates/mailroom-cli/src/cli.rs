@@ -164,6 +164,48 @@ pub enum AccountCommand {
     Remove(RemoveArgs),
     /// Sign in again (device code flow) and make the account active
     Reauth(ReauthArgs),
+    /// The folders an account syncs, with their state; `add` / `remove` change them
+    Folders(AccountFoldersArgs),
+}
+
+/// `mailroom account folders EMAIL [add|remove …]`
+#[derive(Debug, Args)]
+pub struct AccountFoldersArgs {
+    /// The account's address
+    pub email: String,
+    /// Without one: list the synced folders (path, state, messages, last sync)
+    #[command(subcommand)]
+    pub action: Option<AccountFoldersAction>,
+}
+
+/// `mailroom account folders EMAIL add|remove`
+#[derive(Debug, Subcommand)]
+pub enum AccountFoldersAction {
+    /// Sync these folders too (checked on the server: a role like ARCHIVE or a path
+    /// like Projects/2025); the next sync fetches them
+    Add(FolderPathsArgs),
+    /// Stop syncing these folders; their local copies are deleted by the account's
+    /// next sync (or now with --purge)
+    Remove(RemoveFoldersArgs),
+}
+
+/// Folder names.
+#[derive(Debug, Args)]
+pub struct FolderPathsArgs {
+    /// Folders: a role (INBOX, SENT, ARCHIVE, …) or a path like Projects/2025
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+/// `mailroom account folders EMAIL remove`
+#[derive(Debug, Args)]
+pub struct RemoveFoldersArgs {
+    /// Folders to stop syncing, as listed by `mailroom account folders EMAIL`
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Delete the local copies now instead of at the next sync
+    #[arg(long)]
+    pub purge: bool,
 }
 
 /// `mailroom account add …`
@@ -199,6 +241,10 @@ pub struct AddOutlookArgs {
     /// or a path like Projects/2025
     #[arg(long = "folder", value_name = "NAME")]
     pub folders: Vec<String>,
+    /// Sync every mail folder the server lists (except Outbox, Conversation History
+    /// and Sync Issues); change them later with `mailroom account folders`
+    #[arg(long, conflicts_with_all = ["folders", "no_verify"])]
+    pub all_folders: bool,
     /// Do not check the signed-in mailbox with Graph /me
     #[arg(long)]
     pub no_verify: bool,
@@ -245,6 +291,10 @@ pub struct AddImapArgs {
     /// Folders to sync (repeatable; default INBOX)
     #[arg(long = "folder", value_name = "NAME")]
     pub folders: Vec<String>,
+    /// Sync every mailbox the server lists; change them later with
+    /// `mailroom account folders`
+    #[arg(long, conflicts_with_all = ["folders", "no_verify"])]
+    pub all_folders: bool,
     /// Store without checking the login first
     #[arg(long)]
     pub no_verify: bool,
@@ -369,9 +419,14 @@ pub struct SyncArgs {
     /// Only this account (repeatable) [default: every active account]
     #[arg(long = "account", value_name = "EMAIL")]
     pub accounts: Vec<String>,
-    /// Sync these folders instead of the accounts' configured ones (repeatable)
+    /// Sync these folders instead of the accounts' configured ones (repeatable); a
+    /// folder the account does not sync is synced this once (see --add)
     #[arg(long = "folder", value_name = "NAME")]
     pub folders: Vec<String>,
+    /// Also add the --folder folders to the accounts' synced folders, so the worker
+    /// keeps them up to date
+    #[arg(long, requires = "folders")]
+    pub add: bool,
     /// A first sync only fetches mail received since: 2025-01-31, RFC 3339, or 30d
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,

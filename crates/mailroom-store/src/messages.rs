@@ -36,6 +36,16 @@ pub struct FolderRow {
     pub reconciling: bool,
     /// When a page of this folder was last stored.
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// When the folder was first found gone on the server (`None` while it exists).
+    pub gone_since: Option<DateTime<Utc>>,
+    /// Syncs in a row that found it gone (0 while it exists).
+    pub missed_syncs: u32,
+    /// When a gone folder was last looked up on the server.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// The folder's last error (naming it by path); cleared by a stored page.
+    pub last_error: Option<String>,
+    /// When the user stopped syncing it: its rows go at the account's next sync.
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
 /// A worker's lease, renewed inside the page transaction: if another worker took the
@@ -137,6 +147,11 @@ fn to_folder_row(m: folder::Model) -> FolderRow {
         cursor: m.cursor.map(SyncCursor),
         reconciling: m.reconciling,
         last_synced_at: m.last_synced_at,
+        gone_since: m.gone_since,
+        missed_syncs: m.missed_syncs.max(0) as u32,
+        checked_at: m.checked_at,
+        last_error: m.last_error,
+        removed_at: m.removed_at,
     }
 }
 
@@ -293,6 +308,130 @@ impl Store {
         Ok(())
     }
 
+    /// Records that a sync found the folder gone on the server at `now`: `gone_since`
+    /// is set the first time, `missed_syncs` counts the syncs in a row, `checked_at`
+    /// is `now`. From the second miss in a row on (the folder is confirmed gone), the
+    /// folder's messages are deleted and its cursor forgotten, in the same
+    /// transaction: the local copy mirrors the server. Returns the folder as stored
+    /// and how many messages were deleted.
+    pub async fn mark_folder_gone(
+        &self,
+        folder_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(FolderRow, u64)> {
+        let what = || format!("cannot mark folder {folder_id} as gone");
+        let tx = self.writer.begin().await.context(what)?;
+        let res = folder::Entity::update_many()
+            .col_expr(
+                folder::Column::GoneSince,
+                Func::coalesce([
+                    Expr::col(folder::Column::GoneSince).into(),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
+            .col_expr(
+                folder::Column::MissedSyncs,
+                Expr::col(folder::Column::MissedSyncs).add(1),
+            )
+            .col_expr(folder::Column::CheckedAt, Expr::value(now))
+            .filter(folder::Column::Id.eq(folder_id))
+            .exec(&tx)
+            .await
+            .context(what)?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound(format!("folder {folder_id}")));
+        }
+        let row = folder::Entity::find_by_id(folder_id)
+            .one(&tx)
+            .await
+            .context(what)?
+            .ok_or_else(|| Error::NotFound(format!("folder {folder_id}")))?;
+        let mut purged = 0;
+        if row.missed_syncs >= 2 {
+            purged = message::Entity::delete_many()
+                .filter(message::Column::FolderId.eq(folder_id))
+                .exec(&tx)
+                .await
+                .context(what)?
+                .rows_affected;
+            folder::Entity::update_many()
+                .col_expr(folder::Column::Cursor, Expr::value(Option::<String>::None))
+                .col_expr(folder::Column::Reconciling, Expr::value(false))
+                .filter(folder::Column::Id.eq(folder_id))
+                .exec(&tx)
+                .await
+                .context(what)?;
+        }
+        tx.commit().await.context(what)?;
+        Ok((self.get_folder(folder_id).await?, purged))
+    }
+
+    /// Stores (or clears, with `None`) a folder's last error.
+    pub async fn set_folder_error(&self, folder_id: i64, error: Option<&str>) -> Result<()> {
+        folder::Entity::update_many()
+            .col_expr(
+                folder::Column::LastError,
+                Expr::value(error.map(str::to_owned)),
+            )
+            .filter(folder::Column::Id.eq(folder_id))
+            .exec(&self.writer)
+            .await
+            .context(|| format!("cannot record the error of folder {folder_id}"))?;
+        Ok(())
+    }
+
+    /// Marks folders as no longer synced by the user (`removed = true`, at `now`) or
+    /// synced again (`removed = false`, which keeps their messages and cursor).
+    pub async fn set_folders_removed(
+        &self,
+        account_id: i64,
+        folder_ids: &[i64],
+        removed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if folder_ids.is_empty() {
+            return Ok(());
+        }
+        folder::Entity::update_many()
+            .col_expr(
+                folder::Column::RemovedAt,
+                Expr::value(removed.then_some(now)),
+            )
+            .filter(folder::Column::AccountId.eq(account_id))
+            .filter(folder::Column::Id.is_in(folder_ids.to_vec()))
+            .exec(&self.writer)
+            .await
+            .context(|| format!("cannot update the folders of account {account_id}"))?;
+        Ok(())
+    }
+
+    /// Deletes folders with their messages and attachments; returns how many messages
+    /// went with them.
+    pub async fn delete_folders(&self, account_id: i64, folder_ids: &[i64]) -> Result<u64> {
+        if folder_ids.is_empty() {
+            return Ok(0);
+        }
+        let what = || format!("cannot delete folders of account {account_id}");
+        let tx = self.writer.begin().await.context(what)?;
+        // Messages first: their attachments go by cascade, and the count is reported.
+        let messages = message::Entity::delete_many()
+            .filter(message::Column::AccountId.eq(account_id))
+            .filter(message::Column::FolderId.is_in(folder_ids.to_vec()))
+            .exec(&tx)
+            .await
+            .context(what)?
+            .rows_affected;
+        folder::Entity::delete_many()
+            .filter(folder::Column::AccountId.eq(account_id))
+            .filter(folder::Column::Id.is_in(folder_ids.to_vec()))
+            .exec(&tx)
+            .await
+            .context(what)?;
+        tx.commit().await.context(what)?;
+        Ok(messages)
+    }
+
     /// Writes one sync page and its cursor in ONE transaction.
     ///
     /// Changes are applied in order. `reset` starts a new folder generation; when a
@@ -317,6 +456,16 @@ impl Store {
         let mut update = folder::Entity::update_many()
             .col_expr(folder::Column::Cursor, Expr::value(page.cursor.as_str()))
             .col_expr(folder::Column::LastSyncedAt, Expr::value(Utc::now()))
+            // A page from the server proves the folder exists and synced.
+            .col_expr(
+                folder::Column::GoneSince,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(folder::Column::MissedSyncs, Expr::value(0))
+            .col_expr(
+                folder::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .filter(folder::Column::Id.eq(folder_id))
             .filter(folder::Column::AccountId.eq(account_id));
         if page.reset {

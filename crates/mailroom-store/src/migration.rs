@@ -8,7 +8,7 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(FolderState)]
     }
 }
 
@@ -320,6 +320,81 @@ impl MigrationTrait for Initial {
         ] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-folder state for vanished and unconfigured folders (issue 16): when a configured
+/// folder was first missed on the server, how many syncs in a row missed it, when it
+/// was last looked up, its last error (named by path), and when the user stopped
+/// syncing it (its local copies are dropped by the account's next sync).
+struct FolderState;
+
+impl MigrationName for FolderState {
+    fn name(&self) -> &str {
+        "m20261206_000003_folder_state"
+    }
+}
+
+#[derive(DeriveIden)]
+enum FolderStateColumns {
+    #[sea_orm(iden = "folders")]
+    Table,
+    GoneSince,
+    MissedSyncs,
+    CheckedAt,
+    LastError,
+    RemovedAt,
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for FolderState {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite's ALTER TABLE adds one at a time.
+        let columns = [
+            timestamp(FolderStateColumns::GoneSince),
+            ColumnDef::new(FolderStateColumns::MissedSyncs)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            timestamp(FolderStateColumns::CheckedAt),
+            ColumnDef::new(FolderStateColumns::LastError)
+                .text()
+                .to_owned(),
+            timestamp(FolderStateColumns::RemovedAt),
+        ];
+        for mut column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(FolderStateColumns::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            FolderStateColumns::GoneSince,
+            FolderStateColumns::MissedSyncs,
+            FolderStateColumns::CheckedAt,
+            FolderStateColumns::LastError,
+            FolderStateColumns::RemovedAt,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(FolderStateColumns::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())

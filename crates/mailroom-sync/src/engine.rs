@@ -60,7 +60,18 @@ pub struct SyncRequest {
     pub cancel: CancellationToken,
     /// Progress callbacks.
     pub observer: Arc<dyn SyncObserver>,
+    /// How long a folder confirmed gone on the server waits between look-ups (see
+    /// [`GONE_RECHECK`]). A sync of named folders (`folders`) always looks them up.
+    pub gone_recheck: Duration,
 }
+
+/// A configured folder that a sync finds gone on the server (Graph: 404 on its id and
+/// not found by path; IMAP: not in LIST) is looked up again at the next sync, which
+/// confirms it (the second miss in a row deletes its local messages: mirror), and
+/// after that once per this interval, so a folder recreated under the same name is
+/// picked up again (a new id, synced from scratch) without a failing request every
+/// cycle.
+pub const GONE_RECHECK: Duration = Duration::from_secs(3600);
 
 impl Default for SyncRequest {
     fn default() -> Self {
@@ -71,6 +82,7 @@ impl Default for SyncRequest {
             interval: Duration::from_secs(300),
             cancel: CancellationToken::new(),
             observer: Arc::new(crate::observer::NoopObserver),
+            gone_recheck: GONE_RECHECK,
         }
     }
 }
@@ -82,6 +94,7 @@ impl std::fmt::Debug for SyncRequest {
             .field("since", &self.since)
             .field("lease", &self.lease)
             .field("interval", &self.interval)
+            .field("gone_recheck", &self.gone_recheck)
             .finish_non_exhaustive()
     }
 }
@@ -97,8 +110,14 @@ pub struct FolderReport {
     pub stats: PageStats,
     /// True when the folder was enumerated from scratch (first sync, expired cursor).
     pub reset: bool,
-    /// The folder's error, if it failed.
+    /// The folder's error, if it failed (naming the folder by its path).
     pub error: Option<String>,
+    /// Set when the folder is gone on the server: since when. Not an error: the
+    /// folder was skipped or found missing (see [`GONE_RECHECK`]).
+    pub gone_since: Option<DateTime<Utc>>,
+    /// Messages deleted locally because the folder is confirmed gone (or was
+    /// replaced by a recreated folder of the same name).
+    pub purged: u64,
 }
 
 /// How an account sync ended.
@@ -279,18 +298,49 @@ impl Syncer {
     }
 }
 
-/// The stored folder a reference names, if it was synced before (it has a cursor).
+/// The stored folder a reference names, if it was synced before (it has a cursor) or
+/// found gone: a folder that exists is preferred to a gone one of the same name.
 fn stored_folder<'a>(stored: &'a [FolderRow], r: &FolderRef) -> Option<&'a FolderRow> {
-    stored
-        .iter()
-        .filter(|row| row.cursor.is_some())
-        .find(|row| match r {
-            FolderRef::WellKnown(role) => row.folder.role == Some(*role),
-            FolderRef::Id(id) => row.folder.remote_id == *id,
-            FolderRef::Path(path) => {
-                row.folder.path.to_lowercase() == path.to_string().to_lowercase()
-            }
+    let matching = |row: &&FolderRow| match r {
+        FolderRef::WellKnown(role) => row.folder.role == Some(*role),
+        FolderRef::Id(id) => row.folder.remote_id == *id,
+        FolderRef::Path(path) => row.folder.path.to_lowercase() == path.to_string().to_lowercase(),
+    };
+    let mut rows = stored.iter().filter(matching);
+    rows.clone()
+        .find(|row| row.cursor.is_some() && row.gone_since.is_none())
+        .or_else(|| rows.find(|row| row.gone_since.is_some()))
+}
+
+/// Whether a gone folder is looked up on the server in this sync.
+fn recheck_due(row: &FolderRow, now: DateTime<Utc>, every: Duration) -> bool {
+    // The first miss is confirmed (or not) by the very next sync.
+    row.missed_syncs < 2
+        || row.checked_at.is_none_or(|checked| {
+            now.signed_duration_since(checked)
+                .to_std()
+                .is_ok_and(|waited| waited >= every)
         })
+}
+
+/// The error with the folder named by its path instead of its server id (a Graph id is
+/// ~110 characters; the connector only knew the id).
+fn named(e: ConnectorError, row: &FolderRow) -> ConnectorError {
+    let path = &row.folder.path;
+    let id = &row.folder.remote_id;
+    let mut text = error_chain(&e).replace(&format!("id:{id}"), path);
+    // A bare server id (in a URL, say) too, when it is long enough not to be a word.
+    if id != path && id.len() >= 20 {
+        text = text.replace(id.as_str(), path);
+    }
+    let mut named = ConnectorError::new(e.kind(), text);
+    if let Some(code) = e.code() {
+        named = named.with_code(code);
+    }
+    if let Some(wait) = e.retry_after() {
+        named = named.with_retry_after(wait);
+    }
+    named
 }
 
 fn connector_outcome(e: &ConnectorError) -> Outcome {
@@ -320,6 +370,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     message
+}
+
+/// What looking a stored folder up again found.
+enum Found {
+    /// The folder (under a new id, the old row's messages deleted: how many).
+    Folder(FolderRow, u64),
+    /// Gone: the row as marked, and the messages deleted if this confirmed it.
+    Gone(FolderRow, u64),
+    /// The look-up failed otherwise.
+    Failed(ConnectorError),
 }
 
 enum RunError {
@@ -371,12 +431,22 @@ impl Run<'_> {
         // Folders synced before are taken from the store: a sync with nothing new costs
         // one request per folder (the delta link), not a sign-in check and a folder
         // lookup each time. The first sync of an account connects and resolves.
-        let stored = self.syncer.store.list_folders(self.account.id).await?;
+        let stored = self.drop_removed_folders().await?;
+        let now = Utc::now();
+        let recheck = if self.request.folders.is_some() {
+            Duration::ZERO
+        } else {
+            self.request.gone_recheck
+        };
         let known: Vec<Option<FolderRow>> = refs
             .iter()
             .map(|r| stored_folder(&stored, r).cloned())
             .collect();
-        if known.iter().any(Option::is_none) {
+        let lookups = known.iter().any(|k| match k {
+            None => true,
+            Some(row) => row.gone_since.is_some() && recheck_due(row, now, recheck),
+        });
+        if lookups {
             let connected = connector.connect().await;
             self.persist_refreshed(connector.as_ref()).await?;
             connected?;
@@ -387,11 +457,39 @@ impl Run<'_> {
             if self.request.cancel.is_cancelled() {
                 return Ok(Outcome::Interrupted);
             }
-            let cached = known.is_some();
-            let row = match known {
-                Some(row) => row,
+            let mut purged = 0;
+            let (row, cached) = match known {
+                Some(row) if row.gone_since.is_some() => {
+                    if !recheck_due(&row, now, recheck) {
+                        self.finish_gone(reports, row, 0);
+                        continue;
+                    }
+                    match self
+                        .look_again(connector.as_ref(), &folder_ref, &row)
+                        .await?
+                    {
+                        Found::Folder(new, dropped) => {
+                            purged += dropped;
+                            (new, false)
+                        }
+                        Found::Gone(row, dropped) => {
+                            self.finish_gone(reports, row, dropped);
+                            continue;
+                        }
+                        Found::Failed(e) => {
+                            let e = named(e, &row);
+                            self.syncer
+                                .store
+                                .set_folder_error(row.id, Some(&error_chain(&e)))
+                                .await?;
+                            first_error.get_or_insert(e);
+                            continue;
+                        }
+                    }
+                }
+                Some(row) => (row, true),
                 None => match self.resolve(connector.as_ref(), &folder_ref).await? {
-                    Ok(row) => row,
+                    Ok(row) => (row, false),
                     Err(e) => {
                         first_error.get_or_insert(e);
                         continue;
@@ -404,28 +502,45 @@ impl Run<'_> {
                 stats: PageStats::default(),
                 reset: false,
                 error: None,
+                gone_since: None,
+                purged,
             };
             let mut result = self.sync_folder(connector, &mut report).await;
             // A folder taken from the store may be gone (deleted, recreated): look it up
-            // on the server once and sync what it is now.
+            // on the server once and sync what it is now, or mark it gone.
             if cached
                 && report.pages == 0
                 && matches!(&result, Err(RunError::Connector(e)) if e.is_not_found())
             {
-                tracing::info!(account = %self.account.email, folder = %folder_ref, "stored folder not found on the server, looking it up again");
-                match self.resolve(connector.as_ref(), &folder_ref).await? {
-                    Ok(row) => {
-                        report.folder = row;
+                tracing::info!(account = %self.account.email, folder = %report.folder.folder.path, "stored folder not found on the server, looking it up again");
+                let old = report.folder.clone();
+                match self
+                    .look_again(connector.as_ref(), &folder_ref, &old)
+                    .await?
+                {
+                    Found::Folder(new, dropped) => {
+                        report.folder = new;
+                        report.purged += dropped;
                         result = self.sync_folder(connector, &mut report).await;
                     }
-                    Err(e) => result = Err(RunError::Connector(e)),
+                    Found::Gone(row, dropped) => {
+                        self.finish_gone(reports, row, dropped);
+                        continue;
+                    }
+                    Found::Failed(e) => result = Err(RunError::Connector(e)),
                 }
             }
             let interrupted = matches!(result, Ok(true));
             match result {
                 Ok(_) => {}
                 Err(RunError::Connector(e)) if !e.is_reauth_required() => {
-                    report.error = Some(error_chain(&e));
+                    let e = named(e, &report.folder);
+                    let text = error_chain(&e);
+                    self.syncer
+                        .store
+                        .set_folder_error(report.folder.id, Some(&text))
+                        .await?;
+                    report.error = Some(text);
                     first_error.get_or_insert(e);
                 }
                 Err(e) => {
@@ -445,6 +560,83 @@ impl Run<'_> {
             Some(e) => Err(e.into()),
             None => Ok(Outcome::Synced),
         }
+    }
+
+    /// Deletes the folders the user stopped syncing (with their messages: the local
+    /// copy mirrors what is synced); returns the folders left.
+    async fn drop_removed_folders(&self) -> Result<Vec<FolderRow>, RunError> {
+        let mut stored = self.syncer.store.list_folders(self.account.id).await?;
+        let removed: Vec<i64> = stored
+            .iter()
+            .filter(|f| f.removed_at.is_some())
+            .map(|f| f.id)
+            .collect();
+        if !removed.is_empty() {
+            let messages = self
+                .syncer
+                .store
+                .delete_folders(self.account.id, &removed)
+                .await?;
+            tracing::info!(account = %self.account.email, folders = removed.len(), messages, "dropped the local copies of folders no longer synced");
+            stored.retain(|f| f.removed_at.is_none());
+        }
+        Ok(stored)
+    }
+
+    /// Looks a stored folder up again by the name it was configured with, after its
+    /// id was not found (or it is gone and due for a look-up). A folder found under a
+    /// new id replaces the old row, whose messages are deleted (the old folder is gone:
+    /// 404 on its id); one not found is marked gone (see [`GONE_RECHECK`]).
+    async fn look_again(
+        &mut self,
+        connector: &dyn Connector,
+        folder_ref: &FolderRef,
+        old: &FolderRow,
+    ) -> Result<Found, RunError> {
+        // A reference by id would look up the id that was just not found: use the path.
+        let by_name = match folder_ref {
+            FolderRef::Id(_) => FolderRef::parse(&old.folder.path).unwrap_or(folder_ref.clone()),
+            other => other.clone(),
+        };
+        match self.resolve(connector, &by_name).await? {
+            Ok(row) if row.id == old.id => Ok(Found::Folder(row, 0)),
+            Ok(row) => {
+                let dropped = self
+                    .syncer
+                    .store
+                    .delete_folders(self.account.id, &[old.id])
+                    .await?;
+                tracing::info!(account = %self.account.email, folder = %row.folder.path, dropped, "folder recreated on the server: syncing it afresh");
+                Ok(Found::Folder(row, dropped))
+            }
+            Err(e) if e.is_not_found() => {
+                let (row, purged) = self
+                    .syncer
+                    .store
+                    .mark_folder_gone(old.id, Utc::now())
+                    .await?;
+                tracing::warn!(account = %self.account.email, folder = %row.folder.path, missed = row.missed_syncs, purged, "folder gone on the server");
+                Ok(Found::Gone(row, purged))
+            }
+            Err(e) => Ok(Found::Failed(e)),
+        }
+    }
+
+    /// Reports a gone folder (skipped or just found missing).
+    fn finish_gone(&self, reports: &mut Vec<FolderReport>, row: FolderRow, purged: u64) {
+        let report = FolderReport {
+            gone_since: row.gone_since,
+            folder: row,
+            pages: 0,
+            stats: PageStats::default(),
+            reset: false,
+            error: None,
+            purged,
+        };
+        self.request
+            .observer
+            .folder_finished(&self.account, &report);
+        reports.push(report);
     }
 
     /// Resolves a folder on the server and stores it. The outer error stops the sync

@@ -30,7 +30,7 @@ mod factory;
 mod observer;
 mod worker;
 
-pub use engine::{AccountReport, FolderReport, Lease, Outcome, SyncRequest, Syncer};
+pub use engine::{AccountReport, FolderReport, GONE_RECHECK, Lease, Outcome, SyncRequest, Syncer};
 pub use factory::{ConnectorFactory, DefaultFactory, GMAIL_IMAP_HOST};
 pub use observer::{NoopObserver, SyncObserver};
 pub use worker::{WorkerConfig, WorkerStats};

@@ -30,6 +30,7 @@ pub async fn run(ctx: &Ctx, command: AccountCommand) -> Result<()> {
         AccountCommand::Show(args) => show(ctx, &args.email).await,
         AccountCommand::Remove(args) => remove(ctx, &args.email, args.yes).await,
         AccountCommand::Reauth(args) => reauth(ctx, args).await,
+        AccountCommand::Folders(args) => crate::cmd::synced::run(ctx, args).await,
     }
 }
 
@@ -144,6 +145,11 @@ async fn add_outlook(ctx: &Ctx, args: AddOutlookArgs) -> Result<()> {
     if !args.imap && !args.no_verify {
         verify_mailbox(ctx, &account).await;
     }
+    let account = if args.all_folders {
+        sync_all_folders(ctx, account).await?
+    } else {
+        account
+    };
     report_added(ctx, &account, if args.imap { "imap" } else { "graph" }).await
 }
 
@@ -257,7 +263,45 @@ async fn add_imap(ctx: &Ctx, args: AddImapArgs) -> Result<()> {
         args.folders,
     )
     .await?;
+    let account = if args.all_folders {
+        sync_all_folders(ctx, account).await?
+    } else {
+        account
+    };
     report_added(ctx, &account, "imap").await
+}
+
+/// `--all-folders`: the account syncs every mail folder the server lists now. The
+/// account is kept (with INBOX) when the listing fails: the user can retry with
+/// `mailroom account folders EMAIL add …`.
+async fn sync_all_folders(ctx: &Ctx, account: Account) -> Result<Account> {
+    let folders = crate::cmd::synced::all_mail_folders(ctx, &account)
+        .await
+        .with_context(|| {
+            format!(
+                "stored {} with INBOX only: cannot list its folders for --all-folders (add them with `mailroom account folders {} add …`)",
+                account.email, account.email
+            )
+        })?;
+    let account = ctx
+        .store()
+        .await?
+        .update_account(
+            account.id,
+            AccountUpdate {
+                sync_folders: Some(folders),
+                ..AccountUpdate::default()
+            },
+        )
+        .await?;
+    if !ctx.json() {
+        eprintln!(
+            "  ✔ syncs {} folders: {}",
+            account.sync_folders.len(),
+            clip(&account.sync_folders.join(", "), 200)
+        );
+    }
+    Ok(account)
 }
 
 /// The JSON record of an account (no credentials).
@@ -270,6 +314,21 @@ pub async fn account_json(ctx: &Ctx, a: &Account) -> Result<Value> {
             ..MessageQuery::default()
         })
         .await?;
+    let gone: Vec<Value> = ctx
+        .store()
+        .await?
+        .list_folders(a.id)
+        .await?
+        .iter()
+        .filter(|f| f.gone_since.is_some())
+        .map(|f| {
+            json!({
+                "path": f.folder.path,
+                "gone_since": output::json_time(f.gone_since),
+                "local_copies_deleted": f.missed_syncs >= 2,
+            })
+        })
+        .collect();
     Ok(json!({
         "id": a.id,
         "email": a.email,
@@ -279,7 +338,8 @@ pub async fn account_json(ctx: &Ctx, a: &Account) -> Result<Value> {
         "next_sync_at": output::json_time(a.next_sync_at),
         "last_error": a.last_error,
         "auth_error_code": a.auth_error_code,
-        "sync_folders": a.sync_folders,
+        "sync_folders": crate::cmd::synced::configured(a),
+        "gone_folders": gone,
         "messages": messages,
         "lease_owner": a.lease_owner,
         "created_at": output::json_time(Some(a.created_at)),
@@ -315,10 +375,31 @@ async fn list(ctx: &Ctx) -> Result<()> {
         "KIND",
         "STATUS",
         "LAST SYNC",
+        "FOLDERS",
         "MESSAGES",
         "LAST ERROR",
     ]);
+    let mut gone_notes = Vec::new();
     for a in &accounts {
+        let gone: Vec<String> = store
+            .list_folders(a.id)
+            .await?
+            .into_iter()
+            .filter(|f| f.gone_since.is_some())
+            .map(|f| f.folder.path)
+            .collect();
+        let configured = crate::cmd::synced::configured(a).len();
+        let folders = if gone.is_empty() {
+            configured.to_string()
+        } else {
+            gone_notes.push(format!(
+                "{}: gone on the server: {} — see `mailroom account folders {}`",
+                a.email,
+                gone.join(", "),
+                a.email
+            ));
+            format!("{configured} ({} gone)", gone.len())
+        };
         let messages = store
             .count_messages(&MessageQuery {
                 account_id: Some(a.id),
@@ -331,11 +412,15 @@ async fn list(ctx: &Ctx) -> Result<()> {
             a.status.to_string(),
             a.last_sync_at
                 .map_or_else(|| "never".into(), |t| output::relative(t, now)),
+            folders,
             messages.to_string(),
             clip(&error_text(a), 80),
         ]);
     }
     table.print()?;
+    for note in gone_notes {
+        eprintln!("{note}");
+    }
     for a in accounts
         .iter()
         .filter(|a| a.status == AccountStatus::NeedsReauth)
@@ -397,13 +482,12 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
                 ..MessageQuery::default()
             })
             .await?;
-        folder_values.push(json!({
-            "path": f.folder.path,
-            "role": f.folder.role.map(|r| r.as_str()),
-            "messages": count,
-            "last_synced_at": output::json_time(f.last_synced_at),
-            "cursor": f.cursor.is_some(),
-        }));
+        let mut value = crate::cmd::synced::folder_state_json(None, Some(f), count);
+        value["cursor"] = json!(f.cursor.is_some());
+        if let Some(object) = value.as_object_mut() {
+            object.remove("name");
+        }
+        folder_values.push(value);
     }
     record["credentials"] = credentials;
     record["folders"] = Value::Array(folder_values);
@@ -473,11 +557,16 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
     }
     if !folders.is_empty() {
         println!();
-        let mut table = Table::new(&["FOLDER", "ROLE", "MESSAGES", "LAST SYNCED"]);
+        let mut table = Table::new(&["FOLDER", "ROLE", "STATE", "MESSAGES", "LAST SYNCED"]);
         for f in record["folders"].as_array().into_iter().flatten() {
+            let state = match f["state"].as_str().unwrap_or("") {
+                "gone" => format!("gone since {}", f["gone_since"].as_str().unwrap_or("?")),
+                other => other.to_owned(),
+            };
             table.row(vec![
                 f["path"].as_str().unwrap_or("").to_owned(),
                 f["role"].as_str().unwrap_or("-").to_owned(),
+                state,
                 f["messages"].to_string(),
                 f["last_synced_at"].as_str().unwrap_or("never").to_owned(),
             ]);

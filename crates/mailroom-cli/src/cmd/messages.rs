@@ -129,13 +129,32 @@ async fn list(ctx: &Ctx, args: ListMessagesArgs) -> Result<()> {
         let rows = store.list_folders(account.id).await?;
         let row = match_folder(&rows, name)?.ok_or_else(|| {
             let known: Vec<&str> = rows.iter().map(|r| r.folder.path.as_str()).collect();
+            let configured = crate::cmd::synced::configured(account);
+            let near = crate::cmd::synced::did_you_mean(
+                name,
+                known.iter().copied().chain(configured.iter().map(String::as_str)),
+            );
+            let advice = if configured
+                .iter()
+                .any(|c| crate::cmd::synced::same_folder(c, name))
+            {
+                format!(
+                    "it is configured but not synced yet: run `mailroom sync --account {}`",
+                    account.email
+                )
+            } else {
+                format!(
+                    "to keep it synced, add it with `mailroom account folders {} add {name}`, then `mailroom sync --account {}`",
+                    account.email, account.email
+                )
+            };
             Failure::err(
                 Code::Failure,
                 format!(
-                    "{} has no synced folder {name:?} (synced: {}) — sync it with `mailroom sync --account {} --folder {name}`",
+                    "{} has no synced folder {name:?} (synced: {}){} — {advice}",
                     account.email,
                     if known.is_empty() { "none".into() } else { known.join(", ") },
-                    account.email
+                    crate::cmd::synced::suggestion(&near),
                 ),
             )
         })?;

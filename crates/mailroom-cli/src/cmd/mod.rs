@@ -6,6 +6,7 @@ pub mod folders;
 pub mod key;
 pub mod messages;
 pub mod sync;
+pub mod synced;
 pub mod worker;
 
 use anyhow::Result;

@@ -274,6 +274,8 @@ impl Row {
                             "read_state": f.stats.read_state,
                             "reset": f.reset,
                             "error": f.error,
+                            "gone_since": output::json_time(f.gone_since),
+                            "purged": f.purged,
                         })
                     })
                     .collect();
@@ -316,6 +318,14 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
     }
     let syncer = ctx.syncer().await?;
     let vault = ctx.vault().await?;
+    if !args.folders.is_empty() {
+        for a in accounts
+            .iter()
+            .filter(|a| explicit || a.status == AccountStatus::Active)
+        {
+            named_folders(ctx, a, &args.folders, args.add).await?;
+        }
+    }
 
     let cancel = CancellationToken::new();
     let watcher = {
@@ -429,6 +439,23 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         if let Some(problem) = row.problem() {
             eprintln!("{}: {problem}", row.email);
         }
+        if let RowResult::Report(r) = &row.result {
+            for f in r.folders.iter().filter(|f| f.gone_since.is_some()) {
+                eprintln!(
+                    "{}: folder {} is gone on the server (since {}){}",
+                    row.email,
+                    f.folder.folder.path,
+                    output::opt_time(f.gone_since),
+                    match (f.purged, f.folder.missed_syncs) {
+                        (0, 0 | 1) =>
+                            " — its local copies are deleted if the next sync still misses it"
+                                .to_owned(),
+                        (0, _) => String::new(),
+                        (n, _) => format!(" — its {n} local messages were deleted"),
+                    }
+                );
+            }
+        }
     }
     let code = rows.iter().fold(Code::Success, |c, r| c.worst(r.code()));
     if code == Code::Success {
@@ -450,4 +477,40 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         ),
     };
     Err(Failure::err(code, message))
+}
+
+/// `sync --folder`: every name is checked. A folder the account syncs anyway is fine;
+/// another one is checked on the server ("did you mean" for an unknown name), then
+/// either added to the account's synced folders (`--add`) or announced as a one-off.
+async fn named_folders(ctx: &Ctx, account: &Account, names: &[String], add: bool) -> Result<()> {
+    use crate::cmd::synced;
+    let configured = synced::configured(account);
+    let extra: Vec<String> = names
+        .iter()
+        .filter(|n| !configured.iter().any(|c| synced::same_folder(c, n)))
+        .cloned()
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let checked = synced::check_on_server(ctx, account, &extra).await?;
+    if add {
+        let added = synced::add_to_config(ctx, account, &checked).await?;
+        if !added.is_empty() {
+            eprintln!(
+                "{}: now also syncs {} (the worker keeps it up to date)",
+                account.email,
+                added.join(", ")
+            );
+        }
+    } else {
+        eprintln!(
+            "{}: {} is not among the folders it syncs: synced this once, and the worker will not keep it up to date — add it with `mailroom account folders {} add {}` (or `mailroom sync --folder … --add`)",
+            account.email,
+            checked.join(", "),
+            account.email,
+            checked.join(" ")
+        );
+    }
+    Ok(())
 }

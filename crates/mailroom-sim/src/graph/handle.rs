@@ -123,7 +123,7 @@ impl Mailbox {
         let st = self.store();
         st.folders
             .iter()
-            .filter(|f| f.key != 0)
+            .filter(|f| f.key != 0 && !f.deleted)
             .map(|f| FolderInfo {
                 id: st.folder_id(f.key),
                 display_name: f.display_name.clone(),
@@ -285,6 +285,33 @@ impl Mailbox {
         let key = Self::message_key(&st, id)?;
         st.permanent_delete(key);
         Ok(())
+    }
+
+    /// Deletes a folder (by well-known name, path or id) with its subfolders and
+    /// their messages, for good: its id answers 404 from then on, and its path is free
+    /// for [`create_folder`](Self::create_folder).
+    pub fn delete_folder(&self, folder: &str) -> Result<()> {
+        let mut st = self.store();
+        let k = Self::folder_key(&st, folder)?;
+        if k == 0 || st.folders[k as usize].well_known.is_some() {
+            return Err(Error::UnknownFolder(format!(
+                "{folder} (a well-known folder cannot be deleted)"
+            )));
+        }
+        st.delete_folder(k);
+        Ok(())
+    }
+
+    /// Creates a folder at `path` (`Parent/Child`; the parent must exist, a top-level
+    /// name goes under the root); returns its new Graph id.
+    pub fn create_folder(&self, path: &str) -> Result<String> {
+        let mut st = self.store();
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((parent, name)) => (Self::folder_key(&st, parent)?, name),
+            None => (0, path),
+        };
+        let k = st.create_folder(parent, name);
+        Ok(st.folder_id(k))
     }
 
     /// Marks a message read or unread.

@@ -797,7 +797,7 @@ fn list_folders(
     let matching: Vec<u32> = st
         .folders
         .iter()
-        .filter(|f| f.parent == Some(parent_key) && f.key != 0)
+        .filter(|f| f.parent == Some(parent_key) && f.key != 0 && !f.deleted)
         .filter(|f| {
             name_filter
                 .as_deref()

@@ -37,6 +37,8 @@ pub(crate) struct Folder {
     pub(crate) by_received: BTreeSet<(i64, u32)>,
     pub(crate) changes: BTreeMap<u64, Change>,
     pub(crate) unread: usize,
+    /// Deleted by [`Store::delete_folder`]: its id is not found any more.
+    pub(crate) deleted: bool,
 }
 
 /// Overrides of a message that is not (only) generated.
@@ -141,6 +143,7 @@ impl Store {
                     by_received: BTreeSet::new(),
                     changes: BTreeMap::new(),
                     unread: 0,
+                    deleted: false,
                 })
                 .collect(),
             messages: Vec::with_capacity(spec.messages),
@@ -285,13 +288,13 @@ impl Store {
         if let Some(f) = self
             .folders
             .iter()
-            .find(|f| f.well_known.is_some_and(|w| w.eq_ignore_ascii_case(id)))
+            .find(|f| !f.deleted && f.well_known.is_some_and(|w| w.eq_ignore_ascii_case(id)))
         {
             return Ok(f.key);
         }
         match ids::decode(id) {
             Some((tag, IdKind::Folder(k)))
-                if tag == self.tag && (k as usize) < self.folders.len() =>
+                if tag == self.tag && self.folders.get(k as usize).is_some_and(|f| !f.deleted) =>
             {
                 Ok(k)
             }
@@ -311,14 +314,20 @@ impl Store {
             let f = self
                 .folders
                 .iter()
-                .find(|f| f.parent == Some(parent) && f.display_name.eq_ignore_ascii_case(part))
+                .find(|f| {
+                    !f.deleted
+                        && f.parent == Some(parent)
+                        && f.display_name.eq_ignore_ascii_case(part)
+                })
                 .or_else(|| {
                     // A bare display name anywhere in the tree.
                     (found.is_none() && !name.contains('/'))
                         .then(|| {
-                            self.folders
-                                .iter()
-                                .find(|f| f.key != 0 && f.display_name.eq_ignore_ascii_case(part))
+                            self.folders.iter().find(|f| {
+                                f.key != 0
+                                    && !f.deleted
+                                    && f.display_name.eq_ignore_ascii_case(part)
+                            })
                         })
                         .flatten()
                 })?;
@@ -408,7 +417,7 @@ impl Store {
     pub(crate) fn child_count(&self, key: u32) -> usize {
         self.folders
             .iter()
-            .filter(|f| f.parent == Some(key))
+            .filter(|f| f.parent == Some(key) && !f.deleted)
             .count()
     }
 
@@ -553,6 +562,50 @@ impl Store {
         self.insert(folder, ordinal, role, received, read, Some(custom))
     }
 
+    /// Deletes a folder and its subfolders for good, with their messages (as a
+    /// hard delete from Deleted Items would): their ids are not found any more.
+    pub(crate) fn delete_folder(&mut self, folder: u32) {
+        let mut doomed = vec![folder];
+        let mut i = 0;
+        while i < doomed.len() {
+            let parent = doomed[i];
+            doomed.extend(
+                self.folders
+                    .iter()
+                    .filter(|f| f.parent == Some(parent) && !f.deleted)
+                    .map(|f| f.key),
+            );
+            i += 1;
+        }
+        for key in doomed {
+            let messages: Vec<u32> = self.folders[key as usize]
+                .by_received
+                .iter()
+                .map(|(_, m)| *m)
+                .collect();
+            for m in messages {
+                self.permanent_delete(m);
+            }
+            self.folders[key as usize].deleted = true;
+        }
+    }
+
+    /// Creates a folder (with a new id) under `parent`; returns its key.
+    pub(crate) fn create_folder(&mut self, parent: u32, display_name: &str) -> u32 {
+        let key = self.folders.len() as u32;
+        self.folders.push(Folder {
+            key,
+            display_name: display_name.to_owned(),
+            parent: Some(parent),
+            well_known: None,
+            by_received: BTreeSet::new(),
+            changes: BTreeMap::new(),
+            unread: 0,
+            deleted: false,
+        });
+        key
+    }
+
     pub(crate) fn expire_delta_tokens(&mut self) {
         self.delta_epoch += 1;
     }
@@ -575,6 +628,34 @@ mod tests {
                 Change::Removed { .. } => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_deleted_folder_and_its_children_are_not_found_and_a_recreated_one_has_a_new_id() {
+        let mut s = store(500);
+        let projects = s.resolve_folder_path("Projects").unwrap();
+        let alpha = s.resolve_folder_path("Projects/Alpha").unwrap();
+        let (old_id, in_alpha) = (
+            s.folder_id(alpha),
+            s.folders[alpha as usize].by_received.len(),
+        );
+        assert!(in_alpha > 0);
+        let before = s.all.len();
+        s.delete_folder(projects);
+        assert_eq!(s.resolve_folder(&old_id), Err(Lookup::NotFound));
+        assert_eq!(s.resolve_folder_path("Projects/Alpha"), None);
+        assert_eq!(s.resolve_folder_path("Alpha"), None);
+        assert_eq!(
+            s.child_count(0),
+            11,
+            "Projects is no longer a child of the root"
+        );
+        assert!(s.all.len() <= before - in_alpha, "its messages are gone");
+
+        let again = s.create_folder(0, "Projects");
+        assert_ne!(s.folder_id(again), s.folder_id(projects));
+        assert_eq!(s.resolve_folder_path("Projects"), Some(again));
+        assert_eq!(s.resolve_folder(&s.folder_id(again)), Ok(again));
     }
 
     #[test]

@@ -22,6 +22,17 @@ pub struct Model {
     pub total_count: Option<i64>,
     pub unread_count: Option<i64>,
     pub last_synced_at: Option<DateTimeUtc>,
+    /// When the folder was first found gone on the server; NULL while it exists.
+    pub gone_since: Option<DateTimeUtc>,
+    /// Syncs in a row that found it gone (0 while it exists).
+    pub missed_syncs: i32,
+    /// When a gone folder was last looked up on the server.
+    pub checked_at: Option<DateTimeUtc>,
+    /// The last error of this folder, naming it by path; NULL after a good sync.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    /// When the user stopped syncing it; its rows go at the account's next sync.
+    pub removed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod examples;
+mod folders;
 mod leases;
 mod pages;
 mod queries;

@@ -170,7 +170,7 @@ impl Connector for FakeConnector {
         if let Some((n, kind, code)) = self.script.fail_sync_call
             && n == call
         {
-            return Err(err(kind, code));
+            return Err(err(kind, code).context(format!("cannot sync folder {folder}")));
         }
         if let Some((n, store)) = &self.script.steal_lease_at_call
             && *n == call
