@@ -131,7 +131,7 @@ pub use app::{
 pub use authority::{Authority, DEFAULT_CLOUD, Tenant, check_service_url};
 pub use error::{Error, ErrorKind};
 pub use resource::{OFFLINE_ACCESS, Resource};
-pub use session::TokenSession;
+pub use session::{PersistError, PersistFuture, TokenPersister, TokenSession};
 pub use time::{Clock, Sleep, SystemClock, TokioSleep};
 
 // From `mailroom-core`, so that this crate stands alone: the credentials it reads and
