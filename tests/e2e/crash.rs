@@ -1,6 +1,10 @@
-//! A rotated refresh token is stored before it is used: `mailroom sync` SIGKILLed again
-//! and again shortly after refreshes, against strict rotation (a refresh token redeemed
-//! twice is refused with AADSTS70000), loses no account.
+//! State that must survive a crash is written the moment it exists.
+//!
+//! - A rotated refresh token is stored before it is used: `mailroom sync` SIGKILLed
+//!   again and again shortly after refreshes, against strict rotation (a refresh token
+//!   redeemed twice is refused with AADSTS70000), loses no account.
+//! - A `Retry-After` is kept where the next process sees it: a sync killed while it
+//!   waits one out, then a new sync at once, sends nothing before the deadline.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +13,7 @@ use mailroom_core::{AccountStatus, Credentials};
 use mailroom_sim::{Faults, MailboxSpec, RetryAfter, SimConfig};
 use mailroom_store::SealedCredentials;
 
-use crate::support::{Db, Env, Rng};
+use crate::support::{Db, Env, Rng, check_code};
 
 /// The client takes an access token as expired 5 minutes before its expiry.
 const CLIENT_SKEW: Duration = Duration::from_secs(300);
@@ -145,4 +149,56 @@ async fn sync_killed_fifty_times_just_after_refreshes_loses_no_account() {
         out.stdout,
         out.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_seen_by_a_killed_sync_holds_the_next_process() {
+    const DAVE: &str = "dave@crash.test";
+    let env = Env::start(
+        SimConfig {
+            mailboxes: vec![MailboxSpec::new(DAVE, 20).all_in("inbox")],
+            faults: Faults {
+                retry_after: RetryAfter::Seconds(3),
+                ..Faults::none()
+            },
+            ..SimConfig::default()
+        },
+        Db::Sqlite,
+    )
+    .await;
+    env.add_outlook_direct(&[DAVE.to_owned()], false).await;
+    env.sim.script_faults(DAVE, &[429]).unwrap();
+    let mut proc = env.spawn(&["--json", "-vv", "sync"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.sim.counters().throttled.get(DAVE).copied().unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline && proc.is_running(),
+            "no 429 was answered:\n{}",
+            proc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Killed while it waits out the Retry-After: 3.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(proc.sigkill(), "the first sync was still waiting");
+    let started = Instant::now();
+    let out = env.run(&["--json", "sync"]);
+    check_code(&out, 0, "the sync after the killed one");
+    let counters = env.sim.counters();
+    eprintln!(
+        "e2e: retry-after across processes: {} violations, the next sync took {:?}",
+        counters.retry_after_violations_total,
+        started.elapsed()
+    );
+    assert_eq!(
+        counters.retry_after_violations(DAVE),
+        0,
+        "the next process sent before the deadline"
+    );
+    assert!(
+        out.stderr.contains("Retry-After"),
+        "the wait is said: {}",
+        out.stderr
+    );
+    assert_eq!(out.json()[0]["upserted"], 20, "{}", out.stdout);
 }
