@@ -32,13 +32,14 @@ async fn expire_stored_tokens(env: &Env, emails: &[String]) {
     for email in emails {
         let account = env.account(email).await;
         let Ok(Credentials::OAuth(mut oauth)) =
-            vault.decrypt_credentials(account.credentials.as_str())
+            vault.decrypt_json::<Credentials>(account.credentials.as_str())
         else {
             panic!("{email} has no oauth credentials");
         };
         oauth.expiry = Some(Utc::now() - chrono::Duration::seconds(1));
-        let sealed = SealedCredentials::new(vault.encrypt_credentials(&Credentials::OAuth(oauth)))
-            .expect("sealed credentials");
+        let sealed =
+            SealedCredentials::new(vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()))
+                .expect("sealed credentials");
         store
             .update_credentials(account.id, &sealed)
             .await

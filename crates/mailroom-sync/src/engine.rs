@@ -403,7 +403,8 @@ impl AccountSink {
     }
 
     async fn store(&self, credentials: &Credentials) -> Result<()> {
-        let sealed = SealedCredentials::new(self.syncer.vault.encrypt_credentials(credentials))?;
+        let sealed =
+            SealedCredentials::new(self.syncer.vault.encrypt(credentials.to_json().as_bytes()))?;
         match &self.lease {
             Some(lease) => {
                 let until = Utc::now() + chrono::Duration::from_std(lease.ttl).unwrap_or_default();
