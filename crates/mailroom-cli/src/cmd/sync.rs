@@ -242,7 +242,7 @@ impl Row {
                 said("needs re-authentication", Some(&reauth))
             }
             RowResult::Skipped(_) => None,
-            RowResult::Error(e) => Some(format!("{e:#}")),
+            RowResult::Error(e) => Some(output::error_text(e)),
         }
     }
 

@@ -6,5 +6,6 @@
 
 mod failures;
 mod flow;
+mod hardening;
 mod keys;
 mod support;
