@@ -7,7 +7,7 @@
 //!   simulator; an idle sync costs one Graph request per folder.
 //! - `no_loss`: 300 messages (and changes) between two syncs; a sync SIGKILLed at
 //!   random points 20 times, with mail changing in between, ends equal to the server.
-//! - `crash`: `mailroom sync` SIGKILLed 50 times 25–150 ms after refreshes,
+//! - `crash`: `mailroom sync` SIGKILLed 50 times 100–250 ms after refreshes,
 //!   under strict rotation and Retry-After faults, loses no account (every rotated
 //!   refresh token was stored before use).
 //! - `tokens`: strict refresh token rotation across three expiries; a revoked grant
