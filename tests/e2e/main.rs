@@ -7,6 +7,9 @@
 //!   simulator; an idle sync costs one Graph request per folder.
 //! - `no_loss`: 300 messages (and changes) between two syncs; a sync SIGKILLed at
 //!   random points 20 times, with mail changing in between, ends equal to the server.
+//! - `crash`: `mailroom sync` SIGKILLed 50 times 100–250 ms after refreshes,
+//!   under strict rotation and Retry-After faults, loses no account (every rotated
+//!   refresh token was stored before use).
 //! - `tokens`: strict refresh token rotation across three expiries; a revoked grant
 //!   stops one account of three and only that one.
 //! - `scale_out`: 200 accounts, three worker processes on one PostgreSQL schema; a
@@ -17,6 +20,7 @@
 //! Every test ends by checking that no token, refresh token, device code or key
 //! appears in anything the binary printed (`support::Env`'s drop).
 
+mod crash;
 mod full_flow;
 mod imap;
 mod no_loss;

@@ -248,6 +248,10 @@ pub struct AddOutlookArgs {
     /// Do not check the signed-in mailbox with Graph /me
     #[arg(long)]
     pub no_verify: bool,
+    /// Store the account even when the user who signed in is not --email (their
+    /// mailbox is then synced under --email)
+    #[arg(long)]
+    pub allow_other_user: bool,
     #[command(flatten)]
     pub sign_in: SignInArgs,
 }

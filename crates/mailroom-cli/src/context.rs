@@ -53,6 +53,9 @@ pub struct Ctx {
     pub database_url: String,
     /// The key file in use when no `--key` is given.
     pub key_file: Option<PathBuf>,
+    /// The database is the default file in the user's data directory (whose
+    /// directory is created, 0700, when missing).
+    default_database: bool,
     http: reqwest::Client,
     store: OnceCell<Store>,
     vault: OnceCell<(Arc<Vault>, KeyOrigin)>,
@@ -71,11 +74,11 @@ fn data_dir() -> Result<PathBuf> {
 impl Ctx {
     /// Resolves the configuration. Nothing is opened or created yet.
     pub fn new(global: Global) -> Result<Ctx> {
-        let database_url = match &global.database_url {
-            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
+        let (database_url, default_database) = match &global.database_url {
+            Some(url) if !url.trim().is_empty() => (url.trim().to_owned(), false),
             _ => {
                 let path = data_dir()?.join("mailroom.sqlite");
-                format!("sqlite://{}?mode=rwc", path.display())
+                (format!("sqlite://{}?mode=rwc", path.display()), true)
             }
         };
         let key_file = match (&global.key, &global.key_file) {
@@ -95,6 +98,7 @@ impl Ctx {
             global,
             database_url,
             key_file,
+            default_database,
             http,
             store: OnceCell::new(),
             vault: OnceCell::new(),
@@ -123,9 +127,20 @@ impl Ctx {
                 if let Some(path) = sqlite_path(&self.database_url)
                     && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
                 {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("cannot create the database directory {}", dir.display())
-                    })?;
+                    if self.default_database {
+                        create_private_dir(dir).with_context(|| {
+                            format!("cannot create the data directory {}", dir.display())
+                        })?;
+                    } else if !dir.is_dir() {
+                        return Err(Failure::err(
+                            Code::Failure,
+                            format!(
+                                "cannot open the database {}: the directory {} does not exist — create it, or leave MAILROOM_DATABASE_URL / --database-url unset to use the default location",
+                                self.database_display(),
+                                dir.display()
+                            ),
+                        ));
+                    }
                 }
                 Store::connect(&self.database_url).await.with_context(|| {
                     format!(
@@ -383,6 +398,23 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(path))
+}
+
+/// Creates the data directory, mode 0700 (it holds mail and keys), and its parents
+/// (with the usual mode). An existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
 }
 
 /// Creates a key file with a new key, and says so.

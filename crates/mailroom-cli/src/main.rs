@@ -74,18 +74,7 @@ fn init_logs(verbose: u8) {
 
 /// The error and its causes in plain words, each said once.
 fn describe(err: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
-        }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
-    }
-    message
+    output::error_text(err)
 }
 
 async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -102,7 +91,36 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// True when the error is stdout (or stderr) closed by the reader (`| head`).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A reader that closes the pipe early (`mailroom messages list | head -1`) has all it
+/// wanted: `println!` panics on a closed stdout, and that ends the output quietly, with
+/// exit 0, like a write error that says so.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     // Usage errors exit with 2 (clap's default), before anything else happens.
     let cli = Cli::parse();
     init_logs(cli.global.verbose);
@@ -125,6 +143,7 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => Code::Success.into(),
+        Err(e) if is_broken_pipe(&e) => Code::Success.into(),
         Err(e) => {
             eprintln!("mailroom: error: {}", describe(&e));
             code_of(&e).into()

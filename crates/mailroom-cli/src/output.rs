@@ -145,3 +145,95 @@ pub fn json_time(t: Option<DateTime<Utc>>) -> serde_json::Value {
         serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     })
 }
+
+/// The error and its causes in plain words, each said once (what the CLI prints
+/// instead of anyhow's `{:#}`).
+///
+/// Causes often repeat their source in their own text ("cannot record sync: database
+/// is locked" over "database is locked"), and the layers of a database driver repeat
+/// the same cause under different prefixes: a cause already said is skipped, and of
+/// the others only the parts (between ": ") not said yet are added.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        for part in text.split(": ").filter(|p| !p.trim().is_empty()) {
+            if part.len() >= 8 && message.contains(part) {
+                continue;
+            }
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(part);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text as describe;
+
+    #[derive(Debug)]
+    struct Chain(&'static str, Option<Box<Chain>>);
+
+    impl std::fmt::Display for Chain {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Chain {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
+    fn check(chain: Chain, expected: &str) {
+        assert_eq!(describe(&anyhow::Error::new(chain)), expected);
+    }
+
+    #[test]
+    fn every_cause_is_said_once() {
+        let locked = "error returned from database: (code: 5) database is locked";
+        check(
+            Chain(
+                "cannot record sync of account 1: Execution Error: error returned from database: (code: 5) database is locked",
+                Some(Box::new(Chain(
+                    "Execution Error: error returned from database: (code: 5) database is locked",
+                    Some(Box::new(Chain(
+                        locked,
+                        Some(Box::new(Chain("(code: 5) database is locked", None))),
+                    ))),
+                ))),
+            ),
+            "cannot record sync of account 1: Execution Error: error returned from database: (code: 5) database is locked",
+        );
+        // A source not quoted by its parent is added; a repeated one is not.
+        check(
+            Chain(
+                "cannot sync alice@example.com",
+                Some(Box::new(Chain(
+                    "cannot open the database: database is locked",
+                    Some(Box::new(Chain("database is locked", None))),
+                ))),
+            ),
+            "cannot sync alice@example.com: cannot open the database: database is locked",
+        );
+        check(Chain("plain", None), "plain");
+        // The driver's prefix repeated by a cause that adds one: said once.
+        check(
+            Chain(
+                "cannot store folders: Execution Error: (code: 5) database is locked",
+                Some(Box::new(Chain(
+                    "pool: Execution Error: (code: 5) database is locked — retry later",
+                    None,
+                ))),
+            ),
+            "cannot store folders: Execution Error: (code: 5) database is locked: pool: (code: 5) database is locked — retry later",
+        );
+    }
+}

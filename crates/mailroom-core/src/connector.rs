@@ -141,11 +141,14 @@ pub struct SyncPage {
 /// (`ImapConnector`). All methods take `&self`: a connector is shared behind an `Arc`
 /// and used concurrently; implementations bound their own concurrency.
 ///
-/// Tokens may be refreshed during any call; [`take_refreshed_credentials`] hands the
-/// new credential set back so the caller persists it (encrypted) right away, even if
-/// a later call fails.
+/// Tokens may be refreshed during any call. A caller that installed a [`StateSink`]
+/// ([`set_state_sink`]) gets the new credential set in the sink the moment the token
+/// answer is parsed, before the new token is used; otherwise
+/// [`take_refreshed_credentials`] hands it back after the call so the caller persists
+/// it (encrypted) right away, even if a later call fails.
 ///
 /// [`take_refreshed_credentials`]: Connector::take_refreshed_credentials
+/// [`set_state_sink`]: Connector::set_state_sink
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -208,12 +211,38 @@ pub trait Connector: Send + Sync {
         self.sync_folder(folder, None).await
     }
 
-    /// The credentials as refreshed since the last call, if a refresh happened.
+    /// The credentials as refreshed since the last call, if a refresh happened (and
+    /// no [`StateSink`] stored them).
     fn take_refreshed_credentials(&self) -> Option<Credentials>;
+
+    /// Hands state that must outlive the process to `sink` as soon as it exists:
+    /// refreshed credentials (before the new token is used) and throttling
+    /// deadlines. Applies to every later call (and to clones of the connector).
+    /// The default ignores the sink: such a connector has nothing of the kind.
+    fn set_state_sink(&self, sink: std::sync::Arc<dyn StateSink>) {
+        let _ = sink;
+    }
 
     /// Closes connections. Calls after this fail or reconnect, as the implementation
     /// documents.
     async fn disconnect(&self) -> Result<(), ConnectorError>;
+}
+
+/// Where a connector puts state that must survive a crash, the moment it exists
+/// (see [`Connector::set_state_sink`]).
+#[async_trait]
+pub trait StateSink: Send + Sync {
+    /// A refresh rotated the tokens: store `credentials` (the complete set) durably.
+    /// Awaited before the new token is used; an error fails the call that needed the
+    /// token (the connector keeps the credentials and offers them again first thing
+    /// on its next call).
+    async fn credentials_refreshed(&self, credentials: Credentials) -> Result<(), ConnectorError>;
+
+    /// The server asked to wait (`Retry-After`) before the next request to this
+    /// mailbox, until `until`. The default does nothing.
+    async fn throttled(&self, until: DateTime<Utc>) {
+        let _ = until;
+    }
 }
 
 /// Fetches messages page by page until `query.limit` or the end of the folder.

@@ -43,7 +43,7 @@ pub use account::{AccountKind, AccountStatus, UnknownName};
 pub use connector::MockConnector;
 pub use connector::{
     AccountInfo, Change, Connector, DeleteMode, FetchQuery, MessagePage, PageToken, Protocol,
-    SyncCursor, SyncPage, fetch_all,
+    StateSink, SyncCursor, SyncPage, fetch_all,
 };
 pub use credentials::{
     Credentials, DEFAULT_IMAP_PORT, DEFAULT_TENANT, EXPIRY_SKEW, ImapAuth, ImapCredentials,

@@ -194,7 +194,7 @@ impl GraphConnector {
                 );
                 if let Some(w) = wait {
                     // Items' Retry-After holds the whole mailbox, like a request's.
-                    t.gate.block_for(w);
+                    t.throttle(w).await;
                     waited = true;
                 }
             }

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use mailroom_core::{
     AccountInfo, Attachment, Connector, ConnectorError, Credentials, DeleteMode, ErrorKind,
     FetchQuery, Folder, FolderPath, FolderRef, Message, MessagePage, OAuthCredentials, PageToken,
-    Protocol, SyncCursor, SyncPage, WellKnownFolder,
+    Protocol, StateSink, SyncCursor, SyncPage, WellKnownFolder,
 };
-use mailroom_oauth::{ClientApplication, Resource, TokenSession};
+use mailroom_oauth::{ClientApplication, PersistFuture, Resource, TokenPersister, TokenSession};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -35,6 +35,20 @@ pub(crate) const PREFER_IMMUTABLE: &str = "IdType=\"ImmutableId\"";
 
 /// A Microsoft Graph v1.0 mail connection for one mailbox.
 ///
+/// Stores a Graph session's refreshed credentials through a [`StateSink`].
+struct SinkPersister(Arc<dyn StateSink>);
+
+impl TokenPersister for SinkPersister {
+    fn persist(&self, credentials: OAuthCredentials) -> PersistFuture {
+        let sink = Arc::clone(&self.0);
+        Box::pin(async move {
+            sink.credentials_refreshed(Credentials::OAuth(credentials))
+                .await
+                .map_err(Into::into)
+        })
+    }
+}
+
 /// Cheap to clone (clones share the connection pool, the token session and the
 /// mailbox's request slots) and safe to use from many tasks at once: at most
 /// `max_in_flight` (default 4) requests run at a time for the mailbox, whatever the
@@ -700,6 +714,15 @@ impl Connector for GraphConnector {
             .session
             .take_refreshed()
             .map(Credentials::OAuth)
+    }
+
+    /// Refreshed tokens go to `sink` before they are used; every `Retry-After` too.
+    fn set_state_sink(&self, sink: Arc<dyn StateSink>) {
+        self.inner
+            .t
+            .session
+            .set_persister(Arc::new(SinkPersister(Arc::clone(&sink))));
+        self.inner.t.set_sink(sink);
     }
 
     /// Nothing to close: Graph is stateless HTTP and idle pooled connections close

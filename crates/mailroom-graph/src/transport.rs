@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use mailroom_core::{ConnectorError, ErrorKind};
+use mailroom_core::{ConnectorError, ErrorKind, StateSink};
 use mailroom_oauth::{Sleep, TokenSession};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -181,6 +181,8 @@ pub(crate) struct Transport {
     pub sleep: Arc<dyn Sleep>,
     pub timeout: Duration,
     hasher: RandomState,
+    /// Told about every `Retry-After` (set by `Connector::set_state_sink`).
+    sink: Mutex<Option<Arc<dyn StateSink>>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -213,6 +215,27 @@ impl Transport {
             sleep,
             timeout,
             hasher: RandomState::new(),
+            sink: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_sink(&self, sink: Arc<dyn StateSink>) {
+        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    /// The server said `Retry-After: wait`: holds every request of the mailbox in this
+    /// process, and tells the sink (so the next process holds them too) before anyone
+    /// waits.
+    pub(crate) async fn throttle(&self, wait: Duration) {
+        self.gate.block_for(wait);
+        let sink = self
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(sink) = sink {
+            let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            sink.throttled(until).await;
         }
     }
 
@@ -365,7 +388,7 @@ impl Transport {
             {
                 // Everyone of this mailbox waits, not just this request; set before
                 // the permit goes, so whoever takes it sees the deadline.
-                self.gate.block_for(wait);
+                self.throttle(wait).await;
             }
             let body = response.bytes().await.unwrap_or_default();
             drop(permit);

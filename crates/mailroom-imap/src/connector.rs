@@ -2,16 +2,17 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailroom_core::{
     AccountInfo, Connector, ConnectorError, Credentials, DeleteMode, ErrorKind, FetchQuery, Folder,
-    FolderRef, ImapAuth, ImapCredentials, ImapTls, Message, MessagePage, PageToken, Password,
-    Protocol, SyncCursor, SyncPage, WellKnownFolder,
+    FolderRef, ImapAuth, ImapCredentials, ImapTls, Message, MessagePage, OAuthCredentials,
+    PageToken, Password, Protocol, StateSink, SyncCursor, SyncPage, WellKnownFolder,
 };
-use mailroom_oauth::{ClientApplication, Resource, TokenSession};
+use mailroom_oauth::{ClientApplication, PersistFuture, Resource, TokenPersister, TokenSession};
 use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
 
@@ -166,6 +167,26 @@ macro_rules! with_conn {
             }
         }
     }};
+}
+
+/// Stores refreshed XOAUTH2 tokens, as the account's complete IMAP credentials,
+/// through a [`StateSink`].
+struct SinkPersister {
+    sink: Arc<dyn StateSink>,
+    credentials: ImapCredentials,
+}
+
+impl TokenPersister for SinkPersister {
+    fn persist(&self, oauth: OAuthCredentials) -> PersistFuture {
+        let sink = Arc::clone(&self.sink);
+        let mut credentials = self.credentials.clone();
+        credentials.auth = ImapAuth::OAuth(oauth);
+        Box::pin(async move {
+            sink.credentials_refreshed(Credentials::Imap(credentials))
+                .await
+                .map_err(Into::into)
+        })
+    }
 }
 
 impl ImapConnector {
@@ -815,6 +836,17 @@ impl Connector for ImapConnector {
         let mut credentials = self.credentials.clone();
         credentials.auth = ImapAuth::OAuth(oauth);
         Some(Credentials::Imap(credentials))
+    }
+
+    /// XOAUTH2 tokens go to `sink` as complete IMAP credentials before they are used.
+    /// (IMAP has no `Retry-After`.)
+    fn set_state_sink(&self, sink: Arc<dyn StateSink>) {
+        if let Login::OAuth(session) = &self.login {
+            session.set_persister(Arc::new(SinkPersister {
+                sink,
+                credentials: self.credentials.clone(),
+            }));
+        }
     }
 
     async fn disconnect(&self) -> Result<(), ConnectorError> {

@@ -13,8 +13,10 @@
 //! - [`acquire_token_by_refresh_token`]: the refresh token grant; the answer carries the
 //!   rotated refresh token, which always replaces the old one.
 //! - [`TokenSession`]: one account's token for one [`Resource`] (Graph or Outlook
-//!   IMAP), cached by the 5-minute rule, refreshed single-flight, with the new
-//!   credentials to persist ([`TokenSession::take_refreshed`]).
+//!   IMAP), cached by the 5-minute rule, refreshed single-flight. The new
+//!   credentials are stored by a [`TokenPersister`] before the new token is used
+//!   ([`TokenSession::set_persister`]: a crash cannot lose a rotated refresh
+//!   token), or handed to the caller afterwards ([`TokenSession::take_refreshed`]).
 //! - [`Error`] with [`ErrorKind`] (`ReauthRequired`, `InvalidConfig`, `Transient`, …),
 //!   the AADSTS code, Microsoft's description and the raw error body; it converts
 //!   into [`ConnectorError`].
@@ -131,7 +133,7 @@ pub use app::{
 pub use authority::{Authority, DEFAULT_CLOUD, Tenant, check_service_url};
 pub use error::{Error, ErrorKind};
 pub use resource::{OFFLINE_ACCESS, Resource};
-pub use session::TokenSession;
+pub use session::{PersistError, PersistFuture, TokenPersister, TokenSession};
 pub use time::{Clock, Sleep, SystemClock, TokioSleep};
 
 // From `mailroom-core`, so that this crate stands alone: the credentials it reads and

@@ -1,6 +1,8 @@
 //! One account's tokens for one resource: cached, refreshed once for everyone.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use futures_util::FutureExt;
@@ -12,6 +14,52 @@ use crate::error::{Error, ErrorKind};
 use crate::resource::Resource;
 
 type SharedRefresh = Shared<BoxFuture<'static, Result<AccessToken>>>;
+
+/// The error a [`TokenPersister`] reports.
+pub type PersistError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What [`TokenPersister::persist`] returns.
+pub type PersistFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<(), PersistError>> + Send>>;
+
+/// Stores a [`TokenSession`]'s credentials the moment a refresh changed them.
+///
+/// With a refresh token that rotates, the old refresh token is spent as soon as the
+/// identity platform answered: a process that dies before the new one is stored has
+/// lost the account. A session with a persister awaits
+/// [`persist`](Self::persist) right after the token response is parsed and before the
+/// new access token is handed to anyone; if it fails, the caller gets an error (the
+/// request does not go out with an unpersisted rotation), the new credentials stay in
+/// memory, and the next call tries to store them again before doing anything else.
+///
+/// Set it with [`TokenSession::set_persister`]. Without one, call
+/// [`TokenSession::take_refreshed`] after each use and store what it returns.
+pub trait TokenPersister: Send + Sync {
+    /// Stores `credentials` (the complete set: the rotated refresh token, the new
+    /// access token and expiry, unknown fields kept) durably.
+    fn persist(&self, credentials: OAuthCredentials) -> PersistFuture;
+}
+
+/// A persister's error as an error source.
+struct PersistFailed(PersistError);
+
+impl fmt::Debug for PersistFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for PersistFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for PersistFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// The access token of one account for one [`Resource`], kept fresh.
 ///
@@ -25,9 +73,13 @@ type SharedRefresh = Shared<BoxFuture<'static, Result<AccessToken>>>;
 ///   is made and all of them get its result (or its error).
 /// - [`refresh_after_unauthorized`](Self::refresh_after_unauthorized) handles an
 ///   HTTP 401: it refreshes unless another caller already replaced the rejected token.
-/// - After a refresh, [`take_refreshed`](Self::take_refreshed) gives the new
-///   credential set to persist: the rotated refresh token replaces the old one, and
-///   unknown `extra` fields are kept.
+/// - With a [`TokenPersister`] ([`set_persister`](Self::set_persister)), the new
+///   credential set is stored right after each refresh, before the new access token
+///   is returned; a failure to store it is an error of the call (kind
+///   [`ErrorKind::Transient`]) and the next call stores it first.
+/// - Without one, [`take_refreshed`](Self::take_refreshed) gives the new credential
+///   set to persist after a refresh: the rotated refresh token replaces the old one,
+///   and unknown `extra` fields are kept.
 /// - After a refresh failed with [`ErrorKind::ReauthRequired`], the session
 ///   remembers it and returns that error again without another token request.
 ///
@@ -47,8 +99,12 @@ struct State {
     credentials: OAuthCredentials,
     /// The refresh in progress, shared by every caller waiting for it.
     in_flight: Option<SharedRefresh>,
-    /// Set by a refresh, cleared by `take_refreshed`.
+    /// Set by a refresh, cleared by `take_refreshed` or a successful persist.
     refreshed: bool,
+    /// Stores the credentials right after a refresh.
+    persister: Option<Arc<dyn TokenPersister>>,
+    /// A refresh changed the credentials and the persister has not stored them yet.
+    unpersisted: bool,
     /// A terminal error (re-auth required) for the current refresh token.
     dead: Option<Error>,
 }
@@ -63,6 +119,8 @@ impl fmt::Debug for TokenSession {
             .field("expiry", &st.credentials.expiry)
             .field("refreshing", &st.in_flight.is_some())
             .field("refreshed", &st.refreshed)
+            .field("persister", &st.persister.is_some())
+            .field("unpersisted", &st.unpersisted)
             .field("reauth_required", &st.dead.is_some())
             .finish_non_exhaustive()
     }
@@ -100,10 +158,19 @@ impl TokenSession {
                     credentials,
                     in_flight: None,
                     refreshed: false,
+                    persister: None,
+                    unpersisted: false,
                     dead: None,
                 }),
             }),
         }
+    }
+
+    /// Stores the credentials through `persister` the moment a refresh changed them,
+    /// before the new access token is used (see [`TokenPersister`]). Applies to every
+    /// clone of this session; replaces an earlier persister.
+    pub fn set_persister(&self, persister: Arc<dyn TokenPersister>) {
+        self.inner.lock().persister = Some(persister);
     }
 
     /// The resource this session's tokens are for.
@@ -117,7 +184,9 @@ impl TokenSession {
     pub async fn access_token(&self) -> Result<AccessToken> {
         let refresh = {
             let mut st = self.inner.lock();
-            if let Some(token) = self.usable_token(&st) {
+            if !st.unpersisted
+                && let Some(token) = self.usable_token(&st)
+            {
                 return Ok(token);
             }
             self.join_or_start(&mut st)?
@@ -136,7 +205,10 @@ impl TokenSession {
                 .token
                 .as_ref()
                 .is_some_and(|t| t.secret() != rejected.secret());
-            if replaced && let Some(token) = self.usable_token(&st) {
+            if replaced
+                && !st.unpersisted
+                && let Some(token) = self.usable_token(&st)
+            {
                 return Ok(token);
             }
             self.join_or_start(&mut st)?
@@ -145,7 +217,8 @@ impl TokenSession {
     }
 
     /// The new credential set after a refresh (once per refresh; `None` if nothing
-    /// changed since the last call). Persist it: the old refresh token is spent.
+    /// changed since the last call, or the [`TokenPersister`] stored it). Persist it:
+    /// the old refresh token is spent.
     pub fn take_refreshed(&self) -> Option<OAuthCredentials> {
         let mut st = self.inner.lock();
         std::mem::take(&mut st.refreshed).then(|| st.credentials.clone())
@@ -165,14 +238,26 @@ impl TokenSession {
         creds.valid_token(self.inner.refresher.now()).cloned()
     }
 
-    /// The refresh in flight, or a new one. Called with the state locked, so two
-    /// callers can never both start one.
+    /// The refresh (or the storing of its result) in flight, or a new one. Called
+    /// with the state locked, so two callers can never both start one.
     fn join_or_start(&self, st: &mut State) -> Result<SharedRefresh> {
         if let Some(refresh) = &st.in_flight {
             return Ok(refresh.clone());
         }
         if let Some(err) = &st.dead {
             return Err(err.clone());
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        if st.unpersisted
+            && let (Some(persister), Some(token)) =
+                (st.persister.clone(), st.credentials.token.clone())
+        {
+            // An earlier refresh could not be stored: store it before anything else.
+            let work = persist(weak, persister, st.credentials.clone(), token)
+                .boxed()
+                .shared();
+            st.in_flight = Some(work.clone());
+            return Ok(work);
         }
         let Some(refresh_token) = st.credentials.refresh_token.clone() else {
             return Err(Error::new(
@@ -191,33 +276,75 @@ impl TokenSession {
             resource.scopes()
         };
         let request = self.inner.refresher.refresh(refresh_token, scopes);
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let refresh = async move {
             let outcome = request.await;
             let Some(inner) = weak.upgrade() else {
                 return outcome.map(|r| r.access_token().clone());
             };
-            let mut st = inner.lock();
-            st.in_flight = None;
-            match outcome {
-                Ok(result) => {
-                    let token = result.access_token().clone();
-                    result.apply_to(&mut st.credentials);
-                    st.refreshed = true;
-                    Ok(token)
-                }
-                Err(err) => {
-                    if err.is_reauth_required() {
-                        st.dead = Some(err.clone());
+            let (persister, credentials, token) = {
+                let mut st = inner.lock();
+                match outcome {
+                    Ok(result) => {
+                        let token = result.access_token().clone();
+                        result.apply_to(&mut st.credentials);
+                        st.refreshed = true;
+                        let Some(persister) = st.persister.clone() else {
+                            st.in_flight = None;
+                            return Ok(token);
+                        };
+                        st.unpersisted = true;
+                        (persister, st.credentials.clone(), token)
                     }
-                    Err(err)
+                    Err(err) => {
+                        st.in_flight = None;
+                        if err.is_reauth_required() {
+                            st.dead = Some(err.clone());
+                        }
+                        return Err(err);
+                    }
                 }
-            }
+            };
+            drop(inner);
+            persist(weak, persister, credentials, token).await
         }
         .boxed()
         .shared();
         st.in_flight = Some(refresh.clone());
         Ok(refresh)
+    }
+}
+
+/// Stores refreshed credentials through the persister; hands out `token` only once
+/// they are stored. Ends the session's work in flight.
+async fn persist(
+    weak: Weak<Inner>,
+    persister: Arc<dyn TokenPersister>,
+    credentials: OAuthCredentials,
+    token: AccessToken,
+) -> Result<AccessToken> {
+    let client_id = credentials.client_id.clone();
+    let stored = persister.persist(credentials).await;
+    let failed = |e: PersistError| {
+        Error::new(
+            ErrorKind::Transient,
+            format!(
+                "cannot store the refreshed credentials of client {client_id}; they are kept in memory and stored before the next request"
+            ),
+        )
+        .with_source(PersistFailed(e))
+    };
+    let Some(inner) = weak.upgrade() else {
+        return stored.map(|()| token).map_err(failed);
+    };
+    let mut st = inner.lock();
+    st.in_flight = None;
+    match stored {
+        Ok(()) => {
+            st.unpersisted = false;
+            st.refreshed = false;
+            Ok(token)
+        }
+        Err(e) => Err(failed(e)),
     }
 }
 
@@ -502,6 +629,102 @@ mod tests {
         // The next caller joins the same refresh.
         assert_eq!(s.access_token().await.unwrap().secret(), "at-1");
         assert_eq!(fake.calls(), 1);
+    }
+
+    /// Records what it stored, and when (which refresh count the fake had reached);
+    /// fails while `fail` is set.
+    struct Recorder {
+        fake: Arc<Fake>,
+        stored: Mutex<Vec<(String, u32)>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl TokenPersister for Recorder {
+        fn persist(&self, credentials: OAuthCredentials) -> PersistFuture {
+            let rt = credentials.refresh_token.unwrap().secret().to_owned();
+            let fail = self.fail.load(Ordering::SeqCst);
+            if !fail {
+                self.stored.lock().unwrap().push((rt, self.fake.calls()));
+            }
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if fail {
+                    return Err("the database is gone".into());
+                }
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_persister_stores_the_rotation_before_the_token_is_handed_out() {
+        let fake = Fake::new();
+        let s = TokenSession::with_refresher(fake.clone(), graph_creds(t0()), Resource::Graph);
+        let rec = Arc::new(Recorder {
+            fake: fake.clone(),
+            stored: Mutex::new(Vec::new()),
+            fail: false.into(),
+        });
+        s.set_persister(rec.clone());
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.access_token().await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().secret(), "at-1");
+        }
+        assert_eq!(*rec.stored.lock().unwrap(), [("rt-1".to_owned(), 1)]);
+        assert!(s.take_refreshed().is_none(), "already stored");
+
+        // Storing fails: no token is handed out, the rotation stays in memory.
+        rec.fail.store(true, Ordering::SeqCst);
+        fake.advance(TimeDelta::hours(2));
+        let err = s.access_token().await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("cannot store the refreshed credentials of client app"),
+            "{err}"
+        );
+        assert_eq!(fake.calls(), 2);
+        assert_eq!(s.credentials().refresh_token.unwrap().secret(), "rt-2");
+        // The next call stores it first, without another refresh.
+        rec.fail.store(false, Ordering::SeqCst);
+        assert_eq!(s.access_token().await.unwrap().secret(), "at-2");
+        assert_eq!(fake.calls(), 2);
+        assert_eq!(
+            rec.stored.lock().unwrap().last().unwrap(),
+            &("rt-2".to_owned(), 2)
+        );
+        assert_eq!(s.access_token().await.unwrap().secret(), "at-2");
+        assert_eq!(rec.stored.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_store_blocks_a_401_refresh_too() {
+        let fake = Fake::new();
+        let s = TokenSession::with_refresher(fake.clone(), graph_creds(t0()), Resource::Graph);
+        let rec = Arc::new(Recorder {
+            fake: fake.clone(),
+            stored: Mutex::new(Vec::new()),
+            fail: true.into(),
+        });
+        s.set_persister(rec.clone());
+        assert!(s.access_token().await.is_err());
+        let rejected = AccessToken::new("at-0");
+        assert!(s.refresh_after_unauthorized(&rejected).await.is_err());
+        assert_eq!(
+            fake.calls(),
+            1,
+            "no second rotation on top of an unstored one"
+        );
+        // Without a persister's success the library fallback still hands it out.
+        assert_eq!(
+            s.take_refreshed().unwrap().refresh_token.unwrap().secret(),
+            "rt-1"
+        );
     }
 
     #[test]

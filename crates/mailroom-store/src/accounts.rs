@@ -4,13 +4,13 @@ use chrono::{DateTime, Utc};
 use mailroom_core::{AccountKind, AccountStatus};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, Statement,
 };
 
 use crate::entity::account::{self, Entity as Accounts};
 use crate::error::{Context as _, Error, Result};
-use crate::{Backend, Store};
+use crate::{Backend, LeaseCheck, Store};
 
 /// Credentials as stored: a Fernet token made by `mailroom-vault`.
 ///
@@ -77,6 +77,9 @@ pub struct Account {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// When the account was added.
     pub created_at: DateTime<Utc>,
+    /// No request may go to the mailbox before this (the server's last
+    /// `Retry-After`); workers do not claim the account before it either.
+    pub throttled_until: Option<DateTime<Utc>>,
 }
 
 /// What [`Store::create_account`] needs.
@@ -119,7 +122,8 @@ pub struct SyncOutcome {
     pub auth_error_code: Option<String>,
     /// When the sync finished.
     pub finished_at: DateTime<Utc>,
-    /// When the account is next due.
+    /// When the account is next due; `None` keeps the due time it has (a sync that
+    /// is not part of a worker's schedule).
     pub next_sync_at: Option<DateTime<Utc>>,
 }
 
@@ -143,6 +147,7 @@ fn to_account(m: account::Model) -> Result<Account> {
         lease_owner: m.lease_owner,
         lease_expires_at: m.lease_expires_at,
         created_at: m.created_at,
+        throttled_until: m.throttled_until,
     })
 }
 
@@ -245,6 +250,54 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the credentials while `lease.owner` holds the account's lease (and
+    /// extends it to `lease.until`), in one statement: a worker that lost its lease
+    /// writes nothing and gets [`Error::LeaseLost`].
+    pub async fn update_credentials_leased(
+        &self,
+        id: i64,
+        credentials: &SealedCredentials,
+        lease: LeaseCheck<'_>,
+    ) -> Result<()> {
+        let res = Accounts::update_many()
+            .col_expr(
+                account::Column::Credentials,
+                Expr::value(credentials.0.clone()),
+            )
+            .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
+            .col_expr(account::Column::LeaseExpiresAt, Expr::value(lease.until))
+            .filter(account::Column::Id.eq(id))
+            .filter(account::Column::LeaseOwner.eq(lease.owner))
+            .exec(&self.writer)
+            .await
+            .context(|| format!("cannot store refreshed credentials of account {id}"))?;
+        if res.rows_affected == 0 {
+            return Err(Error::LeaseLost {
+                account_id: id,
+                owner: lease.owner.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records that the server asked to wait until `until` before the next request to
+    /// the account's mailbox (a later deadline already stored wins).
+    pub async fn set_throttled_until(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
+        let res = Accounts::update_many()
+            .col_expr(account::Column::ThrottledUntil, Expr::value(until))
+            .filter(account::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(account::Column::ThrottledUntil.is_null())
+                    .add(account::Column::ThrottledUntil.lt(until)),
+            )
+            .exec(&self.writer)
+            .await
+            .context(|| format!("cannot record the throttling of account {id}"))?;
+        let _ = res;
+        Ok(())
+    }
+
     /// Replaces the credentials only if they still are `expected` (compare-and-swap), so
     /// a key rotation never overwrites a token a worker refreshed meanwhile. Returns
     /// whether the row was changed.
@@ -318,12 +371,11 @@ impl Store {
                 account::Column::AuthErrorCode,
                 Expr::value(outcome.auth_error_code),
             )
-            .col_expr(
-                account::Column::NextSyncAt,
-                Expr::value(outcome.next_sync_at),
-            )
             .col_expr(account::Column::UpdatedAt, Expr::value(outcome.finished_at))
             .filter(account::Column::Id.eq(id));
+        if let Some(next) = outcome.next_sync_at {
+            q = q.col_expr(account::Column::NextSyncAt, Expr::value(next));
+        }
         if outcome.error.is_none() {
             q = q.col_expr(
                 account::Column::LastSyncAt,
@@ -376,6 +428,7 @@ impl Store {
                  WHERE id IN (SELECT id FROM accounts \
                    WHERE status = 'active' \
                      AND (next_sync_at IS NULL OR next_sync_at <= $3) \
+                     AND (throttled_until IS NULL OR throttled_until <= $3) \
                      AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
                    ORDER BY next_sync_at NULLS FIRST, id LIMIT $4 \
                    FOR UPDATE SKIP LOCKED) \
@@ -392,12 +445,14 @@ impl Store {
                  WHERE id IN (SELECT id FROM accounts \
                    WHERE status = 'active' \
                      AND (next_sync_at IS NULL OR next_sync_at <= ?) \
+                     AND (throttled_until IS NULL OR throttled_until <= ?) \
                      AND (lease_expires_at IS NULL OR lease_expires_at <= ?) \
                    ORDER BY next_sync_at IS NOT NULL, next_sync_at, id LIMIT ?) \
                  RETURNING *",
                 vec![
                     owner.into(),
                     lease_until.into(),
+                    now.into(),
                     now.into(),
                     now.into(),
                     (limit as i64).into(),

@@ -45,7 +45,8 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn database(context: impl Into<String>, err: DbErr) -> Self {
-        let transient = matches!(err, DbErr::Conn(_) | DbErr::ConnectionAcquire(_));
+        let transient =
+            matches!(err, DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) || is_contention(&err);
         Error::Database {
             context: context.into(),
             source: Box::new(err),
@@ -74,6 +75,28 @@ impl Error {
     }
 }
 
+/// True when the database gave up waiting for another writer: SQLite `SQLITE_BUSY` /
+/// `SQLITE_LOCKED` past the busy timeout, PostgreSQL serialization failures,
+/// deadlocks and lock timeouts. Retrying later succeeds once the other writer is done.
+fn is_contention(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sqlx::Error::Database(db) = e else {
+        return matches!(e, sqlx::Error::PoolTimedOut);
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if let Ok(n) = code.parse::<u32>() {
+        // SQLite: the primary result code is the low byte of the extended one.
+        return matches!(n & 0xff, 5 | 6);
+    }
+    matches!(code.as_ref(), "40001" | "40P01" | "55P03")
+}
+
 /// Adds context to a sea-orm result.
 pub(crate) trait Context<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T>;
@@ -82,5 +105,44 @@ pub(crate) trait Context<T> {
 impl<T> Context<T> for Result<T, DbErr> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::database(what(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+
+    async fn connect(url: &str) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(1)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| o.busy_timeout(std::time::Duration::ZERO));
+        Database::connect(options).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_database_locked_past_the_busy_timeout_is_transient() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("db.sqlite").display()
+        );
+        let (a, b) = (connect(&url).await, connect(&url).await);
+        let run = |db: &DatabaseConnection, sql: &str| {
+            let stmt = Statement::from_string(db.get_database_backend(), sql.to_owned());
+            let db = db.clone();
+            async move { db.execute(stmt).await }
+        };
+        run(&a, "CREATE TABLE t (x INTEGER)").await.unwrap();
+        run(&a, "BEGIN IMMEDIATE").await.unwrap();
+        run(&a, "INSERT INTO t VALUES (1)").await.unwrap();
+        let err = run(&b, "INSERT INTO t VALUES (2)").await.unwrap_err();
+        let err = super::Error::database("cannot write", err);
+        assert!(err.is_transient(), "{err}");
+        run(&a, "COMMIT").await.unwrap();
+        // Other refusals are not.
+        let err = run(&b, "INSERT INTO missing VALUES (1)").await.unwrap_err();
+        assert!(!super::Error::database("cannot write", err).is_transient());
     }
 }

@@ -144,8 +144,9 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects to `url` and brings the schema up to date.
     ///
-    /// - `sqlite://path/to/file.sqlite?mode=rwc` — a file, created if missing, in WAL mode
-    ///   with a busy timeout so a CLI and a worker can share it;
+    /// - `sqlite://path/to/file.sqlite?mode=rwc` — a file, created if missing (mode 0600,
+    ///   and so its `-wal`/`-shm` files; its directory must exist), in WAL mode with a
+    ///   busy timeout so a CLI and a worker can share it;
     /// - `sqlite::memory:` — a private in-memory database (one connection);
     /// - `postgres://user:password@host/db` — PostgreSQL.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -161,6 +162,9 @@ impl Store {
         };
         let in_memory =
             backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        if backend == Backend::Sqlite && !in_memory {
+            create_private_file(url)?;
+        }
         let connect = |max_connections: u32| async move {
             Database::connect(connect_options(url, backend, in_memory, max_connections))
                 .await
@@ -262,6 +266,33 @@ async fn checkpoint_every(writer: &DatabaseConnection, bytes: i64) -> Result<(),
         ))
         .await?;
     Ok(())
+}
+
+/// Creates a SQLite database file that does not exist yet, empty and with mode 0600:
+/// it will hold mail. SQLite gives the `-wal` and `-shm` files it creates later the
+/// mode of the database file, so they are private too. An existing file is left as it
+/// is; a missing directory is an error (never created here).
+fn create_private_file(url: &str) -> Result<()> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .filter(|p| !p.is_empty())
+        .map(std::path::Path::new)
+    else {
+        return Ok(());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::config(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Pool options for `url`; `max_connections` is the pool size.

@@ -8,7 +8,7 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(FolderState)]
+        vec![Box::new(Initial), Box::new(Throttle), Box::new(FolderState)]
     }
 }
 
@@ -29,6 +29,7 @@ enum Accounts {
     LeaseExpiresAt,
     CreatedAt,
     UpdatedAt,
+    ThrottledUntil,
 }
 
 #[derive(DeriveIden)]
@@ -323,6 +324,42 @@ impl MigrationTrait for Initial {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `accounts.throttled_until`: the server's last `Retry-After` deadline for the
+/// mailbox, so that the next process does not send before it either.
+struct Throttle;
+
+impl MigrationName for Throttle {
+    fn name(&self) -> &str {
+        "m20261206_000002_throttle"
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for Throttle {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Accounts::Table)
+                    .add_column(timestamp(Accounts::ThrottledUntil))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Accounts::Table)
+                    .drop_column(Accounts::ThrottledUntil)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -1,12 +1,15 @@
 //! Syncing one account: decrypt, connect, page through each folder, store each page
 //! with its cursor in one transaction, persist refreshed credentials, record the outcome.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailroom_core::{
-    AccountStatus, Connector, ConnectorError, Credentials, ErrorKind, FolderRef, SyncPage,
+    AccountStatus, Connector, ConnectorError, Credentials, ErrorKind, FolderRef, StateSink,
+    SyncPage,
 };
 use mailroom_store::{
     Account, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncOutcome, SyncPageWrite,
@@ -54,8 +57,10 @@ pub struct SyncRequest {
     pub since: Option<DateTime<Utc>>,
     /// Fence every write with this worker's lease.
     pub lease: Option<Lease>,
-    /// When the account is due again after this sync.
-    pub interval: Duration,
+    /// When the account is due again after this sync: `Some(interval)` from now (a
+    /// worker's schedule), `None` keeps the due time the account has (a sync run by
+    /// hand does not move a worker's schedule, whatever its interval).
+    pub interval: Option<Duration>,
     /// Stop between pages when cancelled (the current page is still stored).
     pub cancel: CancellationToken,
     /// Progress callbacks.
@@ -79,7 +84,7 @@ impl Default for SyncRequest {
             folders: None,
             since: None,
             lease: None,
-            interval: Duration::from_secs(300),
+            interval: Some(Duration::from_secs(300)),
             cancel: CancellationToken::new(),
             observer: Arc::new(crate::observer::NoopObserver),
             gone_recheck: GONE_RECHECK,
@@ -197,15 +202,20 @@ impl Syncer {
         &self.vault
     }
 
-    /// Decrypts an account's credentials and builds its connector.
+    /// Decrypts an account's credentials and builds its connector, with a
+    /// [`StateSink`] that stores refreshed credentials (re-encrypted) before the new
+    /// token is used and records `Retry-After` deadlines on the account.
     pub fn connector_for(&self, account: &Account) -> Result<Arc<dyn Connector>> {
         let credentials = self.decrypt(account)?;
-        self.factory
+        let connector = self
+            .factory
             .connector(account, credentials)
             .map_err(|source| Error::Connector {
                 email: account.email.clone(),
                 source,
-            })
+            })?;
+        connector.set_state_sink(Arc::new(AccountSink::new(self.clone(), account, None)));
+        Ok(connector)
     }
 
     fn decrypt(&self, account: &Account) -> Result<Credentials> {
@@ -247,19 +257,25 @@ impl Syncer {
             refreshed: false,
         };
         let mut folders = Vec::new();
-        let outcome = match run.sync(&mut folders).await {
-            Ok(outcome) => outcome,
-            Err(RunError::Store(e)) => return Err(e),
-            Err(RunError::Connector(e)) => connector_outcome(&e),
-            Err(RunError::Credentials(message)) => Outcome::Failed {
-                kind: ErrorKind::InvalidConfig,
-                message,
+        let outcome = match wait_out_throttling(&run.account, request).await {
+            Some(outcome) => outcome,
+            None => match run.sync(&mut folders).await {
+                Ok(outcome) => outcome,
+                Err(RunError::Store(e)) => return Err(e),
+                Err(RunError::Connector(e)) => connector_outcome(&e),
+                Err(RunError::Credentials(message)) => Outcome::Failed {
+                    kind: ErrorKind::InvalidConfig,
+                    message,
+                },
             },
         };
         let now = Utc::now();
-        let next = match outcome {
-            Outcome::Interrupted => now,
-            _ => now + chrono::Duration::from_std(request.interval).unwrap_or_default(),
+        let next = match (&outcome, request.interval) {
+            (Outcome::Interrupted, _) => Some(now),
+            (_, Some(interval)) => {
+                Some(now + chrono::Duration::from_std(interval).unwrap_or_default())
+            }
+            (_, None) => None,
         };
         let (status, error, code) = match &outcome {
             Outcome::Synced | Outcome::Interrupted => (AccountStatus::Active, None, None),
@@ -282,7 +298,7 @@ impl Syncer {
                     error,
                     auth_error_code: code,
                     finished_at: now,
-                    next_sync_at: Some(next),
+                    next_sync_at: next,
                 },
             )
             .await?;
@@ -295,6 +311,37 @@ impl Syncer {
         };
         request.observer.account_finished(&report);
         Ok(report)
+    }
+}
+
+/// The longest `Retry-After` deadline a sync waits out before it starts; a later
+/// one skips the sync (the account stays due).
+pub const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(120);
+
+/// Honours the server's last `Retry-After` for the mailbox, which an earlier process
+/// may have seen: waits until it passes (`None`: go ahead), or returns the outcome
+/// when the wait is too long or the sync is cancelled meanwhile.
+async fn wait_out_throttling(account: &Account, request: &SyncRequest) -> Option<Outcome> {
+    let until = account.throttled_until?;
+    let wait = (until - Utc::now())
+        .to_std()
+        .ok()
+        .filter(|w| !w.is_zero())?;
+    if wait > MAX_THROTTLE_WAIT {
+        return Some(Outcome::Failed {
+            kind: ErrorKind::Throttled,
+            message: format!(
+                "not synced: the server asked not to send requests for {} before {}",
+                account.email,
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        });
+    }
+    tracing::info!(account = %account.email, ?wait, "waiting for the server's retry-after before syncing");
+    request.observer.throttled(account, until);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => None,
+        () = request.cancel.cancelled() => Some(Outcome::Interrupted),
     }
 }
 
@@ -372,6 +419,106 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
+/// Stores what a connector hands over the moment it exists: refreshed credentials
+/// (re-encrypted, fenced by the worker's lease when there is one) and `Retry-After`
+/// deadlines.
+struct AccountSink {
+    syncer: Syncer,
+    account_id: i64,
+    email: String,
+    lease: Option<Lease>,
+    /// Credentials were stored.
+    refreshed: AtomicBool,
+    /// Why storing credentials failed (the connector only sees a transient error).
+    failure: Mutex<Option<Error>>,
+}
+
+impl AccountSink {
+    fn new(syncer: Syncer, account: &Account, lease: Option<Lease>) -> AccountSink {
+        AccountSink {
+            syncer,
+            account_id: account.id,
+            email: account.email.clone(),
+            lease,
+            refreshed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        }
+    }
+
+    fn take_failure(&self) -> Option<Error> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    async fn store(&self, credentials: &Credentials) -> Result<()> {
+        let sealed =
+            SealedCredentials::new(self.syncer.vault.encrypt(credentials.to_json().as_bytes()))?;
+        match &self.lease {
+            Some(lease) => {
+                let until = Utc::now() + chrono::Duration::from_std(lease.ttl).unwrap_or_default();
+                self.syncer
+                    .store
+                    .update_credentials_leased(
+                        self.account_id,
+                        &sealed,
+                        LeaseCheck {
+                            owner: &lease.owner,
+                            until,
+                        },
+                    )
+                    .await?;
+            }
+            None => {
+                self.syncer
+                    .store
+                    .update_credentials(self.account_id, &sealed)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateSink for AccountSink {
+    async fn credentials_refreshed(&self, credentials: Credentials) -> Result<(), ConnectorError> {
+        match self.store(&credentials).await {
+            Ok(()) => {
+                self.refreshed.store(true, Ordering::SeqCst);
+                tracing::debug!(account = %self.email, "stored refreshed credentials");
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!(
+                    "cannot store the refreshed credentials of {}: {}",
+                    self.email,
+                    error_chain(&e)
+                );
+                *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                Err(ConnectorError::new(ErrorKind::Transient, message))
+            }
+        }
+    }
+
+    async fn throttled(&self, until: DateTime<Utc>) {
+        match self
+            .syncer
+            .store
+            .set_throttled_until(self.account_id, until)
+            .await
+        {
+            Ok(()) => {
+                tracing::debug!(account = %self.email, %until, "recorded the server's retry-after");
+            }
+            Err(e) => {
+                tracing::warn!(account = %self.email, error = %e, "cannot record the server's retry-after");
+            }
+        }
+    }
+}
+
 /// What looking a stored folder up again found.
 enum Found {
     /// The folder (under a new id, the old row's messages deleted: how many).
@@ -411,9 +558,22 @@ impl Run<'_> {
             .factory
             .connector(&self.account, credentials)
             .map_err(RunError::Connector)?;
+        let sink = Arc::new(AccountSink::new(
+            self.syncer.clone(),
+            &self.account,
+            self.request.lease.clone(),
+        ));
+        connector.set_state_sink(sink.clone());
         let result = self.sync_with(&connector, reports).await;
+        self.refreshed |= sink.refreshed.load(Ordering::SeqCst);
+        // A connector error caused by the store refusing the refreshed credentials (lost
+        // lease, database down) is that store error.
+        let result = match (result, sink.take_failure()) {
+            (Err(RunError::Connector(_)), Some(e)) => Err(RunError::Store(e)),
+            (result, _) => result,
+        };
         // Whatever happened, keep a refreshed token: the old refresh token may already be
-        // invalid (rotation).
+        // invalid (rotation). (Connectors that take the sink have stored it already.)
         self.persist_refreshed(connector.as_ref()).await?;
         if let Err(e) = connector.disconnect().await {
             tracing::debug!(account = %self.account.email, error = %e, "disconnect failed");

@@ -10,6 +10,11 @@ pub trait SyncObserver: Send + Sync {
     fn account_started(&self, account: &Account) {
         let _ = account;
     }
+    /// The sync of `account` waits until `until`: the server asked for it
+    /// (`Retry-After`), maybe to an earlier process.
+    fn throttled(&self, account: &Account, until: chrono::DateTime<chrono::Utc>) {
+        let _ = (account, until);
+    }
     /// A folder starts (its stored cursor tells whether it is a first sync).
     fn folder_started(&self, account: &Account, folder: &FolderRow) {
         let _ = (account, folder);

@@ -126,7 +126,7 @@ impl Syncer {
                                     owner: config.worker_id.clone(),
                                     ttl: config.lease_ttl,
                                 }),
-                                interval: config.interval,
+                                interval: Some(config.interval),
                                 cancel: shutdown.child_token(),
                                 observer: config.observer.clone(),
                                 ..SyncRequest::default()

@@ -417,6 +417,11 @@ pub fn read_key_file(path: &Path) -> Result<Vec<FernetKey>> {
         path: path.to_owned(),
         reason,
     };
+    if path.is_dir() {
+        return Err(key_file_error(
+            "it is a directory, not a key file".to_owned(),
+        ));
+    }
     check_private(path).map_err(key_file_error)?;
     let text = std::fs::read_to_string(path).map_err(|e| key_file_error(e.to_string()))?;
     let lines: String = text
@@ -495,6 +500,14 @@ fn check_private(_path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_is_not_a_key_file() {
+        let dir = std::env::temp_dir();
+        let err = read_key_file(&dir).unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        assert!(!err.contains("chmod"), "{err}");
+    }
 
     #[test]
     fn key_errors_name_the_key() {

@@ -5,9 +5,10 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 use mailroom_core::{
-    AccountKind, AccountStatus, ClientSecret, Connector, Credentials, DEFAULT_IMAP_PORT, FolderRef,
-    ImapAuth, ImapCredentials, ImapTls, OAuthCredentials, Password,
+    AccountKind, AccountStatus, ClientSecret, Connector, ConnectorError, Credentials,
+    DEFAULT_IMAP_PORT, FolderRef, ImapAuth, ImapCredentials, ImapTls, OAuthCredentials, Password,
 };
+use mailroom_graph::GraphConnector;
 use mailroom_imap::ImapConnector;
 use mailroom_oauth::Resource;
 use mailroom_store::{Account, AccountUpdate, MessageQuery, NewAccount, SealedCredentials};
@@ -122,6 +123,14 @@ async fn add_outlook(ctx: &Ctx, args: AddOutlookArgs) -> Result<()> {
         },
     )
     .await?;
+    let mut oauth = oauth;
+    let mut me_failed = None;
+    if !args.imap && !args.no_verify {
+        match check_signed_in_user(ctx, &email, &mut oauth, args.allow_other_user).await? {
+            Ok(()) => {}
+            Err(e) => me_failed = Some(e),
+        }
+    }
     let credentials = if args.imap {
         Credentials::Imap(ImapCredentials {
             host: OUTLOOK_IMAP_HOST.to_owned(),
@@ -142,8 +151,11 @@ async fn add_outlook(ctx: &Ctx, args: AddOutlookArgs) -> Result<()> {
         args.folders,
     )
     .await?;
-    if !args.imap && !args.no_verify {
-        verify_mailbox(ctx, &account).await;
+    if let Some(e) = me_failed {
+        eprintln!(
+            "mailroom: warning: stored, but Graph /me failed: {e} — check with `mailroom doctor --account {}`",
+            account.email
+        );
     }
     let account = if args.all_folders {
         sync_all_folders(ctx, account).await?
@@ -153,28 +165,54 @@ async fn add_outlook(ctx: &Ctx, args: AddOutlookArgs) -> Result<()> {
     report_added(ctx, &account, if args.imap { "imap" } else { "graph" }).await
 }
 
-/// Checks who signed in with Graph `/me`; a mismatch or failure is a warning only
-/// (the credentials are good, the user may have picked another account).
-async fn verify_mailbox(ctx: &Ctx, account: &Account) {
-    let result = async {
-        let (syncer, connector) = ctx.connector(account).await?;
-        let connected = connector.connect().await;
-        ctx.settle(&syncer, account, connector.as_ref(), connected)
-            .await
+/// Asks Graph `/me` who signed in, before anything is stored. Refuses (nothing stored)
+/// when it is somebody else than `email` (unless `allow_other_user`) or when Graph
+/// refuses the new token (exit 3: sign in again). Any other failure (network,
+/// throttling) is handed back: the account is stored with a warning. A token
+/// refreshed meanwhile replaces `oauth`.
+async fn check_signed_in_user(
+    ctx: &Ctx,
+    email: &str,
+    oauth: &mut OAuthCredentials,
+    allow_other_user: bool,
+) -> Result<std::result::Result<(), ConnectorError>> {
+    let connector = GraphConnector::from_credentials(
+        email,
+        oauth.clone(),
+        &ctx.global.authority_url,
+        ctx.graph_config(),
+    )
+    .map_err(|e| anyhow::Error::new(e).context("cannot set up Graph"))?;
+    let connected = connector.connect().await;
+    if let Some(Credentials::OAuth(refreshed)) = connector.take_refreshed_credentials() {
+        *oauth = refreshed;
     }
-    .await;
-    match result {
+    match connected {
         Ok(info) => match info.address {
-            Some(address) if !address.eq_ignore_ascii_case(&account.email) => eprintln!(
-                "mailroom: warning: signed in as {address}, not {} — if that is wrong, `mailroom account reauth {}` and sign in with the right account",
-                account.email, account.email
-            ),
-            _ => {}
+            Some(address) if !address.eq_ignore_ascii_case(email) => {
+                if allow_other_user {
+                    eprintln!(
+                        "mailroom: warning: signed in as {address}, not {email}; storing {address}'s tokens under {email} (--allow-other-user)"
+                    );
+                    Ok(Ok(()))
+                } else {
+                    Err(Failure::err(
+                        Code::Failure,
+                        format!(
+                            "signed in as {address}, not {email} — nothing was stored; sign in as {email}, or add --allow-other-user to sync {address}'s mailbox under {email}"
+                        ),
+                    ))
+                }
+            }
+            _ => Ok(Ok(())),
         },
-        Err(e) => eprintln!(
-            "mailroom: warning: stored, but Graph /me failed: {e:#} — check with `mailroom doctor --account {}`",
-            account.email
-        ),
+        Err(e) if e.is_reauth_required() => Err(Failure::err(
+            Code::Reauth,
+            format!(
+                "signed in, but Graph /me refused the new token: {e} — nothing was stored; sign in again"
+            ),
+        )),
+        Err(e) => Ok(Err(e)),
     }
 }
 
@@ -469,9 +507,9 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
     let credentials = match ctx.vault().await {
         Ok(vault) => match ctx.decrypt(&vault, &account) {
             Ok(c) => credentials_summary(&c),
-            Err(e) => json!({"error": format!("{e:#}")}),
+            Err(e) => json!({"error": output::error_text(&e)}),
         },
-        Err(e) => json!({"error": format!("{e:#}")}),
+        Err(e) => json!({"error": output::error_text(&e)}),
     };
     let mut folder_values = Vec::new();
     for f in &folders {
@@ -625,7 +663,10 @@ async fn reauth(ctx: &Ctx, args: ReauthArgs) -> Result<()> {
         // An Outlook Graph account can start afresh with new credentials; others
         // need the stored server details.
         Err(e) if account.kind == AccountKind::Outlook => {
-            eprintln!("mailroom: warning: {e:#}; signing in afresh for Graph");
+            eprintln!(
+                "mailroom: warning: {}; signing in afresh for Graph",
+                output::error_text(&e)
+            );
             None
         }
         Err(e) => return Err(e),

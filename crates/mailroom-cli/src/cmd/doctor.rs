@@ -21,6 +21,9 @@ struct Check {
     scope: String,
     name: &'static str,
     ok: bool,
+    /// Not a failure, but not all well either (⚠): the last sync failed, a rotation
+    /// is due.
+    warning: bool,
     detail: String,
     advice: Option<String>,
     code: Code,
@@ -37,17 +40,20 @@ impl Report {
             scope: scope.to_owned(),
             name,
             ok: true,
+            warning: false,
             detail: detail.into(),
             advice: None,
             code: Code::Success,
         });
     }
 
+    /// A warning (⚠): not a failure (exit 0), with advice.
     fn note(&mut self, scope: &str, name: &'static str, detail: impl Into<String>, advice: String) {
         self.checks.push(Check {
             scope: scope.to_owned(),
             name,
             ok: true,
+            warning: true,
             detail: detail.into(),
             advice: Some(advice),
             code: Code::Success,
@@ -66,6 +72,7 @@ impl Report {
             scope: scope.to_owned(),
             name,
             ok: false,
+            warning: false,
             detail: detail.into(),
             advice: Some(advice.into()),
             code,
@@ -83,7 +90,7 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> Result<()> {
                 "mailroom",
                 "database",
                 code_of(&e),
-                format!("{e:#}"),
+                output::error_text(&e),
                 "check MAILROOM_DATABASE_URL / --database-url and that the server is up",
             );
             return finish(ctx, report);
@@ -110,12 +117,30 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> Result<()> {
             );
             Some(keys)
         }
+        // A fresh install: no account, and the key is made by the first `account add`.
+        Err(_)
+            if accounts.is_empty()
+                && args.account.is_none()
+                && ctx.key_file.as_ref().is_some_and(|p| !p.exists()) =>
+        {
+            report.pass(
+                "mailroom",
+                "keys",
+                format!(
+                    "no key yet: {} is created on the first `mailroom account add`",
+                    ctx.key_file
+                        .as_ref()
+                        .map_or_else(String::new, |p| p.display().to_string())
+                ),
+            );
+            None
+        }
         Err(e) => {
             report.fail(
                 "mailroom",
                 "keys",
                 Code::Failure,
-                format!("{e:#}"),
+                output::error_text(&e),
                 "set MAILROOM_KEY or MAILROOM_KEY_FILE to the key(s) that encrypted the accounts",
             );
             None
@@ -217,7 +242,7 @@ async fn check_account(
                     scope,
                     "credentials",
                     Code::Failure,
-                    format!("{:#}", ctx.decrypt_error(&account.email, &e)),
+                    output::error_text(&ctx.decrypt_error(&account.email, &e)),
                     "the stored value is damaged: remove the account and add it again",
                 );
                 return;
@@ -279,6 +304,11 @@ fn check_token(
     let now = Utc::now();
     let audience = Resource::of_scopes(&o.scopes);
     let expiry = match o.expiry {
+        Some(t) if t > now && o.is_expired(now) => format!(
+            "expires {} ({}), inside the 5-minute refresh window: refreshed on next use",
+            output::time(t),
+            output::relative(t, now)
+        ),
         Some(t) if o.is_expired(now) => {
             format!("expired {} ({})", output::time(t), output::relative(t, now))
         }
@@ -414,7 +444,7 @@ async fn check_server(
             scope,
             "server",
             code_of(&e),
-            format!("{what}: {e:#}"),
+            format!("{what}: {}", output::error_text(&e)),
             "see the error",
         ),
     }
@@ -431,6 +461,7 @@ fn finish(ctx: &Ctx, report: Report) -> Result<()> {
                     "scope": c.scope,
                     "check": c.name,
                     "ok": c.ok,
+                    "warning": c.warning,
                     "detail": c.detail,
                     "advice": c.advice,
                 })
@@ -449,7 +480,11 @@ fn finish(ctx: &Ctx, report: Report) -> Result<()> {
                 "  "
             };
             scope = &c.scope;
-            let mark = if c.ok { "✔" } else { "✘" };
+            let mark = match (c.ok, c.warning) {
+                (false, _) => "✘",
+                (true, true) => "⚠",
+                (true, false) => "✔",
+            };
             println!("{indent}{mark} {}: {}", c.name, c.detail);
             if let Some(advice) = &c.advice {
                 println!("{indent}  → {advice}");

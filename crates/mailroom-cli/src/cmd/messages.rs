@@ -448,12 +448,16 @@ pub async fn move_message(ctx: &Ctx, args: MoveArgs) -> Result<()> {
                             Some(store.get_message(account.id, &new_remote_id).await?.id);
                     }
                     Err(e) => eprintln!(
-                        "mailroom: warning: moved, but cannot read it back ({e:#}); the next sync brings it"
+                        "mailroom: warning: moved, but cannot read it back ({}); the next sync brings it",
+                        output::error_text(&e)
                     ),
                 }
             }
         }
-        Err(e) => eprintln!("mailroom: warning: moved, but cannot look up the folder: {e:#}"),
+        Err(e) => eprintln!(
+            "mailroom: warning: moved, but cannot look up the folder: {}",
+            output::error_text(&e)
+        ),
     }
     let _ = c.disconnect().await;
     if ctx.json() {

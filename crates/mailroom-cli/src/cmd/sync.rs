@@ -89,6 +89,19 @@ impl SyncObserver for Progress {
             .insert(account.id, bar);
     }
 
+    fn throttled(&self, account: &Account, until: chrono::DateTime<chrono::Utc>) {
+        let wait = (until - chrono::Utc::now()).num_seconds().max(1);
+        let text = format!(
+            "waiting {wait} s: the server asked not to send requests before {} (Retry-After)",
+            until.with_timezone(&chrono::Local).format("%H:%M:%S")
+        );
+        if let Some(bar) = self.accounts.lock().expect("not poisoned").get(&account.id) {
+            bar.set_message("waiting for the server's Retry-After…");
+        }
+        self.multi
+            .suspend(|| eprintln!("mailroom: {}: {text}", account.email));
+    }
+
     fn folder_started(&self, account: &Account, folder: &FolderRow) {
         let first = folder.cursor.is_none();
         let bar = match folder.folder.total_count.filter(|n| first && *n > 0) {
@@ -229,7 +242,7 @@ impl Row {
                 said("needs re-authentication", Some(&reauth))
             }
             RowResult::Skipped(_) => None,
-            RowResult::Error(e) => Some(format!("{e:#}")),
+            RowResult::Error(e) => Some(output::error_text(e)),
         }
     }
 
@@ -343,6 +356,8 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         since,
         cancel: cancel.clone(),
         observer: progress.clone(),
+        // A sync by hand does not move the worker's schedule.
+        interval: None,
         ..SyncRequest::default()
     };
     let mut rows: Vec<(usize, Row)> = Vec::new();

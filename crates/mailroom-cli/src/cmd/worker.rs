@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use chrono::{SecondsFormat, Utc};
+use mailroom_core::AccountStatus;
 use mailroom_store::Account;
-use mailroom_sync::{AccountReport, Outcome, SyncObserver, WorkerConfig};
+use mailroom_sync::{AccountReport, Outcome, SyncObserver, WorkerConfig, WorkerStats};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,30 @@ impl SyncObserver for SyncLog {
     }
 }
 
+/// What a pass that synced nothing says: that nothing was due, and when the next
+/// active account is (its due time, or its server's `Retry-After` if later).
+async fn nothing_due(ctx: &Ctx) -> Result<String> {
+    let accounts = ctx.store().await?.list_accounts().await?;
+    let now = Utc::now();
+    let next = accounts
+        .iter()
+        .filter(|a| a.status == AccountStatus::Active)
+        .map(|a| {
+            let due = a.next_sync_at.unwrap_or(now);
+            (a.throttled_until.map_or(due, |t| t.max(due)), &a.email)
+        })
+        .min();
+    Ok(match next {
+        None if accounts.is_empty() => "nothing was due: there are no accounts".to_owned(),
+        None => "nothing was due: no account is active".to_owned(),
+        Some((at, email)) => format!(
+            "nothing was due; the next account, {email}, is due at {} (in {})",
+            at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+            output::duration((at - now).to_std().unwrap_or_default())
+        ),
+    })
+}
+
 pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
     let syncer = ctx.syncer().await?;
     let log = Arc::new(SyncLog {
@@ -135,6 +160,9 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
         "mailroom: worker stopped: {} synced, {} failed, {} interrupted, {} lost to another worker",
         stats.synced, stats.failed, stats.interrupted, stats.lease_lost
     );
+    if args.once && stats == WorkerStats::default() {
+        eprintln!("mailroom: {}", nothing_due(ctx).await?);
+    }
     let worst = *log.worst.lock().expect("not poisoned");
     if args.once && worst != Code::Success {
         return Err(Failure::err(

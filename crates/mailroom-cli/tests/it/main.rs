@@ -8,5 +8,6 @@
 mod failures;
 mod flow;
 mod folders;
+mod hardening;
 mod keys;
 mod support;

@@ -24,6 +24,8 @@ pub struct Model {
     pub lease_expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The server's `Retry-After` deadline for the mailbox (migration `throttle`).
+    pub throttled_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

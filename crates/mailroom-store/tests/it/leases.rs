@@ -113,3 +113,83 @@ async fn futures_join(
     );
     vec![a.unwrap(), b.unwrap(), c.unwrap()]
 }
+
+#[tokio::test]
+async fn refreshed_credentials_are_stored_only_under_the_lease() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "rot@example.com").await;
+        let now = t0();
+        let lease = now + Duration::minutes(5);
+        assert_eq!(
+            store
+                .claim_due_accounts("w1", 10, now, lease)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let new = crate::support::sealed(&crate::support::vault());
+        let later = lease + Duration::minutes(1);
+        store
+            .update_credentials_leased(
+                a.id,
+                &new,
+                mailroom_store::LeaseCheck {
+                    owner: "w1",
+                    until: later,
+                },
+            )
+            .await
+            .unwrap();
+        let stored = store.get_account(a.id).await.unwrap();
+        assert_eq!(stored.credentials, new, "{b:?}");
+        assert_eq!(stored.lease_expires_at, Some(later), "{b:?}: lease renewed");
+        // Another worker's write is refused and changes nothing.
+        let other = crate::support::sealed(&crate::support::vault());
+        let err = store
+            .update_credentials_leased(
+                a.id,
+                &other,
+                mailroom_store::LeaseCheck {
+                    owner: "w2",
+                    until: later,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(err.is_lease_lost(), "{b:?}: {err}");
+        assert_eq!(store.get_account(a.id).await.unwrap().credentials, new);
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_account_is_not_claimed_before_its_deadline() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "slow@example.com").await;
+        let now = t0();
+        store
+            .set_throttled_until(a.id, now + Duration::seconds(30))
+            .await
+            .unwrap();
+        // An earlier deadline does not shorten it.
+        store
+            .set_throttled_until(a.id, now + Duration::seconds(10))
+            .await
+            .unwrap();
+        let until = store.get_account(a.id).await.unwrap().throttled_until;
+        assert_eq!(until, Some(now + Duration::seconds(30)), "{b:?}");
+        let lease = now + Duration::minutes(50);
+        let claimed = store
+            .claim_due_accounts("w1", 10, now + Duration::seconds(29), lease)
+            .await
+            .unwrap();
+        assert!(claimed.is_empty(), "{b:?}: claimed while throttled");
+        let claimed = store
+            .claim_due_accounts("w1", 10, now + Duration::seconds(30), lease)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{b:?}");
+    }
+}
