@@ -422,7 +422,7 @@ impl Store {
         let generation = folder::Entity::update_many()
             .col_expr(
                 folder::Column::Generation,
-                Expr::col(folder::Column::Generation).into(),
+                Expr::col(folder::Column::Generation),
             )
             .filter(folder::Column::Id.eq(folder_id))
             .filter(folder::Column::AccountId.eq(account_id))
