@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use mailroom_core::{AccountKind, AccountStatus};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, Statement,

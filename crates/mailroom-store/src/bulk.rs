@@ -502,7 +502,7 @@ fn sqlite_rows(messages: &[&Message], max_rows: usize) -> Result<(usize, Vec<sea
             ))
         })?;
         bytes += row.len();
-        rows.push(sea_orm::Value::Bytes(Some(Box::new(row))));
+        rows.push(sea_orm::Value::Bytes(Some(row)));
     }
     Ok((rows.len(), rows))
 }
@@ -571,7 +571,7 @@ pub(crate) fn remote_ids<'a>(
                     ids.len()
                 ))
             })?;
-            sea_orm::Value::Bytes(Some(Box::new(array)))
+            sea_orm::Value::Bytes(Some(array))
         }
         Flavor::Postgres => json_list(&ids).into(),
     })
@@ -614,7 +614,7 @@ pub(crate) fn attachment_statements<'a>(
                         m.remote_id
                     ))
                 })?;
-                values.push(sea_orm::Value::Bytes(Some(Box::new(row))));
+                values.push(sea_orm::Value::Bytes(Some(row)));
                 if values.len() == SQLITE_ROWS_PER_STATEMENT {
                     values.push(account_id.into());
                     statements.push(std::mem::take(&mut values));
@@ -763,7 +763,7 @@ mod tests {
             let blob = jsonb::array(&fields).unwrap();
             let row = store
                 .db
-                .query_one(Statement::from_sql_and_values(
+                .query_one_raw(Statement::from_sql_and_values(
                     sea_orm::DbBackend::Sqlite,
                     "SELECT json_valid(?1, 8) AS valid, json(?1) AS text, ?1 ->> 0 AS first",
                     [blob.into()],
@@ -789,7 +789,7 @@ mod tests {
                 .collect();
             let row = store
                 .db
-                .query_one(Statement::from_sql_and_values(
+                .query_one_raw(Statement::from_sql_and_values(
                     sea_orm::DbBackend::Sqlite,
                     format!("SELECT json_valid(?1, 8) AS valid, {}", paths.join(", ")),
                     [blob.into()],

@@ -120,7 +120,7 @@ impl Checkpointer {
             // when it cannot copy everything. An error here (say the pool is closing)
             // leaves the work to the writer's own checkpoint.
             if let Err(e) = db
-                .execute(sea_orm::Statement::from_string(
+                .execute_raw(sea_orm::Statement::from_string(
                     DbBackend::Sqlite,
                     "PRAGMA wal_checkpoint(PASSIVE)",
                 ))
@@ -253,11 +253,11 @@ async fn checkpoint_every(writer: &DatabaseConnection, bytes: i64) -> Result<(),
     use sea_orm::ConnectionTrait as _;
     let backend = writer.get_database_backend();
     let page_size: i64 = writer
-        .query_one(sea_orm::Statement::from_string(backend, "PRAGMA page_size"))
+        .query_one_raw(sea_orm::Statement::from_string(backend, "PRAGMA page_size"))
         .await?
         .map_or(Ok(4096), |row| row.try_get_by_index(0))?;
     writer
-        .execute(sea_orm::Statement::from_string(
+        .execute_raw(sea_orm::Statement::from_string(
             backend,
             format!(
                 "PRAGMA wal_autocheckpoint = {}",
@@ -404,7 +404,7 @@ mod tests {
         let pragma = |name: &str| {
             let sql = Statement::from_string(store.db_backend(), format!("PRAGMA {name}"));
             async {
-                let row = store.writer.query_one(sql).await.unwrap().unwrap();
+                let row = store.writer.query_one_raw(sql).await.unwrap().unwrap();
                 row.try_get_by_index::<i64>(0).unwrap()
             }
         };
@@ -420,7 +420,7 @@ mod tests {
         );
         // Every other connection of a new file starts with the same interval.
         let sql = Statement::from_string(store.db_backend(), "PRAGMA wal_autocheckpoint");
-        let row = store.db.query_one(sql).await.unwrap().unwrap();
+        let row = store.db.query_one_raw(sql).await.unwrap().unwrap();
         assert_eq!(
             row.try_get_by_index::<i64>(0).unwrap(),
             super::WAL_CHECKPOINT_BYTES / i64::from(super::PAGE_SIZE)

@@ -261,7 +261,7 @@ impl Store {
                     .to_owned(),
             );
             self.writer
-                .execute(self.db_backend().build(&insert))
+                .execute(&insert)
                 .await
                 .context(|| format!("cannot store folders of account {account_id}"))?;
         }
@@ -472,7 +472,7 @@ impl Store {
             update = update
                 .col_expr(
                     folder::Column::Generation,
-                    Expr::col(folder::Column::Generation).add(1),
+                    sea_orm::ExprTrait::add(Expr::col(folder::Column::Generation), 1),
                 )
                 .col_expr(folder::Column::Reconciling, Expr::value(true));
         }
@@ -571,7 +571,7 @@ impl Store {
         let generation = folder::Entity::update_many()
             .col_expr(
                 folder::Column::Generation,
-                Expr::col(folder::Column::Generation).into(),
+                Expr::col(folder::Column::Generation),
             )
             .filter(folder::Column::Id.eq(folder_id))
             .filter(folder::Column::AccountId.eq(account_id))
@@ -731,8 +731,10 @@ fn message_condition(q: &MessageQuery) -> Condition {
             .replace('_', "\\_");
         let pattern = format!("%{}%", escaped.to_lowercase());
         let like = |col: message::Column| {
-            Expr::expr(Func::lower(Expr::col(col)))
-                .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'))
+            sea_orm::ExprTrait::like(
+                Expr::expr(Func::lower(Expr::col(col))),
+                sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
+            )
         };
         c = c.add(
             Condition::any()
@@ -816,7 +818,7 @@ async fn upsert_run(
             bulk::upsert_values(flavor, chunk.rows, account_id, folder_id, generation, now),
         );
         // Encode the next chunk while the database runs this one.
-        let (res, built) = futures::join!(tx.execute(statement), async {
+        let (res, built) = futures::join!(tx.execute_raw(statement), async {
             bulk::next_chunk(flavor, &mut rest)
         });
         next = built;
@@ -842,7 +844,7 @@ async fn replace_attachments(
     }
     let backend = tx.get_database_backend();
     let what = || "cannot store attachment metadata".to_owned();
-    tx.execute(Statement::from_sql_and_values(
+    tx.execute_raw(Statement::from_sql_and_values(
         backend,
         bulk::delete_attachments_sql(flavor),
         [bulk::remote_ids(flavor, known())?, account_id.into()],
@@ -851,7 +853,7 @@ async fn replace_attachments(
     .context(what)?;
     let insert = bulk::insert_attachments_sql(flavor);
     for values in bulk::attachment_statements(flavor, known(), account_id)? {
-        tx.execute(Statement::from_sql_and_values(
+        tx.execute_raw(Statement::from_sql_and_values(
             backend,
             insert.as_str(),
             values,
@@ -946,11 +948,7 @@ mod tests {
             .columns(COLUMNS.map(sea_orm::sea_query::Alias::new))
             .values_panic(values)
             .returning_col(message::Column::Id);
-        let row = db
-            .query_one(db.get_database_backend().build(&insert))
-            .await
-            .unwrap()
-            .unwrap();
+        let row = db.query_one(&insert).await.unwrap().unwrap();
         let id: i64 = row.try_get("", "id").unwrap();
         for (i, a) in m.attachments.iter().enumerate() {
             let values: [SimpleExpr; 8] = [
@@ -968,9 +966,7 @@ mod tests {
                 .into_table(attachment::Entity)
                 .columns(ATTACHMENT_COLUMNS.map(sea_orm::sea_query::Alias::new))
                 .values_panic(values);
-            db.execute(db.get_database_backend().build(&insert))
-                .await
-                .unwrap();
+            db.execute(&insert).await.unwrap();
         }
     }
 
@@ -984,7 +980,7 @@ mod tests {
         let backend = store.db_backend();
         let rows = store
             .db
-            .query_all(Statement::from_string(
+            .query_all_raw(Statement::from_string(
                 backend,
                 sql_for(match backend {
                     DbBackend::Postgres => "{}::text",

@@ -39,10 +39,13 @@ pub async fn fresh_postgres_url() -> String {
         nanos,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    sea_orm::sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("cannot create test schema {schema}: {e}"));
+    // The name is ours: digits and underscores only.
+    sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("cannot create test schema {schema}: {e}"));
     let _ = conn.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
