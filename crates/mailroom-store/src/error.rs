@@ -84,8 +84,8 @@ fn is_contention(err: &DbErr) -> bool {
     else {
         return false;
     };
-    let sqlx::Error::Database(db) = e else {
-        return matches!(e, sqlx::Error::PoolTimedOut);
+    let sqlx::Error::Database(db) = &**e else {
+        return matches!(**e, sqlx::Error::PoolTimedOut);
     };
     let Some(code) = db.code() else {
         return false;
@@ -132,7 +132,7 @@ mod tests {
         let run = |db: &DatabaseConnection, sql: &str| {
             let stmt = Statement::from_string(db.get_database_backend(), sql.to_owned());
             let db = db.clone();
-            async move { db.execute(stmt).await }
+            async move { db.execute_raw(stmt).await }
         };
         run(&a, "CREATE TABLE t (x INTEGER)").await.unwrap();
         run(&a, "BEGIN IMMEDIATE").await.unwrap();

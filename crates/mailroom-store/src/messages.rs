@@ -324,15 +324,11 @@ impl Store {
         let res = folder::Entity::update_many()
             .col_expr(
                 folder::Column::GoneSince,
-                Func::coalesce([
-                    Expr::col(folder::Column::GoneSince).into(),
-                    Expr::value(now),
-                ])
-                .into(),
+                Func::coalesce([Expr::col(folder::Column::GoneSince), Expr::value(now)]).into(),
             )
             .col_expr(
                 folder::Column::MissedSyncs,
-                Expr::col(folder::Column::MissedSyncs).add(1),
+                sea_orm::ExprTrait::add(Expr::col(folder::Column::MissedSyncs), 1),
             )
             .col_expr(folder::Column::CheckedAt, Expr::value(now))
             .filter(folder::Column::Id.eq(folder_id))
