@@ -93,6 +93,17 @@ pub(crate) fn short(id: &str) -> String {
     }
 }
 
+/// `id` as one encoded path segment. An id that cannot be one (empty, `.`, `..`)
+/// names nothing: [`ErrorKind::NotFound`], and no request is sent.
+pub(crate) fn path_id(id: &str, doing: &str) -> Result<String, ConnectorError> {
+    segment(id).ok_or_else(|| {
+        ConnectorError::new(
+            ErrorKind::NotFound,
+            format!("{doing}: {id:?} is not a graph id"),
+        )
+    })
+}
+
 pub(crate) fn protocol_error(doing: &str, e: &serde_json::Error, body: &[u8]) -> ConnectorError {
     ConnectorError::new(
         ErrorKind::Protocol,
@@ -246,7 +257,7 @@ impl GraphConnector {
     ) -> Result<Vec<GraphFolder>, ConnectorError> {
         let path = match parent {
             None => "/me/mailFolders".to_owned(),
-            Some(id) => format!("/me/mailFolders/{}/childFolders", segment(id)),
+            Some(id) => format!("/me/mailFolders/{}/childFolders", path_id(id, doing)?),
         };
         let q = Query::new()
             .pair("$select", FOLDER_SELECT)
@@ -376,7 +387,7 @@ impl GraphConnector {
         for _ in 0..32 {
             match parent {
                 Some(p) if p != root => {
-                    let f = self.get_folder(&segment(&p), doing).await?;
+                    let f = self.get_folder(&path_id(&p, doing)?, doing).await?;
                     names.push(f.display_name);
                     parent = f.parent_folder_id;
                 }
@@ -392,7 +403,7 @@ impl GraphConnector {
         let doing = format!("cannot list attachments of message {}", short(message_id));
         let q = Query::new().pair("$select", ATTACHMENT_SELECT);
         let mut url = self.inner.t.url(
-            &format!("/me/messages/{}/attachments", segment(message_id)),
+            &format!("/me/messages/{}/attachments", path_id(message_id, &doing)?),
             q.as_str(),
         )?;
         let mut out = Vec::new();
@@ -426,8 +437,8 @@ impl GraphConnector {
         let url = self.inner.t.url(
             &format!(
                 "/me/messages/{}/attachments/{}/$value",
-                segment(message_id),
-                segment(attachment_id)
+                path_id(message_id, &doing)?,
+                path_id(attachment_id, &doing)?
             ),
             "",
         )?;
@@ -442,10 +453,10 @@ impl GraphConnector {
     /// The message as MIME (`/messages/{id}/$value`, RFC 822), streamed.
     pub async fn raw_mime(&self, message_id: &str) -> Result<ByteStream, ConnectorError> {
         let doing = format!("cannot download message {}", short(message_id));
-        let url = self
-            .inner
-            .t
-            .url(&format!("/me/messages/{}/$value", segment(message_id)), "")?;
+        let url = self.inner.t.url(
+            &format!("/me/messages/{}/$value", path_id(message_id, &doing)?),
+            "",
+        )?;
         let opened = self
             .inner
             .t
@@ -465,7 +476,7 @@ impl GraphConnector {
         let url = self
             .inner
             .t
-            .url(&format!("/me/messages/{}/move", segment(id)), "")?;
+            .url(&format!("/me/messages/{}/move", path_id(id, doing)?), "")?;
         let body = serde_json::to_vec(&serde_json::json!({ "destinationId": dest }))
             .expect("json serializes");
         let call = Call::post(url, Some(Bytes::from(body)), self.prefer(false));
@@ -572,7 +583,7 @@ impl Connector for GraphConnector {
                 Ok(f.into_folder(path, Some(*role)))
             }
             FolderRef::Id(id) => {
-                let f = self.get_folder(&segment(id), &doing).await?;
+                let f = self.get_folder(&path_id(id, &doing)?, &doing).await?;
                 let path = self.path_of(&f, &doing).await?;
                 Ok(f.into_folder(path, None))
             }
@@ -595,7 +606,7 @@ impl Connector for GraphConnector {
         let url = match page {
             Some(token) => self.inner.t.checked_link(&token.0)?,
             None => {
-                let seg = segment(&self.folder_key(folder).await?);
+                let seg = path_id(&self.folder_key(folder).await?, &doing)?;
                 let size = query
                     .page_size
                     .unwrap_or(self.inner.page_size)
@@ -640,7 +651,7 @@ impl Connector for GraphConnector {
             .pair("$expand", &attachments_expand());
         let body = self
             .get_bytes(
-                &format!("/me/messages/{}", segment(remote_id)),
+                &format!("/me/messages/{}", path_id(remote_id, &doing)?),
                 &q,
                 self.prefer(true),
                 &doing,
@@ -677,7 +688,10 @@ impl Connector for GraphConnector {
                 .map(drop),
             DeleteMode::Hard => {
                 let url = self.inner.t.url(
-                    &format!("/me/messages/{}/permanentDelete", segment(remote_id)),
+                    &format!(
+                        "/me/messages/{}/permanentDelete",
+                        path_id(remote_id, &doing)?
+                    ),
                     "",
                 )?;
                 self.inner

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use mailroom_core::{ConnectorError, FolderRef, SyncCursor, SyncPage};
 
-use crate::connector::{GraphConnector, PREFER_IMMUTABLE, PREFER_TEXT, protocol_error};
+use crate::connector::{GraphConnector, PREFER_IMMUTABLE, PREFER_TEXT, path_id, protocol_error};
 use crate::transport::Call;
 use crate::wire::error::GraphError;
 use crate::wire::message::{MESSAGE_SELECT, parse_delta_page};
-use crate::wire::odata::{Query, received_since, segment};
+use crate::wire::odata::{Query, received_since};
 
 /// Options of a delta enumeration, fixed by its first request (Graph keeps them in
 /// the links).
@@ -91,12 +91,13 @@ impl GraphConnector {
                 Err(e) => return Err(e),
             }
         }
-        let seg = segment(
+        let seg = path_id(
             &self
                 .folder_key(folder)
                 .await
                 .map_err(|e| e.context(&doing))?,
-        );
+            &doing,
+        )?;
         let since = options.since.map(received_since);
         let q = Query::new()
             .pair("$select", MESSAGE_SELECT)

@@ -248,12 +248,22 @@ impl Transport {
             s.push('?');
             s.push_str(query);
         }
-        Url::parse(&s).map_err(|e| {
+        let url = Url::parse(&s).map_err(|e| {
             ConnectorError::new(
                 ErrorKind::InvalidInput,
                 format!("cannot build a graph url: {e}"),
             )
-        })
+        })?;
+        // The URL library resolves dot-segments: a path it changed is not the one
+        // asked for (an id `..` would turn `/me/messages/../move` into `/me/move`).
+        let base_path = self.base.path().trim_end_matches('/');
+        if url.path().strip_prefix(base_path) != Some(path) {
+            return Err(ConnectorError::new(
+                ErrorKind::InvalidInput,
+                format!("cannot build a graph url: the path {path:?} is not kept as it is"),
+            ));
+        }
+        Ok(url)
     }
 
     /// A link from Graph or from storage (`@odata.nextLink`, a sync cursor), accepted
