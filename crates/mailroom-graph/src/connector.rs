@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 use crate::config::{GraphConfig, check_graph_url};
 use crate::stream::ByteStream;
 use crate::sync::DeltaOptions;
-use crate::transport::{Call, MailboxGate, Transport};
+use crate::transport::{Call, MailboxGate, Pages, Transport};
 use crate::wire::folder::{FOLDER_SELECT, GraphFolder};
 use crate::wire::message::{
     ATTACHMENT_SELECT, MESSAGE_SELECT, Page, attachments_expand, parse_attachments, parse_id,
@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     root_id: OnceCell<String>,
     /// Resolved `Parent/Child` paths → folder id.
     paths: Mutex<HashMap<FolderPath, String>>,
+    /// Delta runs under way, by folder: the links they followed.
+    pub(crate) runs: Mutex<HashMap<String, Pages>>,
 }
 
 impl fmt::Debug for GraphConnector {
@@ -171,7 +173,7 @@ impl GraphConnector {
             gate,
             config.retry,
             config.sleep,
-            config.request_timeout,
+            config.limits,
         );
         Ok(GraphConnector {
             inner: Arc::new(Inner {
@@ -182,6 +184,7 @@ impl GraphConnector {
                 mailbox,
                 root_id: OnceCell::new(),
                 paths: Mutex::new(HashMap::new()),
+                runs: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -265,6 +268,7 @@ impl GraphConnector {
             .opt("$filter", filter.as_deref());
         let mut url = self.inner.t.url(&path, q.as_str())?;
         let mut out = Vec::new();
+        let mut pages = Pages::new(&self.inner.t.limits, None);
         loop {
             let body = self
                 .inner
@@ -275,7 +279,10 @@ impl GraphConnector {
                 serde_json::from_slice(&body).map_err(|e| protocol_error(doing, &e, &body))?;
             out.extend(page.value);
             match page.next_link {
-                Some(next) => url = self.inner.t.checked_link(&next)?,
+                Some(next) => {
+                    pages.follow(&next, doing)?;
+                    url = self.inner.t.checked_link(&next)?;
+                }
                 None => return Ok(out),
             }
         }
@@ -407,6 +414,7 @@ impl GraphConnector {
             q.as_str(),
         )?;
         let mut out = Vec::new();
+        let mut pages = Pages::new(&self.inner.t.limits, None);
         loop {
             let body = self
                 .inner
@@ -417,7 +425,10 @@ impl GraphConnector {
                 parse_attachments(&body).map_err(|e| protocol_error(&doing, &e, &body))?;
             out.extend(list);
             match next {
-                Some(n) => url = self.inner.t.checked_link(&n)?,
+                Some(n) => {
+                    pages.follow(&n, &doing)?;
+                    url = self.inner.t.checked_link(&n)?;
+                }
                 None => return Ok(out),
             }
         }
@@ -560,7 +571,18 @@ impl Connector for GraphConnector {
                 (f, path)
             })
             .collect();
+        // A folder listed twice would make the walk a cycle.
+        let mut seen = std::collections::HashSet::new();
         while let Some((f, path)) = stack.pop() {
+            if !seen.insert(f.id.clone()) {
+                return Err(ConnectorError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{doing}: graph listed folder {} twice (at {path}): refusing to loop",
+                        short(&f.id)
+                    ),
+                ));
+            }
             if f.child_folder_count > 0 {
                 let kids = self.list_children(Some(&f.id), None, doing).await?;
                 for k in kids.into_iter().rev() {

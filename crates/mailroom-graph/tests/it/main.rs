@@ -2,6 +2,7 @@
 //! port 0 by each test).
 
 mod auth;
+mod bounds;
 mod bulk;
 mod examples;
 mod faults;
