@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod folders;
 mod messages;
+mod props;
 mod security;
 mod support;
 mod sync;
