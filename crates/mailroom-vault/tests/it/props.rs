@@ -45,7 +45,6 @@ proptest! {
         let b64 = URL_SAFE.encode(&bytes);
         prop_assert!(vault.decrypt(&b64).is_err());
         let _ = vault.decrypt_with_ttl(&b64, ttl, now);
-        let _ = vault.decrypt_credentials(&text);
         let _ = FernetKey::parse(&text);
         let _ = Vault::from_key_list(&text);
     }
