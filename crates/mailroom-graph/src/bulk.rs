@@ -8,11 +8,10 @@ use bytes::Bytes;
 use mailroom_core::{ConnectorError, DeleteMode, ErrorKind, FolderRef, WellKnownFolder};
 use serde_json::json;
 
-use crate::connector::{GraphConnector, PREFER_IMMUTABLE, protocol_error, short};
+use crate::connector::{GraphConnector, PREFER_IMMUTABLE, path_id, protocol_error, short};
 use crate::transport::Call;
 use crate::wire::batch::{BatchCall, ItemResponse, MAX_BATCH, parse_response, request_body};
 use crate::wire::error::GraphError;
-use crate::wire::odata::segment;
 
 /// The outcome of one item of [`GraphConnector::move_many`] or
 /// [`GraphConnector::delete_many`].
@@ -76,9 +75,9 @@ impl GraphConnector {
             .then(|| PREFER_IMMUTABLE.to_owned());
         self.bulk(
             ids,
-            |id| BatchCall {
+            |seg| BatchCall {
                 method: "POST",
-                url: format!("/me/messages/{}/move", segment(id)),
+                url: format!("/me/messages/{seg}/move"),
                 body: Some(json!({ "destinationId": dest })),
                 prefer: prefer.clone(),
             },
@@ -103,9 +102,9 @@ impl GraphConnector {
             DeleteMode::Hard => {
                 self.bulk(
                     ids,
-                    |id| BatchCall {
+                    |seg| BatchCall {
                         method: "POST",
-                        url: format!("/me/messages/{}/permanentDelete", segment(id)),
+                        url: format!("/me/messages/{seg}/permanentDelete"),
                         body: None,
                         prefer: None,
                     },
@@ -119,6 +118,7 @@ impl GraphConnector {
     async fn bulk(
         &self,
         ids: &[String],
+        // Takes the id as an encoded path segment.
         make: impl Fn(&str) -> BatchCall,
         doing_item: impl Fn(&str) -> String,
     ) -> Result<Vec<BulkResult>, ConnectorError> {
@@ -127,7 +127,20 @@ impl GraphConnector {
         let mut outcomes: Vec<Option<Result<Option<String>, ConnectorError>>> =
             (0..ids.len()).map(|_| None).collect();
         let mut last_error: HashMap<usize, GraphError> = HashMap::new();
-        let mut pending: Vec<usize> = (0..ids.len()).collect();
+        let mut segments: Vec<String> = Vec::with_capacity(ids.len());
+        let mut pending: Vec<usize> = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            match path_id(id, &doing_item(id)) {
+                Ok(seg) => {
+                    segments.push(seg);
+                    pending.push(i);
+                }
+                Err(e) => {
+                    segments.push(String::new());
+                    outcomes[i] = Some(Err(e));
+                }
+            }
+        }
         let url = t.url("/$batch", "")?;
         for round in 1..=max_rounds {
             if pending.is_empty() {
@@ -136,7 +149,7 @@ impl GraphConnector {
             let mut again = Vec::new();
             let mut waited = false;
             for chunk in pending.chunks(MAX_BATCH) {
-                let calls: Vec<BatchCall> = chunk.iter().map(|&i| make(&ids[i])).collect();
+                let calls: Vec<BatchCall> = chunk.iter().map(|&i| make(&segments[i])).collect();
                 let width = (t.gate.size() as usize).min(calls.len());
                 let body = Bytes::from(request_body(&calls, width));
                 let mut call = Call::post(url.clone(), Some(body), Vec::new());

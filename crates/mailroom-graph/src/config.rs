@@ -22,6 +22,40 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// follows whatever page size the service applies.
 pub const DEFAULT_DELTA_PAGE_SIZE: u32 = 1000;
 
+/// Largest answer read into memory, default 128 MiB: a delta page of 1000 messages
+/// with their text bodies is a few MB; downloads (MIME, attachments) are streamed
+/// and not bound by it.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 128 * 1024 * 1024;
+
+/// Pages one folder run (a delta enumeration, a folder or attachment listing)
+/// may follow, default 100,000 (100 million messages at 1000 per page).
+pub const DEFAULT_MAX_PAGES_PER_RUN: u32 = 100_000;
+
+/// The bounds of a connector, with their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// One try of a request, its body included.
+    pub request_timeout: Duration,
+    /// A request with all its tries and waits.
+    pub request_deadline: Duration,
+    pub max_body_size: u64,
+    pub max_pages_per_run: u32,
+    /// A folder run: the first page to the last.
+    pub folder_run_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout: Duration::from_secs(100),
+            request_deadline: Duration::from_secs(300),
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            max_pages_per_run: DEFAULT_MAX_PAGES_PER_RUN,
+            folder_run_deadline: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
 /// How requests are retried after throttling (429) or unavailability (503, 504), and
 /// after network errors or 500/502 for reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +95,7 @@ pub struct GraphConfig {
     pub(crate) page_size: u32,
     pub(crate) delta_page_size: u32,
     pub(crate) sleep: Arc<dyn Sleep>,
-    pub(crate) request_timeout: Duration,
+    pub(crate) limits: Limits,
 }
 
 impl Default for GraphConfig {
@@ -75,7 +109,7 @@ impl Default for GraphConfig {
             page_size: DEFAULT_PAGE_SIZE,
             delta_page_size: DEFAULT_DELTA_PAGE_SIZE,
             sleep: Arc::new(TokioSleep),
-            request_timeout: Duration::from_secs(100),
+            limits: Limits::default(),
         }
     }
 }
@@ -90,7 +124,7 @@ impl fmt::Debug for GraphConfig {
             .field("retry", &self.retry)
             .field("page_size", &self.page_size)
             .field("delta_page_size", &self.delta_page_size)
-            .field("request_timeout", &self.request_timeout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -164,10 +198,49 @@ impl GraphConfig {
         self
     }
 
-    /// Timeout of one request (downloads excepted), default 100 s.
+    /// Timeout of one try of a request, its body included (for downloads: until
+    /// the answer's headers), default 100 s.
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.limits.request_timeout = timeout;
+        self
+    }
+
+    /// Deadline of a request with all its tries and waits, default 5 min: a server
+    /// that answers slowly or not at all ends the call with
+    /// [`ErrorKind::Transient`] once it is reached, whatever tries are left; a
+    /// `Retry-After` beyond it ends the call with [`ErrorKind::Throttled`].
+    #[must_use]
+    pub fn request_deadline(mut self, deadline: Duration) -> Self {
+        self.limits.request_deadline = deadline;
+        self
+    }
+
+    /// Largest answer read into memory, default [`DEFAULT_MAX_BODY_SIZE`]. A larger
+    /// one ends the call with [`ErrorKind::Protocol`] as soon as the limit is
+    /// passed, without reading the rest. Downloads are streamed and not bound.
+    #[must_use]
+    pub fn max_body_size(mut self, bytes: u64) -> Self {
+        self.limits.max_body_size = bytes.max(1);
+        self
+    }
+
+    /// Pages followed in one folder run (a delta enumeration from its first page to
+    /// its delta link, a folder or attachment listing), default
+    /// [`DEFAULT_MAX_PAGES_PER_RUN`]; beyond it the run fails with
+    /// [`ErrorKind::Protocol`]. A link seen twice in one run fails it at once.
+    #[must_use]
+    pub fn max_pages_per_run(mut self, pages: u32) -> Self {
+        self.limits.max_pages_per_run = pages.max(1);
+        self
+    }
+
+    /// Deadline of a folder run (a delta enumeration from its first page to its
+    /// delta link), default 4 h; beyond it the run fails with
+    /// [`ErrorKind::Transient`] (the next run resumes from the last cursor).
+    #[must_use]
+    pub fn folder_run_deadline(mut self, deadline: Duration) -> Self {
+        self.limits.folder_run_deadline = deadline;
         self
     }
 }

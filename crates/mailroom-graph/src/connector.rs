@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 use crate::config::{GraphConfig, check_graph_url};
 use crate::stream::ByteStream;
 use crate::sync::DeltaOptions;
-use crate::transport::{Call, MailboxGate, Transport};
+use crate::transport::{Call, MailboxGate, Pages, Transport};
 use crate::wire::folder::{FOLDER_SELECT, GraphFolder};
 use crate::wire::message::{
     ATTACHMENT_SELECT, MESSAGE_SELECT, Page, attachments_expand, parse_attachments, parse_id,
@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     root_id: OnceCell<String>,
     /// Resolved `Parent/Child` paths → folder id.
     paths: Mutex<HashMap<FolderPath, String>>,
+    /// Delta runs under way, by folder: the links they followed.
+    pub(crate) runs: Mutex<HashMap<String, Pages>>,
 }
 
 impl fmt::Debug for GraphConnector {
@@ -91,6 +93,17 @@ pub(crate) fn short(id: &str) -> String {
         Some((i, _)) => format!("{}…", &id[..i]),
         None => id.to_owned(),
     }
+}
+
+/// `id` as one encoded path segment. An id that cannot be one (empty, `.`, `..`)
+/// names nothing: [`ErrorKind::NotFound`], and no request is sent.
+pub(crate) fn path_id(id: &str, doing: &str) -> Result<String, ConnectorError> {
+    segment(id).ok_or_else(|| {
+        ConnectorError::new(
+            ErrorKind::NotFound,
+            format!("{doing}: {id:?} is not a graph id"),
+        )
+    })
 }
 
 pub(crate) fn protocol_error(doing: &str, e: &serde_json::Error, body: &[u8]) -> ConnectorError {
@@ -160,7 +173,7 @@ impl GraphConnector {
             gate,
             config.retry,
             config.sleep,
-            config.request_timeout,
+            config.limits,
         );
         Ok(GraphConnector {
             inner: Arc::new(Inner {
@@ -171,6 +184,7 @@ impl GraphConnector {
                 mailbox,
                 root_id: OnceCell::new(),
                 paths: Mutex::new(HashMap::new()),
+                runs: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -246,7 +260,7 @@ impl GraphConnector {
     ) -> Result<Vec<GraphFolder>, ConnectorError> {
         let path = match parent {
             None => "/me/mailFolders".to_owned(),
-            Some(id) => format!("/me/mailFolders/{}/childFolders", segment(id)),
+            Some(id) => format!("/me/mailFolders/{}/childFolders", path_id(id, doing)?),
         };
         let q = Query::new()
             .pair("$select", FOLDER_SELECT)
@@ -254,6 +268,7 @@ impl GraphConnector {
             .opt("$filter", filter.as_deref());
         let mut url = self.inner.t.url(&path, q.as_str())?;
         let mut out = Vec::new();
+        let mut pages = Pages::new(&self.inner.t.limits, None);
         loop {
             let body = self
                 .inner
@@ -264,7 +279,10 @@ impl GraphConnector {
                 serde_json::from_slice(&body).map_err(|e| protocol_error(doing, &e, &body))?;
             out.extend(page.value);
             match page.next_link {
-                Some(next) => url = self.inner.t.checked_link(&next)?,
+                Some(next) => {
+                    pages.follow(&next, doing)?;
+                    url = self.inner.t.checked_link(&next)?;
+                }
                 None => return Ok(out),
             }
         }
@@ -376,7 +394,7 @@ impl GraphConnector {
         for _ in 0..32 {
             match parent {
                 Some(p) if p != root => {
-                    let f = self.get_folder(&segment(&p), doing).await?;
+                    let f = self.get_folder(&path_id(&p, doing)?, doing).await?;
                     names.push(f.display_name);
                     parent = f.parent_folder_id;
                 }
@@ -392,10 +410,11 @@ impl GraphConnector {
         let doing = format!("cannot list attachments of message {}", short(message_id));
         let q = Query::new().pair("$select", ATTACHMENT_SELECT);
         let mut url = self.inner.t.url(
-            &format!("/me/messages/{}/attachments", segment(message_id)),
+            &format!("/me/messages/{}/attachments", path_id(message_id, &doing)?),
             q.as_str(),
         )?;
         let mut out = Vec::new();
+        let mut pages = Pages::new(&self.inner.t.limits, None);
         loop {
             let body = self
                 .inner
@@ -406,7 +425,10 @@ impl GraphConnector {
                 parse_attachments(&body).map_err(|e| protocol_error(&doing, &e, &body))?;
             out.extend(list);
             match next {
-                Some(n) => url = self.inner.t.checked_link(&n)?,
+                Some(n) => {
+                    pages.follow(&n, &doing)?;
+                    url = self.inner.t.checked_link(&n)?;
+                }
                 None => return Ok(out),
             }
         }
@@ -426,8 +448,8 @@ impl GraphConnector {
         let url = self.inner.t.url(
             &format!(
                 "/me/messages/{}/attachments/{}/$value",
-                segment(message_id),
-                segment(attachment_id)
+                path_id(message_id, &doing)?,
+                path_id(attachment_id, &doing)?
             ),
             "",
         )?;
@@ -442,10 +464,10 @@ impl GraphConnector {
     /// The message as MIME (`/messages/{id}/$value`, RFC 822), streamed.
     pub async fn raw_mime(&self, message_id: &str) -> Result<ByteStream, ConnectorError> {
         let doing = format!("cannot download message {}", short(message_id));
-        let url = self
-            .inner
-            .t
-            .url(&format!("/me/messages/{}/$value", segment(message_id)), "")?;
+        let url = self.inner.t.url(
+            &format!("/me/messages/{}/$value", path_id(message_id, &doing)?),
+            "",
+        )?;
         let opened = self
             .inner
             .t
@@ -465,7 +487,7 @@ impl GraphConnector {
         let url = self
             .inner
             .t
-            .url(&format!("/me/messages/{}/move", segment(id)), "")?;
+            .url(&format!("/me/messages/{}/move", path_id(id, doing)?), "")?;
         let body = serde_json::to_vec(&serde_json::json!({ "destinationId": dest }))
             .expect("json serializes");
         let call = Call::post(url, Some(Bytes::from(body)), self.prefer(false));
@@ -549,7 +571,18 @@ impl Connector for GraphConnector {
                 (f, path)
             })
             .collect();
+        // A folder listed twice would make the walk a cycle.
+        let mut seen = std::collections::HashSet::new();
         while let Some((f, path)) = stack.pop() {
+            if !seen.insert(f.id.clone()) {
+                return Err(ConnectorError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{doing}: graph listed folder {} twice (at {path}): refusing to loop",
+                        short(&f.id)
+                    ),
+                ));
+            }
             if f.child_folder_count > 0 {
                 let kids = self.list_children(Some(&f.id), None, doing).await?;
                 for k in kids.into_iter().rev() {
@@ -572,7 +605,7 @@ impl Connector for GraphConnector {
                 Ok(f.into_folder(path, Some(*role)))
             }
             FolderRef::Id(id) => {
-                let f = self.get_folder(&segment(id), &doing).await?;
+                let f = self.get_folder(&path_id(id, &doing)?, &doing).await?;
                 let path = self.path_of(&f, &doing).await?;
                 Ok(f.into_folder(path, None))
             }
@@ -595,7 +628,7 @@ impl Connector for GraphConnector {
         let url = match page {
             Some(token) => self.inner.t.checked_link(&token.0)?,
             None => {
-                let seg = segment(&self.folder_key(folder).await?);
+                let seg = path_id(&self.folder_key(folder).await?, &doing)?;
                 let size = query
                     .page_size
                     .unwrap_or(self.inner.page_size)
@@ -640,7 +673,7 @@ impl Connector for GraphConnector {
             .pair("$expand", &attachments_expand());
         let body = self
             .get_bytes(
-                &format!("/me/messages/{}", segment(remote_id)),
+                &format!("/me/messages/{}", path_id(remote_id, &doing)?),
                 &q,
                 self.prefer(true),
                 &doing,
@@ -677,7 +710,10 @@ impl Connector for GraphConnector {
                 .map(drop),
             DeleteMode::Hard => {
                 let url = self.inner.t.url(
-                    &format!("/me/messages/{}/permanentDelete", segment(remote_id)),
+                    &format!(
+                        "/me/messages/{}/permanentDelete",
+                        path_id(remote_id, &doing)?
+                    ),
                     "",
                 )?;
                 self.inner

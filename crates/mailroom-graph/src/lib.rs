@@ -95,8 +95,8 @@ pub mod wire;
 
 pub use bulk::BulkResult;
 pub use config::{
-    DEFAULT_DELTA_PAGE_SIZE, DEFAULT_GRAPH_URL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE,
-    GraphConfig, RetryPolicy,
+    DEFAULT_DELTA_PAGE_SIZE, DEFAULT_GRAPH_URL, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_PAGES_PER_RUN, DEFAULT_PAGE_SIZE, GraphConfig, RetryPolicy,
 };
 pub use connector::GraphConnector;
 pub use stream::ByteStream;

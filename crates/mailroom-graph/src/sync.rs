@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use mailroom_core::{ConnectorError, FolderRef, SyncCursor, SyncPage};
 
-use crate::connector::{GraphConnector, PREFER_IMMUTABLE, PREFER_TEXT, protocol_error};
-use crate::transport::Call;
+use crate::connector::{GraphConnector, PREFER_IMMUTABLE, PREFER_TEXT, path_id, protocol_error};
+use crate::transport::{Call, Pages};
 use crate::wire::error::GraphError;
 use crate::wire::message::{MESSAGE_SELECT, parse_delta_page};
-use crate::wire::odata::{Query, received_since, segment};
+use crate::wire::odata::{Query, received_since};
 
 /// Options of a delta enumeration, fixed by its first request (Graph keeps them in
 /// the links).
@@ -67,7 +67,8 @@ impl GraphConnector {
     ) -> Result<SyncPage, ConnectorError> {
         let doing = format!("cannot sync folder {folder}");
         let prefer = self.delta_prefer(options);
-        let resume = match cursor {
+        let run = folder.to_string();
+        let resume = match &cursor {
             None => None,
             Some(c) => match self.inner.t.checked_link(c.as_str()) {
                 Ok(url) => Some(url),
@@ -84,19 +85,23 @@ impl GraphConnector {
                 .bytes(&Call::get(url, prefer.clone()), &doing)
                 .await
             {
-                Ok(body) => return self.delta_page(&body, false, &doing),
+                Ok(body) => {
+                    let from = cursor.as_ref().map(SyncCursor::as_str);
+                    return self.delta_page(&body, false, &doing, &run, from);
+                }
                 Err(e) if GraphError::of(&e).is_some_and(GraphError::is_sync_state_gone) => {
                     tracing::info!(folder = %folder, code = e.code().unwrap_or(""), "delta token expired, resynchronizing the folder");
                 }
                 Err(e) => return Err(e),
             }
         }
-        let seg = segment(
+        let seg = path_id(
             &self
                 .folder_key(folder)
                 .await
                 .map_err(|e| e.context(&doing))?,
-        );
+            &doing,
+        )?;
         let since = options.since.map(received_since);
         let q = Query::new()
             .pair("$select", MESSAGE_SELECT)
@@ -106,7 +111,7 @@ impl GraphConnector {
             .t
             .url(&format!("/me/mailFolders/{seg}/messages/delta"), q.as_str())?;
         let body = self.inner.t.bytes(&Call::get(url, prefer), &doing).await?;
-        self.delta_page(&body, true, &doing)
+        self.delta_page(&body, true, &doing, &run, None)
     }
 
     fn delta_prefer(&self, options: &DeltaOptions) -> Vec<String> {
@@ -118,11 +123,45 @@ impl GraphConnector {
         p
     }
 
+    /// Bounds a delta run (first page to delta link): no next link twice, at most
+    /// `max_pages_per_run` pages, within `folder_run_deadline`. A run goes on when
+    /// the cursor is the link this connector handed out last for the folder;
+    /// otherwise (a new process, a stored cursor) a new run starts there.
+    fn count_page(
+        &self,
+        run: &str,
+        from: Option<&str>,
+        link: &str,
+        complete: bool,
+        doing: &str,
+    ) -> Result<(), ConnectorError> {
+        let mut runs = self
+            .inner
+            .runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ongoing = runs.remove(run);
+        if complete {
+            return Ok(());
+        }
+        let limits = &self.inner.t.limits;
+        let mut pages = match (from, ongoing) {
+            (Some(c), Some(p)) if p.last.as_deref() == Some(c) => p,
+            (Some(c), _) => Pages::new(limits, Some(limits.folder_run_deadline)).starting_at(c),
+            (None, _) => Pages::new(limits, Some(limits.folder_run_deadline)),
+        };
+        pages.follow(link, doing)?;
+        runs.insert(run.to_owned(), pages);
+        Ok(())
+    }
+
     fn delta_page(
         &self,
         body: &[u8],
         reset: bool,
         doing: &str,
+        run: &str,
+        from: Option<&str>,
     ) -> Result<SyncPage, ConnectorError> {
         let page = parse_delta_page(body).map_err(|e| protocol_error(doing, &e, body))?;
         let (link, complete) = match (page.next_link, page.delta_link) {
@@ -142,6 +181,7 @@ impl GraphConnector {
             .t
             .checked_link(&link)
             .map_err(|e| e.context(doing))?;
+        self.count_page(run, from, &link, complete, doing)?;
         Ok(SyncPage {
             changes: page.changes,
             cursor: SyncCursor(link),

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::RetryPolicy;
+use crate::config::{Limits, RetryPolicy};
 use crate::wire::error::GraphError;
 use crate::wire::retry::{backoff, parse_retry_after};
 
@@ -179,7 +179,7 @@ pub(crate) struct Transport {
     pub gate: Arc<MailboxGate>,
     pub retry: RetryPolicy,
     pub sleep: Arc<dyn Sleep>,
-    pub timeout: Duration,
+    pub limits: Limits,
     hasher: RandomState,
     /// Told about every `Retry-After` (set by `Connector::set_state_sink`).
     sink: Mutex<Option<Arc<dyn StateSink>>>,
@@ -204,7 +204,7 @@ impl Transport {
         gate: Arc<MailboxGate>,
         retry: RetryPolicy,
         sleep: Arc<dyn Sleep>,
-        timeout: Duration,
+        limits: Limits,
     ) -> Transport {
         Transport {
             http,
@@ -213,7 +213,7 @@ impl Transport {
             gate,
             retry,
             sleep,
-            timeout,
+            limits,
             hasher: RandomState::new(),
             sink: Mutex::new(None),
         }
@@ -248,12 +248,22 @@ impl Transport {
             s.push('?');
             s.push_str(query);
         }
-        Url::parse(&s).map_err(|e| {
+        let url = Url::parse(&s).map_err(|e| {
             ConnectorError::new(
                 ErrorKind::InvalidInput,
                 format!("cannot build a graph url: {e}"),
             )
-        })
+        })?;
+        // The URL library resolves dot-segments: a path it changed is not the one
+        // asked for (an id `..` would turn `/me/messages/../move` into `/me/move`).
+        let base_path = self.base.path().trim_end_matches('/');
+        if url.path().strip_prefix(base_path) != Some(path) {
+            return Err(ConnectorError::new(
+                ErrorKind::InvalidInput,
+                format!("cannot build a graph url: the path {path:?} is not kept as it is"),
+            ));
+        }
+        Ok(url)
     }
 
     /// A link from Graph or from storage (`@odata.nextLink`, a sync cursor), accepted
@@ -310,13 +320,51 @@ impl Transport {
         )
     }
 
+    /// Waits `wait` unless that passes `deadline`.
+    async fn sleep_before(&self, wait: Duration, deadline: Instant) -> bool {
+        if Instant::now() + wait >= deadline {
+            return false;
+        }
+        self.sleep.sleep(wait).await;
+        true
+    }
+
+    /// A try that ran out of time: its own timeout, or the request's deadline.
+    fn timed_out(&self, doing: &str, deadline: bool) -> ConnectorError {
+        if deadline {
+            return self.past_deadline(doing, None);
+        }
+        ConnectorError::new(
+            ErrorKind::Transient,
+            format!(
+                "{doing}: no complete answer within the request timeout of {} s",
+                self.limits.request_timeout.as_secs_f64()
+            ),
+        )
+    }
+
+    fn past_deadline(&self, doing: &str, last: Option<&str>) -> ConnectorError {
+        let secs = self.limits.request_deadline.as_secs_f64();
+        let msg = match last {
+            Some(last) => format!(
+                "{doing}: no answer within the request deadline of {secs} s (last try: {last})"
+            ),
+            None => format!("{doing}: no answer within the request deadline of {secs} s"),
+        };
+        ConnectorError::new(ErrorKind::Transient, msg)
+    }
+
     async fn run(&self, call: &Call, doing: &str, streaming: bool) -> Result<Got, ConnectorError> {
         let max_attempts = self.retry.max_attempts.max(1);
+        let deadline = Instant::now() + self.limits.request_deadline;
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
             attempt += 1;
-            let permit = self.gate.acquire(call.permits, &*self.sleep).await;
+            let permit =
+                tokio::time::timeout_at(deadline, self.gate.acquire(call.permits, &*self.sleep))
+                    .await
+                    .map_err(|_| self.past_deadline(doing, None))?;
             let token = self
                 .session
                 .access_token()
@@ -342,22 +390,36 @@ impl Transport {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            if !streaming {
-                req = req.timeout(self.timeout);
-            }
-            let response = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
+            // One try ends at its timeout or at the request's deadline.
+            let try_ends = deadline.min(Instant::now() + self.limits.request_timeout);
+            let sent = tokio::time::timeout_at(try_ends, req.send()).await;
+            let response = match sent {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     drop(permit);
                     // Retry only what surely did not reach the server, or reads.
                     let retryable = e.is_connect() || call.idempotent();
+                    let e = e.without_url();
                     if retryable && attempt < max_attempts {
                         let wait = self.backoff(attempt);
-                        tracing::debug!(method = %call.method, path = call.url.path(), attempt, ?wait, error = %e.without_url(), "graph request failed, retrying");
-                        self.sleep.sleep(wait).await;
-                        continue;
+                        tracing::debug!(method = %call.method, path = call.url.path(), attempt, ?wait, error = %e, "graph request failed, retrying");
+                        if self.sleep_before(wait, deadline).await {
+                            continue;
+                        }
+                        return Err(self.past_deadline(doing, Some(&e.to_string())));
                     }
                     return Err(network_error(doing, e));
+                }
+                Err(_) => {
+                    drop(permit);
+                    if call.idempotent() && attempt < max_attempts {
+                        let wait = self.backoff(attempt);
+                        tracing::debug!(method = %call.method, path = call.url.path(), attempt, ?wait, "graph request timed out, retrying");
+                        if self.sleep_before(wait, deadline).await {
+                            continue;
+                        }
+                    }
+                    return Err(self.timed_out(doing, try_ends >= deadline));
                 }
             };
             let status = response.status();
@@ -366,15 +428,39 @@ impl Transport {
                 if streaming {
                     return Ok(Got::Opened(Opened { response, permit }));
                 }
-                match response.bytes().await {
-                    Ok(b) => return Ok(Got::Bytes(b)),
-                    Err(e) => {
-                        drop(permit);
-                        if call.idempotent() && attempt < max_attempts {
-                            self.sleep.sleep(self.backoff(attempt)).await;
+                let limit = self.limits.max_body_size;
+                let read =
+                    tokio::time::timeout_at(try_ends, read_body_limited(response, limit)).await;
+                drop(permit);
+                match read {
+                    Ok(Ok(b)) => return Ok(Got::Bytes(b)),
+                    Ok(Err(BodyError::TooLarge)) => {
+                        return Err(ConnectorError::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "{doing}: the answer is larger than the limit of {} (GraphConfig::max_body_size)",
+                                size_text(limit)
+                            ),
+                        ));
+                    }
+                    Ok(Err(BodyError::Network(e))) => {
+                        let e = e.without_url();
+                        if call.idempotent()
+                            && attempt < max_attempts
+                            && self.sleep_before(self.backoff(attempt), deadline).await
+                        {
                             continue;
                         }
                         return Err(network_error(doing, e));
+                    }
+                    Err(_) => {
+                        if call.idempotent()
+                            && attempt < max_attempts
+                            && self.sleep_before(self.backoff(attempt), deadline).await
+                        {
+                            continue;
+                        }
+                        return Err(self.timed_out(doing, try_ends >= deadline));
                     }
                 }
             }
@@ -390,7 +476,11 @@ impl Transport {
                 // the permit goes, so whoever takes it sees the deadline.
                 self.throttle(wait).await;
             }
-            let body = response.bytes().await.unwrap_or_default();
+            // An error answer is only read for its message: its start is enough.
+            let body =
+                tokio::time::timeout_at(try_ends, read_body_prefix(response, MAX_ERROR_BODY))
+                    .await
+                    .unwrap_or_default();
             drop(permit);
             let graph = GraphError::parse(status.as_u16(), &body);
             match status {
@@ -409,7 +499,8 @@ impl Transport {
                 StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT => {
-                    let too_long = retry_after.is_some_and(|w| w > self.retry.max_wait);
+                    let too_long = retry_after
+                        .is_some_and(|w| w > self.retry.max_wait || Instant::now() + w >= deadline);
                     if attempt >= max_attempts || too_long {
                         let mut err = graph.into_connector_error(doing);
                         if let Some(w) = retry_after {
@@ -424,14 +515,18 @@ impl Transport {
                         attempt,
                         "graph throttled, retrying"
                     );
-                    if retry_after.is_none() {
-                        self.sleep.sleep(self.backoff(attempt)).await;
+                    if retry_after.is_none()
+                        && !self.sleep_before(self.backoff(attempt), deadline).await
+                    {
+                        return Err(graph.into_connector_error(doing));
                     }
                 }
                 StatusCode::INTERNAL_SERVER_ERROR | StatusCode::BAD_GATEWAY
                     if call.idempotent() && attempt < max_attempts =>
                 {
-                    self.sleep.sleep(self.backoff(attempt)).await;
+                    if !self.sleep_before(self.backoff(attempt), deadline).await {
+                        return Err(graph.into_connector_error(doing));
+                    }
                 }
                 _ => return Err(graph.into_connector_error(doing)),
             }
@@ -439,8 +534,133 @@ impl Transport {
     }
 }
 
+/// The pages of one run over server-given links (`@odata.nextLink`): each link is
+/// followed once, at most `max` pages, until `deadline` (if any).
+#[derive(Debug)]
+pub(crate) struct Pages {
+    seen: std::collections::HashSet<u64>,
+    hasher: RandomState,
+    pages: u32,
+    max: u32,
+    started: Instant,
+    deadline: Option<Duration>,
+    /// The link handed out last (a delta run resumes from it).
+    pub last: Option<String>,
+}
+
+impl Pages {
+    pub(crate) fn new(limits: &Limits, deadline: Option<Duration>) -> Pages {
+        Pages {
+            seen: Default::default(),
+            hasher: RandomState::new(),
+            pages: 1,
+            max: limits.max_pages_per_run.max(1),
+            started: Instant::now(),
+            deadline,
+            last: None,
+        }
+    }
+
+    /// Counts `link`, the page this run starts from, as followed.
+    pub(crate) fn starting_at(mut self, link: &str) -> Pages {
+        self.seen.insert(self.hasher.hash_one(link));
+        self
+    }
+
+    /// Accepts `link` as the next page to read, or says why the run must stop.
+    pub(crate) fn follow(&mut self, link: &str, doing: &str) -> Result<(), ConnectorError> {
+        if !self.seen.insert(self.hasher.hash_one(link)) {
+            return Err(ConnectorError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{doing}: graph sent a @odata.nextLink already followed (page {} of this run): refusing to loop",
+                    self.pages + 1
+                ),
+            ));
+        }
+        if self.pages >= self.max {
+            return Err(ConnectorError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{doing}: more than {} pages in one run (GraphConfig::max_pages_per_run)",
+                    self.max
+                ),
+            ));
+        }
+        if let Some(d) = self.deadline
+            && self.started.elapsed() > d
+        {
+            return Err(ConnectorError::new(
+                ErrorKind::Transient,
+                format!(
+                    "{doing}: the folder run passed its deadline of {} s after {} pages (GraphConfig::folder_run_deadline)",
+                    d.as_secs_f64(),
+                    self.pages
+                ),
+            ));
+        }
+        self.pages += 1;
+        self.last = Some(link.to_owned());
+        Ok(())
+    }
+}
+
+/// What is read of an error answer: enough for Graph's `error.code` and message.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+pub(crate) enum BodyError {
+    TooLarge,
+    Network(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk, failing as soon as it passes `limit` bytes (an
+/// announced `Content-Length` over it fails before anything is read).
+pub(crate) async fn read_body_limited(
+    mut response: reqwest::Response,
+    limit: u64,
+) -> Result<Bytes, BodyError> {
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let capacity = announced.unwrap_or(0).min(limit).min(16 * 1024 * 1024);
+    let mut buf = bytes::BytesMut::with_capacity(capacity as usize);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Network)? {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The first `limit` bytes of a body at most (what a network error left, if any).
+async fn read_body_prefix(mut response: reqwest::Response, limit: u64) -> Bytes {
+    let mut buf = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = (limit as usize).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() as u64 >= limit {
+            break;
+        }
+    }
+    buf.freeze()
+}
+
+/// `128 MiB`, `64 KiB`, `100 bytes`.
+pub(crate) fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// `e` is already without its URL (which may carry a skip token).
 fn network_error(doing: &str, e: reqwest::Error) -> ConnectorError {
-    let e = e.without_url();
     ConnectorError::new(ErrorKind::Transient, format!("{doing}: {e}")).with_source(e)
 }
 

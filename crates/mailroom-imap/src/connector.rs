@@ -21,7 +21,7 @@ use crate::proto::uidset::UidSet;
 use crate::proto::{conventional_names, quote, quote_mailbox, role_of, utf7};
 use crate::session::{Caps, Conn, Failure, Listed, OpError, Reopen, map_imap_error, map_io_error};
 use crate::sync::{Limits, record_items, sync_page};
-use crate::transport::{self, Plain, Stream, XOAuth2, check_tls_policy};
+use crate::transport::{self, Guarded, Plain, Stream, XOAuth2, check_tls_policy};
 
 /// Tuning and trust options of an [`ImapConnector`]; the defaults suit most servers.
 /// Start from `ImapOptions::default()` and chain the setters.
@@ -43,6 +43,11 @@ pub struct ImapOptions {
     pub connect_timeout: Duration,
     /// Time allowed for one command and its responses (default 120 s).
     pub command_timeout: Duration,
+    /// Bytes of one server response, its literals included (default 64 MiB, and
+    /// always at least `max_message_bytes` + 1 MiB). A literal announced larger is
+    /// refused before anything is read or allocated for it; the connection is then
+    /// dropped with an [`ErrorKind::Protocol`] error naming the limit.
+    pub max_response_bytes: u64,
 }
 
 impl Default for ImapOptions {
@@ -54,6 +59,7 @@ impl Default for ImapOptions {
             max_message_bytes: 1024 * 1024,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),
+            max_response_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -81,6 +87,18 @@ impl ImapOptions {
     pub fn max_message_bytes(mut self, n: u32) -> Self {
         self.max_message_bytes = n.max(4096);
         self
+    }
+
+    /// Bytes of one server response (see [`max_response_bytes`](Self::max_response_bytes)).
+    pub fn max_response_bytes(mut self, n: u64) -> Self {
+        self.max_response_bytes = n;
+        self
+    }
+
+    /// The budget of one response actually used.
+    fn response_budget(&self) -> u64 {
+        self.max_response_bytes
+            .max(u64::from(self.max_message_bytes) + 1024 * 1024)
     }
 
     /// Connect and command timeouts.
@@ -301,6 +319,7 @@ impl ImapConnector {
     async fn open_inner(&self) -> Result<Conn, ConnectorError> {
         let context = format!("cannot connect to {}:{}", self.host, self.port);
         let tcp = transport::tcp(&self.host, self.port).await?;
+        let budget = self.options.response_budget();
         let stream = match self.tls {
             ImapTls::None => Stream::Plain(tcp),
             ImapTls::Implicit => {
@@ -308,7 +327,7 @@ impl ImapConnector {
                 transport::handshake(connector, &self.host, tcp).await?
             }
             ImapTls::Starttls => {
-                let mut client = async_imap::Client::new(tcp);
+                let mut client = async_imap::Client::new(Guarded::new(tcp, budget));
                 greeting(&mut client, &context).await?;
                 client
                     .run_command_and_check_ok("STARTTLS", None)
@@ -320,10 +339,11 @@ impl ImapConnector {
                         )
                     })?;
                 let connector = self.tls_connector.as_ref().expect("tls connector");
-                transport::handshake(connector, &self.host, client.into_inner()).await?
+                transport::handshake(connector, &self.host, client.into_inner().into_inner())
+                    .await?
             }
         };
-        let mut client = async_imap::Client::new(stream);
+        let mut client = async_imap::Client::new(Guarded::new(stream, budget));
         if self.tls != ImapTls::Starttls {
             greeting(&mut client, &context).await?;
         }
@@ -345,8 +365,8 @@ impl ImapConnector {
 
     async fn authenticate(
         &self,
-        client: async_imap::Client<Stream>,
-    ) -> Result<async_imap::Session<Stream>, ConnectorError> {
+        client: async_imap::Client<Guarded<Stream>>,
+    ) -> Result<async_imap::Session<Guarded<Stream>>, ConnectorError> {
         let context = format!("cannot log in to imap as {}", self.what());
         let refused = |e: async_imap::error::Error| {
             map_imap_error(e).into_error(&context, ErrorKind::ReauthRequired)
@@ -569,7 +589,7 @@ async fn greeting(
             ErrorKind::Transient,
             format!(
                 "{context}: server refused the connection: {}",
-                information.as_deref().unwrap_or("BYE")
+                crate::proto::guard::decode_text(information.as_deref().unwrap_or("BYE"))
             ),
         )),
         other => Err(ConnectorError::new(

@@ -11,9 +11,10 @@ use async_imap::imap_proto::{
 use chrono::{DateTime, Utc};
 use mailroom_core::{ConnectorError, ErrorKind, Message};
 
+use crate::proto::guard::decode_text;
 use crate::proto::mime::{Completeness, message_from_bytes};
 use crate::proto::uidset::UidSet;
-use crate::transport::Stream;
+use crate::transport::{Guarded, Stream};
 
 /// Server capabilities the connector uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -274,7 +275,7 @@ pub struct Changes {
 /// A logged-in session.
 #[derive(Debug)]
 pub struct Conn {
-    session: async_imap::Session<Stream>,
+    session: async_imap::Session<Guarded<Stream>>,
     /// Capabilities after login.
     pub caps: Caps,
     /// The mailbox selected now (wire name) and its state.
@@ -286,7 +287,11 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps a logged-in session.
-    pub fn new(session: async_imap::Session<Stream>, caps: Caps, timeout: Duration) -> Conn {
+    pub fn new(
+        session: async_imap::Session<Guarded<Stream>>,
+        caps: Caps,
+        timeout: Duration,
+    ) -> Conn {
         Conn {
             session,
             caps,
@@ -340,7 +345,7 @@ impl Conn {
                     status,
                     outcome: Outcome { code, information },
                 } if t == &tag => {
-                    let text = information.as_deref().unwrap_or("").to_owned();
+                    let text = decode_text(information.as_deref().unwrap_or(""));
                     return match status {
                         Status::Ok => {
                             if let Some(ResponseCode::CopyUid(v, a, b)) = code {
@@ -359,9 +364,9 @@ impl Conn {
                     status: Status::Bye,
                     outcome: Outcome { information, .. },
                 } => {
-                    return Err(Failure::Bye(
-                        information.as_deref().unwrap_or("BYE").to_owned(),
-                    ));
+                    return Err(Failure::Bye(decode_text(
+                        information.as_deref().unwrap_or("BYE"),
+                    )));
                 }
                 Response::Data {
                     status: Status::Ok,
@@ -605,8 +610,9 @@ impl Conn {
                 delimiter,
                 name,
             })) => names.push(Listed {
-                wire_name: name.to_string(),
-                delimiter: delimiter.as_ref().map(|d| d.to_string()),
+                // The parser keeps a quoted string's escapes (`\"`, `\\`).
+                wire_name: crate::proto::unescape_quoted(name),
+                delimiter: delimiter.as_deref().map(crate::proto::unescape_quoted),
                 attributes: name_attributes.iter().map(attribute_text).collect(),
             }),
             Response::MailboxData(MailboxDatum::Status { mailbox, status }) => {
@@ -623,7 +629,7 @@ impl Conn {
                         _ => {}
                     }
                 }
-                statuses.push((mailbox.to_string(), messages, unseen));
+                statuses.push((crate::proto::unescape_quoted(mailbox), messages, unseen));
             }
             _ => {}
         })
@@ -657,6 +663,13 @@ pub fn attribute_text(attr: &NameAttribute<'_>) -> String {
 }
 
 pub fn map_io_error(e: &std::io::Error) -> Failure {
+    // A response over the budget (the stream's guard).
+    if let Some(too_large) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::proto::guard::TooLarge>())
+    {
+        return Failure::Garbled(too_large.to_string());
+    }
     // async-imap reports unparseable server data as io::ErrorKind::Other with the
     // parser's message; real socket trouble has a specific kind.
     if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("during parsing of") {
@@ -674,9 +687,9 @@ fn server_text(formatted: &str) -> String {
     if let Some(start) = formatted.find("info: Some(\"")
         && let Some(body) = formatted[start + 12..].strip_suffix("\")")
     {
-        return body.replace("\\\"", "\"").replace("\\\\", "\\");
+        return decode_text(&body.replace("\\\"", "\"").replace("\\\\", "\\"));
     }
-    formatted.to_owned()
+    decode_text(formatted)
 }
 
 /// Maps async-imap's errors.

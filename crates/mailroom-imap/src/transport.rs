@@ -72,6 +72,98 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// A stream whose incoming bytes pass a [`Guard`](crate::proto::guard::Guard) before
+/// the IMAP parser reads them: a response over the budget fails the read with an
+/// [`io::ErrorKind::InvalidData`] error naming the limit.
+pub struct Guarded<S> {
+    inner: S,
+    guard: crate::proto::guard::Guard,
+    /// Checked bytes not yet read by the parser.
+    ready: Vec<u8>,
+    pos: usize,
+    failed: Option<crate::proto::guard::TooLarge>,
+}
+
+impl<S> Guarded<S> {
+    /// `inner` with a budget of `limit` bytes per response.
+    pub fn new(inner: S, limit: u64) -> Self {
+        Guarded {
+            inner,
+            guard: crate::proto::guard::Guard::new(limit),
+            ready: Vec::new(),
+            pos: 0,
+            failed: None,
+        }
+    }
+
+    /// The stream inside (for STARTTLS: nothing may be pending then).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> fmt::Debug for Guarded<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Guarded")
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.pos < this.ready.len() {
+                let n = buf.remaining().min(this.ready.len() - this.pos);
+                buf.put_slice(&this.ready[this.pos..this.pos + n]);
+                this.pos += n;
+                if this.pos == this.ready.len() {
+                    this.ready.clear();
+                    this.pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = &this.failed {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e.clone())));
+            }
+            let mut raw = [0u8; 16 * 1024];
+            let mut raw_buf = ReadBuf::new(&mut raw);
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut raw_buf))?;
+            let got = raw_buf.filled();
+            if got.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Err(e) = this.guard.feed(got, &mut this.ready) {
+                // Nothing more reaches the parser: not even the bytes checked before.
+                this.ready.clear();
+                this.pos = 0;
+                this.failed = Some(e);
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 pub use mailroom_core::endpoint::is_loopback_host;
 
 /// Refuses plain text to anything but loopback.

@@ -31,6 +31,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Timeout of one request to the identity platform, unless the builder sets another.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Largest answer read from the identity platform: 1 MiB (token and device code
+/// answers are a few KB).
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 1024 * 1024;
+
 /// Lifetime assumed when a token answer has no `expires_in` (the identity
 /// platform always sends one; its default access token lifetime is about an hour).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -60,6 +64,7 @@ struct AppCore {
     clock: Arc<dyn Clock>,
     sleep: Arc<dyn Sleep>,
     timeout: Duration,
+    max_body_size: u64,
 }
 
 impl fmt::Debug for AppCore {
@@ -83,6 +88,7 @@ pub struct ApplicationBuilder<App> {
     clock: Arc<dyn Clock>,
     sleep: Arc<dyn Sleep>,
     timeout: Duration,
+    max_body_size: u64,
     _app: PhantomData<fn() -> App>,
 }
 
@@ -113,6 +119,7 @@ impl<App> ApplicationBuilder<App> {
             clock: Arc::new(SystemClock),
             sleep: Arc::new(TokioSleep),
             timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
             _app: PhantomData,
         }
     }
@@ -156,6 +163,15 @@ impl<App> ApplicationBuilder<App> {
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Largest answer of the identity platform read, default
+    /// [`DEFAULT_MAX_BODY_SIZE`] (token answers are a few KB); a larger one fails
+    /// with [`ErrorKind::Protocol`] as soon as the limit is passed.
+    #[must_use]
+    pub fn max_body_size(mut self, bytes: u64) -> Self {
+        self.max_body_size = bytes.max(1);
         self
     }
 
@@ -204,6 +220,7 @@ impl<App> ApplicationBuilder<App> {
             clock: self.clock,
             sleep: self.sleep,
             timeout: self.timeout,
+            max_body_size: self.max_body_size,
         })
     }
 }
@@ -249,6 +266,7 @@ impl ApplicationBuilder<ClientApplication> {
                     clock: self.clock,
                     sleep: self.sleep,
                     timeout: self.timeout,
+                    max_body_size: self.max_body_size,
                     _app: PhantomData,
                 }
                 .build()?,
@@ -594,7 +612,7 @@ impl AppCore {
             "cannot start the device code flow for client {}",
             self.client_id
         );
-        let transport = Transport::new(self.http.clone(), self.timeout);
+        let transport = Transport::new(self.http.clone(), self.timeout, self.max_body_size);
         let now = self.clock.now();
         let details: DeviceAuthorizationResponse<AadDeviceFields> = self
             .oauth
@@ -659,7 +677,7 @@ impl AppCore {
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(expired)?;
-        let transport = Transport::new(self.http.clone(), self.timeout);
+        let transport = Transport::new(self.http.clone(), self.timeout, self.max_body_size);
         let clock = Arc::clone(&self.clock);
         let sleep = Arc::clone(&self.sleep);
         let poll = self
@@ -708,7 +726,7 @@ impl AppCore {
         scopes: Vec<String>,
     ) -> Result<AuthenticationResult> {
         let context = format!("cannot refresh token for client {}", self.client_id);
-        let transport = Transport::new(self.http.clone(), self.timeout);
+        let transport = Transport::new(self.http.clone(), self.timeout, self.max_body_size);
         let rt = oauth2::RefreshToken::new(refresh_token.secret().to_owned());
         let issued_at = self.clock.now();
         let outcome = self
@@ -802,7 +820,15 @@ where
     TE: ErrorResponse,
 {
     if let RequestTokenError::Request(e) = err {
-        return Error::new(ErrorKind::Transient, format!("{context}: {e}")).with_source(e);
+        let too_large = (&e as &(dyn std::error::Error + 'static))
+            .downcast_ref::<crate::transport::TransportError>()
+            .is_some_and(crate::transport::TransportError::is_too_large);
+        let kind = if too_large {
+            ErrorKind::Protocol
+        } else {
+            ErrorKind::Transient
+        };
+        return Error::new(kind, format!("{context}: {e}")).with_source(e);
     }
     match last {
         Some(a) if a.status >= 300 || a.status < 200 => {

@@ -128,7 +128,8 @@ mod wire;
 
 pub use app::{
     ApplicationBuilder, AuthenticationResult, ClientApplication, ConfidentialClientApplication,
-    DEFAULT_REQUEST_TIMEOUT, DeviceCodeFlow, PublicClientApplication, Result,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DeviceCodeFlow, PublicClientApplication,
+    Result,
 };
 pub use authority::{Authority, DEFAULT_CLOUD, Tenant, check_service_url};
 pub use error::{Error, ErrorKind};

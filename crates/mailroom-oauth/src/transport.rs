@@ -24,13 +24,25 @@ pub(crate) struct Answer {
     pub(crate) retry_after: Option<Duration>,
 }
 
-/// The identity platform could not be reached (connect, TLS, timeout, reset).
+/// The identity platform could not be reached (connect, TLS, timeout, reset), or
+/// answered more than a token answer can be.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot reach {endpoint}: {source}")]
-pub(crate) struct TransportError {
-    endpoint: String,
-    #[source]
-    source: reqwest::Error,
+pub(crate) enum TransportError {
+    #[error("cannot reach {endpoint}: {source}")]
+    Network {
+        endpoint: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the answer of {endpoint} is larger than the limit of {limit} bytes")]
+    TooLarge { endpoint: String, limit: u64 },
+}
+
+impl TransportError {
+    /// True for an answer over the size limit (not a network failure).
+    pub(crate) fn is_too_large(&self) -> bool {
+        matches!(self, TransportError::TooLarge { .. })
+    }
 }
 
 /// An [`AsyncHttpClient`] for one operation.
@@ -38,15 +50,18 @@ pub(crate) struct TransportError {
 pub(crate) struct Transport {
     http: reqwest::Client,
     timeout: Duration,
+    max_body_size: u64,
     last: Mutex<Option<Answer>>,
 }
 
 impl Transport {
     /// `http` is cheap to clone: clones share one connection pool.
-    pub(crate) fn new(http: reqwest::Client, timeout: Duration) -> Self {
+    /// Answers over `max_body_size` bytes fail as soon as the limit is passed.
+    pub(crate) fn new(http: reqwest::Client, timeout: Duration, max_body_size: u64) -> Self {
         Transport {
             http,
             timeout,
+            max_body_size,
             last: Mutex::new(None),
         }
     }
@@ -69,7 +84,7 @@ impl Transport {
                 uri.path()
             )
         };
-        let fail = |source: reqwest::Error| TransportError {
+        let fail = |source: reqwest::Error| TransportError::Network {
             endpoint: endpoint.clone(),
             source: source.without_url(),
         };
@@ -82,7 +97,24 @@ impl Transport {
         let status = response.status();
         let version = response.version();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(fail)?.to_vec();
+        let too_large = || TransportError::TooLarge {
+            endpoint: endpoint.clone(),
+            limit: self.max_body_size,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_body_size)
+        {
+            return Err(too_large());
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+            if (body.len() + chunk.len()) as u64 > self.max_body_size {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         tracing::debug!(
             endpoint = %endpoint,
             status = status.as_u16(),

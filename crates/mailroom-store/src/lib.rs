@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait as _;
 
 pub use accounts::{Account, AccountUpdate, NewAccount, SealedCredentials, SyncOutcome};
@@ -170,6 +170,9 @@ impl Store {
                 .await
                 .map_err(|e| Error::database(format!("cannot connect to {}", redact_url(url)), e))
         };
+        if backend == Backend::Postgres {
+            probe_postgres(url).await?;
+        }
         let db = match backend {
             // Every connection to :memory: is a different database: keep exactly one.
             Backend::Sqlite if in_memory => connect(1).await?,
@@ -295,6 +298,40 @@ fn create_private_file(url: &str) -> Result<()> {
     }
 }
 
+/// One direct connection to PostgreSQL, closed at once. The pool retries a refused
+/// connection until its acquire timeout (30 s); a single try reports a server that is
+/// not there (connection refused, unknown host, bad password) at once, and one that
+/// does not answer within [`CONNECT_TIMEOUT`].
+async fn probe_postgres(url: &str) -> Result<()> {
+    use sea_orm::sqlx::Connection as _;
+    let context = || format!("cannot connect to {}", redact_url(url));
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        sea_orm::sqlx::postgres::PgConnection::connect(url),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(Error::database(
+            context(),
+            DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))),
+        )),
+        Err(_) => Err(Error::database(
+            context(),
+            DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                "no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        )),
+    }
+}
+
+/// How long a new database connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Pool options for `url`; `max_connections` is the pool size.
 fn connect_options(
     url: &str,
@@ -305,7 +342,7 @@ fn connect_options(
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(CONNECT_TIMEOUT)
         .acquire_timeout(Duration::from_secs(30))
         .max_connections(max_connections);
     if backend == Backend::Sqlite {

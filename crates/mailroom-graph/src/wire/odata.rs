@@ -63,9 +63,16 @@ pub fn display_name_eq(name: &str) -> String {
     format!("displayName eq {}", string_literal(name))
 }
 
-/// One path segment, percent-encoded (for ids and well-known names).
-pub fn segment(value: &str) -> String {
-    utf8_percent_encode(value, PATH_SEGMENT).to_string()
+/// One path segment, percent-encoded (for ids and well-known names); `None` for a
+/// value that cannot be one: empty, `.` or `..`. URL libraries resolve a segment
+/// `..` or `.` — percent-encoded too (`%2E%2E`) — as a dot-segment, so such an id
+/// would change the path (`/me/messages/../move` is `/me/move`); no Graph id or
+/// well-known name has that form.
+pub fn segment(value: &str) -> Option<String> {
+    if matches!(value, "" | "." | "..") {
+        return None;
+    }
+    Some(utf8_percent_encode(value, PATH_SEGMENT).to_string())
 }
 
 /// A query string built pair by pair, values percent-encoded.
@@ -166,8 +173,18 @@ mod tests {
 
     #[test]
     fn path_segments() {
-        assert_eq!(segment("AAMkAD/x+y=="), "AAMkAD%2Fx%2By==");
-        assert_eq!(segment("inbox"), "inbox");
-        assert_eq!(segment("a b"), "a%20b");
+        let check = |id: &str, expected: Option<&str>| {
+            assert_eq!(segment(id).as_deref(), expected, "{id:?}");
+        };
+        check("AAMkAD/x+y==", Some("AAMkAD%2Fx%2By=="));
+        check("inbox", Some("inbox"));
+        check("a b", Some("a%20b"));
+        check("?#%2F", Some("%3F%23%252F"));
+        check("...", Some("..."));
+        check("a..b", Some("a..b"));
+        check("%2E%2E", Some("%252E%252E"));
+        check("..", None);
+        check(".", None);
+        check("", None);
     }
 }

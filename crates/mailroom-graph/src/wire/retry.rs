@@ -41,7 +41,13 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, unit: f64) -> Durati
     let exp = attempt.saturating_sub(1).min(30);
     let full = base.saturating_mul(1u32 << exp).min(max);
     let half = full / 2;
-    half + half.mul_f64(unit.clamp(0.0, 1.0))
+    // NaN passes `clamp` as it is, and `mul_f64(NaN)` panics.
+    let unit = if unit.is_nan() {
+        0.0
+    } else {
+        unit.clamp(0.0, 1.0)
+    };
+    half + half.mul_f64(unit)
 }
 
 #[cfg(test)]
@@ -80,6 +86,7 @@ mod tests {
         let base = Duration::from_millis(500);
         let max = Duration::from_secs(8);
         assert_eq!(backoff(1, base, max, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff(1, base, max, f64::NAN), Duration::from_millis(250));
         assert_eq!(backoff(1, base, max, 1.0), Duration::from_millis(500));
         assert_eq!(backoff(2, base, max, 0.0), Duration::from_millis(500));
         assert_eq!(backoff(3, base, max, 0.5), Duration::from_millis(1500));

@@ -2,11 +2,13 @@
 //! port 0 by each test).
 
 mod auth;
+mod bounds;
 mod bulk;
 mod examples;
 mod faults;
 mod folders;
 mod messages;
+mod props;
 mod security;
 mod support;
 mod sync;

@@ -104,3 +104,71 @@ async fn no_token_in_errors_debug_or_logs() {
         assert!(!all.contains(&needle), "{needle:.12}… leaked");
     }
 }
+
+#[tokio::test]
+async fn an_id_never_changes_the_path() {
+    let h = Harness::start(config(6)).await;
+    let graph = h.connector();
+    let folders = ["inbox", "deleteditems"].map(|f| h.truth(f).len());
+    // Dot-segments would be resolved by the URL library (`/me/messages/../move` is
+    // `/me/move`): they name nothing, and nothing is sent.
+    let before = h.sim.counters().mailbox_requests(ALICE);
+    for id in ["..", ".", ""] {
+        let errors = vec![
+            graph
+                .delete_message(id, DeleteMode::Soft)
+                .await
+                .unwrap_err(),
+            graph
+                .delete_message(id, DeleteMode::Hard)
+                .await
+                .unwrap_err(),
+            graph.get_message(id).await.unwrap_err(),
+            graph.move_message(id, &FolderRef::INBOX).await.unwrap_err(),
+            graph.attachments(id).await.unwrap_err(),
+            graph.raw_mime(id).await.unwrap_err(),
+            graph
+                .resolve_folder(&FolderRef::Id(id.into()))
+                .await
+                .unwrap_err(),
+            graph
+                .sync_folder(&FolderRef::Id(id.into()), None)
+                .await
+                .unwrap_err(),
+        ];
+        for e in errors {
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{id:?}: {e}");
+            assert!(e.to_string().contains("is not a graph id"), "{e}");
+        }
+        let bulk = graph
+            .delete_many(&[id.to_owned()], DeleteMode::Hard)
+            .await
+            .unwrap();
+        let e = bulk[0].outcome.as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{id:?}: {e}");
+    }
+    assert_eq!(h.sim.counters().mailbox_requests(ALICE), before);
+    // Everything else is one encoded segment: the server refuses the id.
+    for id in [
+        "../move",
+        "a/../../me",
+        "?x=1",
+        "#frag",
+        "%2E%2E",
+        "%2F",
+        "...",
+        "a b",
+    ] {
+        let e = graph
+            .delete_message(id, DeleteMode::Soft)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput),
+            "{id:?}: {e}"
+        );
+        assert!(!e.to_string().contains("is not a graph id"), "{e}");
+    }
+    assert!(h.sim.counters().mailbox_requests(ALICE) >= before + 8);
+    assert_eq!(folders, ["inbox", "deleteditems"].map(|f| h.truth(f).len()));
+}

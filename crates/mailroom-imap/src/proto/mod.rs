@@ -5,9 +5,11 @@
 //! - [`remote_id`]: the `{mailbox}:{UIDVALIDITY}:{UID}` message id;
 //! - [`mime`]: RFC 5322/MIME bytes → the core `Message` record;
 //! - [`structure`]: BODYSTRUCTURE → attachment metadata for messages over the cap;
+//! - [`guard`]: the server's bytes bounded per response, its status texts as data;
 //! - this module: SASL XOAUTH2, IMAP string quoting, LIST attributes → roles.
 
 pub mod cursor;
+pub mod guard;
 pub mod mime;
 pub mod remote_id;
 pub mod structure;
@@ -48,6 +50,25 @@ pub fn quote(value: &str, what: &'static str) -> Result<String, QuoteError> {
     Ok(out)
 }
 
+/// The value of an IMAP quoted string whose quotes are gone but whose escapes are
+/// not (what the IMAP parser returns): `A&B \"quoted\"` is `A&B "quoted"`. A `\`
+/// before any other character, or at the end, is kept as it is.
+pub fn unescape_quoted(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&next @ ('"' | '\\')) = chars.peek()
+        {
+            out.push(next);
+            chars.next();
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Quotes a UTF-8 mailbox name for a command: modified UTF-7, then quoted.
 pub fn quote_mailbox(name: &str) -> Result<String, QuoteError> {
     quote(&utf7::encode(name), "a mailbox name")
@@ -80,6 +101,24 @@ pub fn conventional_names(role: WellKnownFolder) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_strings_unescape() {
+        let check = |raw: &str, value: &str| {
+            assert_eq!(unescape_quoted(raw), value, "{raw}");
+            if !raw.ends_with('\\') {
+                // What `quote` sends back is what the server sent.
+                assert_eq!(quote(value, "x").unwrap(), format!("\"{raw}\""), "{raw}");
+            }
+        };
+        check(r#"A&B \"quoted\""#, r#"A&B "quoted""#);
+        check(r"back\\slash", r"back\slash");
+        check(r"\\", r"\");
+        check("INBOX", "INBOX");
+        check(r#"\\\""#, r#"\""#);
+        assert_eq!(unescape_quoted(r"a\b"), r"a\b");
+        assert_eq!(unescape_quoted("end\\"), "end\\");
+    }
 
     #[test]
     fn xoauth2_string_layout() {

@@ -301,3 +301,37 @@ async fn since_is_exact_across_time_zones() {
         "date_received is the INTERNALDATE"
     );
 }
+
+#[tokio::test]
+async fn a_long_header_line_and_a_big_attachment_fit_the_response_budget() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    // One 200 KB header line and a 3 MB attachment (4 MB as base64).
+    let attachment = "QUJDRA==\r\n".repeat(400_000);
+    let raw = format!(
+        "Subject: Long\r\nMessage-ID: <long@example.com>\r\nX-Long: {}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n\
+         Content-Type: application/octet-stream; name=\"big.bin\"\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"big.bin\"\r\n\r\n{attachment}--b--\r\n",
+        "x".repeat(200_000)
+    );
+    a.append("INBOX", raw.as_bytes(), "").await.unwrap();
+    // The budget is raised to what a message may be (8 MiB + 1 MiB), not lower.
+    let c = connector_with(
+        &d,
+        "alice",
+        options(&d)
+            .max_message_bytes(8 << 20)
+            .max_response_bytes(1024),
+    );
+    let page = c
+        .fetch_page(&FolderRef::INBOX, &FetchQuery::default(), None)
+        .await
+        .unwrap();
+    let m = &page.messages[0];
+    assert_eq!(m.subject.as_deref(), Some("Long"));
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(m.attachments.len(), 1, "{:?}", m.attachments);
+    assert_eq!(m.attachments[0].name.as_deref(), Some("big.bin"));
+}

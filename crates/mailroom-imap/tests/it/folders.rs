@@ -108,3 +108,55 @@ async fn utf7_names_round_trip() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
+
+#[tokio::test]
+async fn names_with_quotes_and_backslashes_are_data() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    let name = r#"A&B "quoted""#;
+    a.create(name).await.unwrap();
+    a.append(name, &mail(1), "").await.unwrap();
+
+    let c = connector(&d, "alice");
+    let folders = c.list_folders().await.unwrap();
+    let names: Vec<_> = folders.iter().map(|f| f.remote_id.as_str()).collect();
+    assert!(names.contains(&name), "{name} not in {names:?}");
+    let f = folders.iter().find(|f| f.remote_id == name).unwrap();
+    assert_eq!(f.name, name);
+    assert_eq!(
+        f.total_count,
+        Some(1),
+        "LIST-STATUS counts by the same name"
+    );
+    // The listed name works for every command.
+    let page = c.sync_folder(&FolderRef::id(name), None).await.unwrap();
+    assert_eq!(page.changes.len(), 1);
+    let page = c
+        .fetch_page(&FolderRef::parse(name).unwrap(), &Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(
+        c.resolve_folder(&FolderRef::id(name))
+            .await
+            .unwrap()
+            .remote_id,
+        name
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_with_utf8_text_is_not_found() {
+    let d = dovecot();
+    let c = connector(&d, "alice");
+    // Dovecot answers `NO [NONEXISTENT] Mailbox doesn't exist: 日本語-nirgends` with
+    // the name in raw UTF-8, which IMAP4rev1 text does not allow.
+    let err = c
+        .sync_folder(&FolderRef::id("日本語-nirgends"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(!err.to_string().contains("cannot parse"), "{err}");
+    // The connection is still good.
+    assert!(c.list_folders().await.is_ok());
+}

@@ -94,3 +94,52 @@ async fn refused_login_is_reauth_and_bye_is_transient() {
     assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
     assert!(err.to_string().contains("too many connections"), "{err}");
 }
+
+/// Greeting, LOGIN, CAPABILITY, then `reply` to the next command.
+async fn after_login(reply: &'static str) -> u16 {
+    fake_server(
+        "* OK fake ready\r\n",
+        vec![
+            "{tag} OK LOGIN completed\r\n",
+            "* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n",
+            reply,
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_literal_over_the_budget_is_refused_when_announced() {
+    // 2 GB is over async-imap's own 512 MiB; 300 MB is under it, and was allocated
+    // (then waited for) before.
+    for (announced, reply) in [
+        (2_000_000_000u64, "* 1 FETCH (UID 1 BODY[] {2000000000}\r\n"),
+        (300_000_000, "* 1 FETCH (UID 1 BODY[] {300000000}\r\n"),
+    ] {
+        let port = after_login(reply).await;
+        let err = connector(port).connect().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        assert!(
+            err.to_string().contains(&format!(
+                "the server announced a literal of {announced} bytes, more than the limit of 67108864 bytes per response"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn raw_utf8_in_a_status_text_is_read_as_text() {
+    let port = after_login("{tag} NO [NONEXISTENT] Mailbox doesn't exist: 日本語 100%\r\n").await;
+    let err = connector(port).connect().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("Mailbox doesn't exist: 日本語 100%"),
+        "{err}"
+    );
+    let port = fake_server("* BYE überlastet\r\n", vec![]).await;
+    let err = connector(port).connect().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+    assert!(err.to_string().contains("überlastet"), "{err}");
+}

@@ -7,6 +7,7 @@ mod fetch;
 mod folders;
 mod garbled;
 mod mutate;
+mod props;
 mod support;
 mod sync;
 mod tls;

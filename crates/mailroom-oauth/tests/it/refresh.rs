@@ -425,3 +425,64 @@ async fn an_unreachable_authority_is_transient() {
         mailroom_core::ErrorKind::Transient
     );
 }
+
+/// A token endpoint that answers `len` bytes of JSON whitespace (with
+/// `Content-Length` when `announce`), on a loopback port.
+async fn endless_token_endpoint(len: usize, announce: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let length = if announce {
+                    format!("content-length: {len}\r\n")
+                } else {
+                    String::new()
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n"
+                );
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 64 * 1024];
+                let mut sent = 0;
+                while sent < len {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    sent += chunk.len();
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_token_answer_is_read_up_to_a_limit() {
+    for announce in [true, false] {
+        // 50 MB would be read whole before; the default limit is 1 MiB.
+        let url = endless_token_endpoint(50_000_000, announce).await;
+        let app = mailroom_oauth::PublicClientApplication::builder(APP)
+            .authority(mailroom_oauth::Authority::new(&url, Tenant::Common).unwrap())
+            .build()
+            .unwrap();
+        let err = app
+            .acquire_token_by_refresh_token(
+                &RefreshToken::new("rt"),
+                Resource::Graph.default_scopes(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        assert!(
+            err.to_string()
+                .contains("is larger than the limit of 1048576 bytes"),
+            "{err}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 mod examples;
 mod interop;
+mod props;
 mod spec;
 mod vault;
 

@@ -1,0 +1,3 @@
+//! Integration tests of `mailroom-core` through its public API.
+
+mod credentials;
