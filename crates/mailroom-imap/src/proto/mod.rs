@@ -5,11 +5,13 @@
 //! - [`remote_id`]: the `{mailbox}:{UIDVALIDITY}:{UID}` message id;
 //! - [`mime`]: RFC 5322/MIME bytes → the core `Message` record;
 //! - [`structure`]: BODYSTRUCTURE → attachment metadata for messages over the cap;
+//! - [`size`]: exact decoded sizes of parts from their transfer encoding and octets;
 //! - this module: SASL XOAUTH2, IMAP string quoting, LIST attributes → roles.
 
 pub mod cursor;
 pub mod mime;
 pub mod remote_id;
+pub mod size;
 pub mod structure;
 pub mod uidset;
 pub mod utf7;
