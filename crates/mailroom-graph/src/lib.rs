@@ -85,6 +85,7 @@
 //! `examples/sign_in_and_read.rs`, which CI runs against `mailroom-sim`.
 #![warn(missing_docs)]
 
+mod attachment_lists;
 mod bulk;
 mod config;
 mod connector;
