@@ -6,8 +6,10 @@
 //!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
 //!   token refreshes, page size, per-message byte cap, timeouts).
 //! - [`proto`] is the pure half (modified UTF-7, UID sets, the sync cursor, remote ids,
-//!   MIME → record, BODYSTRUCTURE → attachments, SASL strings); the transport (TCP,
-//!   rustls, async-imap) wraps it.
+//!   MIME → record, BODYSTRUCTURE → attachments, exact decoded part sizes, SASL
+//!   strings); the transport (TCP, rustls, async-imap) wraps it. An attachment's
+//!   `size` is the exact size of its content (transfer encoding undone), above the
+//!   byte cap too.
 //! - With the `testing` feature, [`testing::Dovecot`] runs a private Dovecot.
 //!
 //! ```no_run

@@ -134,7 +134,7 @@ print(Fernet(key.encode()).encrypt(json.dumps(creds).encode()).decode())
 
 /// Python's verdict on a row Mailroom stored: `(expiry string, expired?)`.
 fn python_checks(vault: &Vault, key: &FernetKey, creds: &Credentials) -> (String, bool) {
-    let blob = vault.encrypt_credentials(creds);
+    let blob = vault.encrypt(creds.to_json().as_bytes());
     let out = python(PY_CHECK_EXPIRY, &format!("{}\n{blob}", key.secret()));
     let mut lines = out.lines();
     let expiry = lines.next().unwrap().to_owned();
@@ -166,7 +166,7 @@ fn python_reads_and_compares_every_expiry_mailroom_writes() {
         assert_eq!(python_expired, expired, "{written}");
         // Mailroom's own reading of what it wrote agrees to the microsecond.
         let back = vault
-            .decrypt_credentials(&vault.encrypt_credentials(&creds))
+            .decrypt_json::<Credentials>(&vault.encrypt(creds.to_json().as_bytes()))
             .unwrap();
         let back = back.oauth().unwrap().expiry.unwrap();
         assert_eq!(
@@ -198,7 +198,7 @@ fn mailroom_reads_python_expiry_and_writes_it_back_unchanged() {
     let vault = Vault::new(vec![key.clone()]).unwrap();
     let out = python(PY_SIGN_IN, key.secret());
     let (python_expiry, blob) = out.trim().split_once('\n').unwrap();
-    let creds = vault.decrypt_credentials(blob.trim()).unwrap();
+    let creds = vault.decrypt_json::<Credentials>(blob.trim()).unwrap();
     let oauth = creds.oauth().unwrap();
     let expiry = oauth.expiry.unwrap();
     // Naive means UTC: about an hour from now, whatever this machine's time zone.
