@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use async_imap::imap_proto::types::{AttributeValue, Response, SectionPath};
+use async_imap::imap_proto::{AttributeValue, Response, SectionPath};
 
 use crate::proto::size::{
     BASE64_HEAD, BASE64_TAIL, DecodedLen, TransferEncoding, base64_len_from_ends,
