@@ -7,11 +7,15 @@
 //! - IMAP: `{"type": "imap", "host", "port"?, "tls"?, "username"?, "password"}` or the
 //!   same with the OAuth2 fields instead of `password` (SASL XOAUTH2).
 //!
+//! `expiry` is written naive (UTC, no offset, whole seconds or microseconds) as the
+//! Python system wrote it, and read with or without `Z`/offset and any fraction
+//! ([`format_expiry`], [`parse_expiry`]).
+//!
 //! `"type": "imap"` selects IMAP, even for an Outlook account (the fallback). Fields this
 //! crate does not know are kept in `extra` and written back unchanged, so a
 //! re-encryption never drops what another tool stored.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -329,9 +333,24 @@ impl Serialize for Credentials {
     }
 }
 
-/// Writes an expiry the way Mailroom stores it: RFC 3339, UTC, with `Z`.
+/// Writes an expiry the way the Python system wrote it: naive UTC with no offset, as
+/// `datetime.isoformat()` prints it — `2025-01-20T11:30:00`, or with exactly six
+/// fractional digits when there are microseconds (`2025-01-20T11:30:00.250000`).
+///
+/// Finer precision is truncated (an earlier expiry is the safe side). This is the one
+/// form `datetime.fromisoformat` reads in every Python version since 3.7, and it
+/// compares with `datetime.utcnow()` (naive) without a `TypeError`, which a `Z` or an
+/// offset would cause.
 pub fn format_expiry(expiry: DateTime<Utc>) -> String {
-    expiry.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    // Through microseconds since the epoch: truncates nanoseconds and folds a leap
+    // second into the next one, so the fraction always has six digits or none.
+    let micros = expiry.timestamp_micros();
+    let expiry = DateTime::from_timestamp_micros(micros).unwrap_or(expiry);
+    if micros.rem_euclid(1_000_000) == 0 {
+        expiry.format("%Y-%m-%dT%H:%M:%S").to_string()
+    } else {
+        expiry.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    }
 }
 
 /// Parses an expiry as the Python system wrote it (`2025-01-20T11:30:00`, naive = UTC)
@@ -417,7 +436,10 @@ mod tests {
         );
         let back: Value = serde_json::from_str(&creds.to_json()).unwrap();
         assert_eq!(back["note"], serde_json::json!({"kept": true}));
-        assert_eq!(back["expiry"], "2025-01-20T11:30:00Z");
+        assert_eq!(
+            back["expiry"], "2025-01-20T11:30:00",
+            "written as Python wrote it"
+        );
         assert_eq!(back["scopes"][1], "offline_access");
         // A second round trip is stable.
         let again = Credentials::from_json(&creds.to_json()).unwrap().to_json();
@@ -453,15 +475,56 @@ mod tests {
         ] {
             assert_eq!(parse_expiry(s), Some(want), "{s}");
         }
-        assert_eq!(
-            parse_expiry("2025-01-20T11:30:00.250000")
-                .map(format_expiry)
-                .as_deref(),
-            Some("2025-01-20T11:30:00.250Z")
-        );
+        for s in [
+            "2025-01-20T11:30:00.25Z",
+            "2025-01-20T11:30:00.250000",
+            "2025-01-20T11:30:00.250000000+00:00",
+            "2025-01-20 12:30:00.25+01:00",
+        ] {
+            assert_eq!(
+                parse_expiry(s),
+                Some(want + TimeDelta::milliseconds(250)),
+                "{s}"
+            );
+        }
         assert_eq!(parse_expiry("tomorrow"), None);
         let err = Credentials::from_json(r#"{"client_id":"c","expiry":"tomorrow"}"#).unwrap_err();
         assert!(err.to_string().contains("expiry \"tomorrow\""), "{err}");
+    }
+
+    #[track_caller]
+    fn check_written(expiry: &str, written: &str) {
+        assert_eq!(
+            parse_expiry(expiry).map(format_expiry).as_deref(),
+            Some(written)
+        );
+        // What is written reads back to itself.
+        assert_eq!(
+            parse_expiry(written).map(format_expiry).as_deref(),
+            Some(written)
+        );
+    }
+
+    #[test]
+    fn expiry_is_written_naive_with_zero_or_six_fractional_digits() {
+        check_written("2025-01-20T11:30:00Z", "2025-01-20T11:30:00");
+        check_written("2025-01-20T11:30:00", "2025-01-20T11:30:00");
+        check_written("2025-01-20T12:30:00+01:00", "2025-01-20T11:30:00");
+        check_written("2025-01-20T11:30:00.25", "2025-01-20T11:30:00.250000");
+        check_written("2025-01-20T11:30:00.000001Z", "2025-01-20T11:30:00.000001");
+        // Nanoseconds (what a fresh sign-in computes) are truncated to microseconds.
+        check_written(
+            "2026-12-06T12:24:58.948052872Z",
+            "2026-12-06T12:24:58.948052",
+        );
+        check_written("2026-12-06T12:24:58.000000999Z", "2026-12-06T12:24:58");
+        // A leap second never prints a seventh digit or a 60th second.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        assert_eq!(format_expiry(leap), "2017-01-01T00:00:00.500000");
     }
 
     #[test]

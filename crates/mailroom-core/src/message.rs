@@ -42,7 +42,11 @@ pub struct Attachment {
     pub name: Option<String>,
     /// MIME type, e.g. `application/pdf`.
     pub content_type: Option<String>,
-    /// Size in bytes as reported by the server.
+    /// Size in bytes. IMAP: the exact decoded size of the content (the file's bytes,
+    /// with the transfer encoding undone), or an estimate from the encoded size when
+    /// the server would not return the part's bytes, which the message's `warnings`
+    /// then say. Graph: the `size` Graph reports, which for a file attachment can
+    /// exceed the file by the metadata Exchange stores with it.
     pub size: u64,
     /// True for inline parts (images referenced by the HTML body).
     pub is_inline: bool,

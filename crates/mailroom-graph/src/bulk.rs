@@ -122,9 +122,32 @@ impl GraphConnector {
         make: impl Fn(&str) -> BatchCall,
         doing_item: impl Fn(&str) -> String,
     ) -> Result<Vec<BulkResult>, ConnectorError> {
+        let outcomes = self
+            .batch_each(ids, make, doing_item, |item| Ok(new_id(&item)))
+            .await?;
+        Ok(ids
+            .iter()
+            .zip(outcomes)
+            .map(|(id, outcome)| BulkResult {
+                id: id.clone(),
+                outcome,
+            })
+            .collect())
+    }
+
+    /// Runs one request per id through `$batch` (chunks of 20, chains within the
+    /// mailbox's request slots, throttled items sent again) and turns each successful
+    /// item's answer into a `T` with `ok`. Outcomes come in the order of `ids`.
+    pub(crate) async fn batch_each<T>(
+        &self,
+        ids: &[String],
+        make: impl Fn(&str) -> BatchCall,
+        doing_item: impl Fn(&str) -> String,
+        ok: impl Fn(ItemResponse) -> Result<T, ConnectorError>,
+    ) -> Result<Vec<Result<T, ConnectorError>>, ConnectorError> {
         let t = &self.inner.t;
         let max_rounds = t.retry.max_attempts.max(1);
-        let mut outcomes: Vec<Option<Result<Option<String>, ConnectorError>>> =
+        let mut outcomes: Vec<Option<Result<T, ConnectorError>>> =
             (0..ids.len()).map(|_| None).collect();
         let mut last_error: HashMap<usize, GraphError> = HashMap::new();
         let mut segments: Vec<String> = Vec::with_capacity(ids.len());
@@ -176,14 +199,14 @@ impl GraphConnector {
                     parse_response(&answer).map_err(|e| protocol_error(&doing, &e, &answer))?;
                 let mut seen = vec![false; chunk.len()];
                 let mut wait: Option<Duration> = None;
-                for item in &items {
+                for item in items {
                     let Some(k) = item.id.parse::<usize>().ok().filter(|&k| k < chunk.len()) else {
                         continue;
                     };
                     seen[k] = true;
                     let i = chunk[k];
                     if item.is_success() {
-                        outcomes[i] = Some(Ok(new_id(item)));
+                        outcomes[i] = Some(ok(item).map_err(|e| e.context(doing_item(&ids[i]))));
                     } else if retryable(item.status) {
                         if let Some(ra) = item.retry_after(SystemTime::now()) {
                             wait = Some(wait.map_or(ra, |w| w.max(ra)));
@@ -228,14 +251,13 @@ impl GraphConnector {
         Ok(ids
             .iter()
             .zip(outcomes)
-            .map(|(id, o)| BulkResult {
-                id: id.clone(),
-                outcome: o.unwrap_or_else(|| {
+            .map(|(id, o)| {
+                o.unwrap_or_else(|| {
                     Err(ConnectorError::new(
                         ErrorKind::Other,
                         format!("{}: no answer", doing_item(id)),
                     ))
-                }),
+                })
             })
             .collect())
     }

@@ -69,6 +69,7 @@ pub(crate) struct Inner {
     pub(crate) immutable_ids: bool,
     pub(crate) page_size: u32,
     pub(crate) delta_page_size: u32,
+    pub(crate) attachment_lists: bool,
     mailbox: Option<String>,
     root_id: OnceCell<String>,
     /// Resolved `Parent/Child` paths → folder id.
@@ -181,6 +182,7 @@ impl GraphConnector {
                 immutable_ids: config.immutable_ids,
                 page_size: config.page_size,
                 delta_page_size: config.delta_page_size,
+                attachment_lists: config.attachment_lists,
                 mailbox,
                 root_id: OnceCell::new(),
                 paths: Mutex::new(HashMap::new()),

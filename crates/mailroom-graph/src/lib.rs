@@ -2,14 +2,17 @@
 //!
 //! - [`GraphConnector`] implements [`Connector`] (folders, paged
 //!   listing without a 50-message cap, one message, move, soft and hard delete,
-//!   incremental sync through delta) and adds what only Graph has:
+//!   incremental sync through delta, each page with the attachment lists of its
+//!   messages that have attachments, inline images included) and adds what only
+//!   Graph has:
 //!   [`GraphConnector::delta`] with [`DeltaOptions`], [`GraphConnector::move_many`] and
 //!   [`GraphConnector::delete_many`] through `$batch` ([`BulkResult`] per item),
 //!   [`GraphConnector::attachments`], [`GraphConnector::download_attachment`] and
 //!   [`GraphConnector::raw_mime`] as a [`ByteStream`].
 //! - [`GraphConfig`] says where Graph is (`https`, or `http` on loopback for
 //!   `mailroom-sim`), whether to ask for immutable ids, how many requests may be in
-//!   flight per mailbox (4), the [`RetryPolicy`], page sizes and the sleep to wait with.
+//!   flight per mailbox (4), the [`RetryPolicy`], page sizes, whether delta pages
+//!   fetch attachment lists, and the sleep to wait with.
 //! - Errors are [`ConnectorError`]s whose message says what was being
 //!   done, whose `kind()` says what to do, and whose source is the [`GraphError`]
 //!   (status, code, request id, raw body) when Graph answered one.
@@ -85,6 +88,7 @@
 //! `examples/sign_in_and_read.rs`, which CI runs against `mailroom-sim`.
 #![warn(missing_docs)]
 
+mod attachment_lists;
 mod bulk;
 mod config;
 mod connector;

@@ -56,9 +56,12 @@ impl GraphConnector {
     ///   `syncStateNotFound`, `resyncRequired`) restarts the enumeration in the same
     ///   call, and that page has `reset: true`; so does a cursor that does not point
     ///   at this connector's Graph root.
-    /// - Attachment metadata is not fetched (delta cannot expand it): messages carry
-    ///   `has_attachments` and an empty `attachments` list; use
-    ///   [`attachments`](Self::attachments) or `get_message` for the list.
+    /// - Delta cannot expand attachments, so after each page the attachment lists of
+    ///   its messages that have attachments (`hasAttachments`, or inline images the
+    ///   body references with `cid:`, which `hasAttachments` leaves out) are fetched
+    ///   through `$batch` (20 per batch, within the mailbox's request slots) and the
+    ///   page carries them; [`GraphConfig::attachment_lists`](crate::GraphConfig::attachment_lists)
+    ///   turns this off.
     pub async fn delta(
         &self,
         folder: &FolderRef,
@@ -87,7 +90,7 @@ impl GraphConnector {
             {
                 Ok(body) => {
                     let from = cursor.as_ref().map(SyncCursor::as_str);
-                    return self.delta_page(&body, false, &doing, &run, from);
+                    return self.delta_page(&body, false, &doing, &run, from).await;
                 }
                 Err(e) if GraphError::of(&e).is_some_and(GraphError::is_sync_state_gone) => {
                     tracing::info!(folder = %folder, code = e.code().unwrap_or(""), "delta token expired, resynchronizing the folder");
@@ -111,7 +114,7 @@ impl GraphConnector {
             .t
             .url(&format!("/me/mailFolders/{seg}/messages/delta"), q.as_str())?;
         let body = self.inner.t.bytes(&Call::get(url, prefer), &doing).await?;
-        self.delta_page(&body, true, &doing, &run, None)
+        self.delta_page(&body, true, &doing, &run, None).await
     }
 
     fn delta_prefer(&self, options: &DeltaOptions) -> Vec<String> {
@@ -155,7 +158,7 @@ impl GraphConnector {
         Ok(())
     }
 
-    fn delta_page(
+    async fn delta_page(
         &self,
         body: &[u8],
         reset: bool,
@@ -182,8 +185,11 @@ impl GraphConnector {
             .checked_link(&link)
             .map_err(|e| e.context(doing))?;
         self.count_page(run, from, &link, complete, doing)?;
+        let mut changes = page.changes;
+        self.fill_attachment_lists(&mut changes, &page.wants_attachments, doing)
+            .await?;
         Ok(SyncPage {
-            changes: page.changes,
+            changes,
             cursor: SyncCursor(link),
             reset,
             complete,

@@ -6,8 +6,10 @@
 //!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
 //!   token refreshes, page size, per-message byte cap, timeouts).
 //! - [`proto`] is the pure half (modified UTF-7, UID sets, the sync cursor, remote ids,
-//!   MIME → record, BODYSTRUCTURE → attachments, SASL strings); the transport (TCP,
-//!   rustls, async-imap) wraps it.
+//!   MIME → record, BODYSTRUCTURE → attachments, exact decoded part sizes, SASL
+//!   strings); the transport (TCP, rustls, async-imap) wraps it. An attachment's
+//!   `size` is the exact size of its content (transfer encoding undone), above the
+//!   byte cap too.
 //! - With the `testing` feature, [`testing::Dovecot`] runs a private Dovecot.
 //!
 //! ```no_run
@@ -62,8 +64,12 @@
 //! `Message`: any charset, encoded words, a 2000-character preview, attachments with
 //! their IMAP part numbers. A malformed message becomes a record with what could be
 //! read plus `warnings`. A message above the cap gets its preview from the bytes read
-//! and its attachment list from the server's `BODYSTRUCTURE` (exact part numbers,
-//! sizes and names), plus a warning. A message the server cannot return at all (a
+//! and its attachment list from the server's `BODYSTRUCTURE` (exact part numbers and
+//! names), plus a warning. An attachment's `size` is its exact decoded size (the bytes
+//! of the file, from the transfer encoding and the encoded bytes; see
+//! [`proto::size`]): above the cap, a base64 part's first and last bytes give it, a
+//! quoted-printable part is counted in pieces of at most the cap; only if the server
+//! refuses those bytes does the size stay an estimate, and a warning names the parts. A message the server cannot return at all (a
 //! `NO`, or Dovecot's `BYE` on a broken file) becomes a record with only its id and a
 //! warning, so it never blocks a folder. `remote_id` is
 //! `{mailbox}:{UIDVALIDITY}:{UID}` with the decoded mailbox name.
@@ -103,6 +109,7 @@
 mod connector;
 pub mod proto;
 mod session;
+mod sizes;
 mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;

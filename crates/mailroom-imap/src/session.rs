@@ -488,21 +488,22 @@ impl Conn {
         })
         .await?;
         if !truncated.is_empty() {
-            self.attachments_from_structure(&mut out, &truncated)
+            self.attachments_from_structure(&mut out, &truncated, cap)
                 .await?;
         }
         Ok(out)
     }
 
     /// For records cut at the size cap, lists the attachments from BODYSTRUCTURE (the
-    /// whole message, with exact part numbers and sizes).
+    /// whole message, with exact part numbers), with exact decoded sizes (`sizes.rs`).
     async fn attachments_from_structure(
         &mut self,
         records: &mut [Message],
         truncated: &[(u32, usize)],
+        cap: u32,
     ) -> Result<(), Failure> {
         let set = UidSet::from_uids(truncated.iter().map(|(u, _)| *u)).to_string();
-        let mut found: Vec<(u32, Vec<mailroom_core::Attachment>)> = Vec::new();
+        let mut found: Vec<(u32, Vec<crate::proto::structure::StructurePart>)> = Vec::new();
         let result = self
             .exec(&format!("UID FETCH {set} (UID BODYSTRUCTURE)"), |r| {
                 if let Response::Fetch(_, attrs) = r {
@@ -515,7 +516,7 @@ impl Conn {
                         _ => None,
                     });
                     if let (Some(uid), Some(structure)) = (uid, structure) {
-                        found.push((uid, crate::proto::structure::attachments(structure)));
+                        found.push((uid, crate::proto::structure::attachment_parts(structure)));
                     }
                 }
             })
@@ -526,10 +527,12 @@ impl Conn {
             Err(Failure::No(_) | Failure::Bad(_)) => return Ok(()),
             Err(other) => return Err(other),
         }
-        for (uid, attachments) in found {
+        for (uid, mut parts) in found {
             let Some(&(_, index)) = truncated.iter().find(|(u, _)| *u == uid) else {
                 continue;
             };
+            let estimates = self.exact_sizes(uid, &mut parts, cap).await?;
+            let attachments: Vec<_> = parts.into_iter().map(|p| p.attachment).collect();
             let m = &mut records[index];
             m.attachment_count = attachments.len() as u32;
             m.has_attachments = attachments.iter().any(|a| !a.is_inline);
@@ -540,6 +543,12 @@ impl Conn {
                 *w = format!(
                     "{head}: the preview may be cut short; attachments are listed from the server's BODYSTRUCTURE"
                 );
+            }
+            if !estimates.is_empty() {
+                m.warnings.push(format!(
+                    "the sizes of attachments {} are estimated from their encoded size: the server did not return their bytes",
+                    estimates.join(", ")
+                ));
             }
         }
         Ok(())

@@ -233,6 +233,9 @@ pub enum FolderLayout {
     AllIn(String),
 }
 
+/// The default [`MailboxSpec::attachment_percent`].
+pub const DEFAULT_ATTACHMENT_PERCENT: u8 = 25;
+
 /// A mailbox to generate: who owns it and how much mail it holds.
 ///
 /// The content is a pure function of `(seed, index)`: the same spec always
@@ -250,6 +253,9 @@ pub struct MailboxSpec {
     pub messages: usize,
     /// How the messages are spread over folders.
     pub layout: FolderLayout,
+    /// Percentage of received messages that carry attachments (drafts: two fifths
+    /// of it); about half of the image attachments are inline. Default 25.
+    pub attachment_percent: u8,
 }
 
 impl Default for MailboxSpec {
@@ -260,6 +266,7 @@ impl Default for MailboxSpec {
             seed: 1,
             messages: 50,
             layout: FolderLayout::Spread,
+            attachment_percent: DEFAULT_ATTACHMENT_PERCENT,
         }
     }
 }
@@ -290,7 +297,15 @@ impl MailboxSpec {
             seed,
             messages,
             layout: FolderLayout::Spread,
+            attachment_percent: DEFAULT_ATTACHMENT_PERCENT,
         }
+    }
+
+    /// Sets the percentage of messages with attachments (capped at 100).
+    #[must_use]
+    pub fn attachment_percent(mut self, percent: u8) -> Self {
+        self.attachment_percent = percent.min(100);
+        self
     }
 
     /// Sets the display name.

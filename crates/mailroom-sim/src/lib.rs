@@ -96,8 +96,8 @@ mod state;
 mod tls;
 
 pub use config::{
-    DeltaErrorCode, Faults, FolderLayout, MailboxSpec, RefreshFailure, RequestBudget, RetryAfter,
-    SimConfig, Tls,
+    DEFAULT_ATTACHMENT_PERCENT, DeltaErrorCode, Faults, FolderLayout, MailboxSpec, RefreshFailure,
+    RequestBudget, RetryAfter, SimConfig, Tls,
 };
 pub use counters::Counters;
 pub use graph::handle::{FolderInfo, Mailbox, MessageInfo, NewMessage};

@@ -29,6 +29,9 @@ struct Args {
     /// Put every message in this folder (well-known name or path).
     #[arg(long)]
     all_in: Option<String>,
+    /// Percentage of messages that carry attachments (0–100).
+    #[arg(long, default_value_t = mailroom_sim::DEFAULT_ATTACHMENT_PERCENT)]
+    attachment_percent: u8,
     /// Seed of all random choices.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -126,6 +129,7 @@ fn config(args: &Args) -> Result<SimConfig, String> {
             } else {
                 MailboxSpec::new(format!("user{i}@mailroom.test"), args.messages)
             };
+            let spec = spec.attachment_percent(args.attachment_percent);
             match &args.all_in {
                 Some(f) => spec.all_in(f.clone()),
                 None => spec,

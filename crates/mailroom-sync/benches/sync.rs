@@ -10,6 +10,12 @@
 //!   pages into a fresh SQLite file. Prints messages/s, the process CPU time per
 //!   message, Graph requests per message and peak RSS, then checks that the
 //!   database holds every message of the simulator's Inbox once.
+//! - `attachments N`: the cost of the attachment lists fetched after each delta page.
+//!   One Inbox of N messages (`MAILROOM_BENCH_ATTACHMENTS`, default 20,000; `0` skips),
+//!   `MAILROOM_BENCH_ATTACHMENT_PERCENT` (20) % of them with attachments, synced into
+//!   fresh SQLite files with the lists off and on alternately, three times each, by
+//!   the same simulator. Prints messages/s, client CPU per message, HTTP requests and
+//!   `$batch` items per 1,000 messages, then the medians.
 //! - `cycle N`: N accounts (1,000) already synced; a second worker pass with no
 //!   changes and 20 ms of latency added to every simulated request. Prints wall
 //!   time, Graph requests per account and peak RSS.
@@ -101,6 +107,23 @@ async fn setup(args: &[&str]) -> Setup {
     // Our reqwest has no rustls crypto provider of its own: use ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
+    let (store, syncer, dir) = fresh_store(&sim, &http, GraphConfig::default()).await;
+    Setup {
+        sim,
+        http,
+        store,
+        syncer,
+        _dir: dir,
+    }
+}
+
+/// A new SQLite file with one Outlook account per mailbox of `sim` (fresh tokens), and
+/// a syncer whose Graph connectors use `graph` (pointed at the simulator).
+async fn fresh_store(
+    sim: &SimProcess,
+    http: &reqwest::Client,
+    graph: GraphConfig,
+) -> (Store, Syncer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -110,26 +133,27 @@ async fn setup(args: &[&str]) -> Setup {
     let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
     let factory = DefaultFactory::new(
         sim.authority_url(),
-        GraphConfig::default().graph_url(sim.graph_url()),
+        graph.graph_url(sim.graph_url()),
         ImapOptions::default(),
     );
     let syncer = Syncer::new(store.clone(), vault.clone(), Arc::new(factory));
-    let s = Setup {
-        sim,
-        http,
-        store,
-        syncer,
-        _dir: dir,
-    };
-    for address in s.sim.mailboxes() {
+    for address in sim.mailboxes() {
         let body = json!({
             "user": address,
             "client_id": CLIENT_ID,
             "scopes": ["Mail.ReadWrite", "User.Read", "offline_access"],
         });
-        let tokens: TokenResponse =
-            serde_json::from_value(s.control(reqwest::Method::POST, "tokens", Some(body)).await)
-                .unwrap();
+        let tokens: TokenResponse = http
+            .post(format!("{}/tokens", sim.control_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let mut oauth = OAuthCredentials::new(CLIENT_ID);
         oauth.token = Some(AccessToken::new(tokens.access_token));
         oauth.refresh_token = tokens.refresh_token.map(RefreshToken::new);
@@ -139,7 +163,7 @@ async fn setup(args: &[&str]) -> Setup {
         let sealed =
             SealedCredentials::new(vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()))
                 .unwrap();
-        s.store
+        store
             .create_account(NewAccount {
                 email: address.clone(),
                 kind: AccountKind::Outlook,
@@ -149,7 +173,7 @@ async fn setup(args: &[&str]) -> Setup {
             .await
             .unwrap();
     }
-    s
+    (store, syncer, dir)
 }
 
 async fn initial(n: usize) {
@@ -193,6 +217,96 @@ async fn initial(n: usize) {
         cpu * 1e6 / rows as f64,
         sim_cpu * 1e6 / rows as f64,
         rows as f64 / requests as f64,
+    );
+}
+
+async fn sim_counters(sim: &SimProcess, http: &reqwest::Client) -> Counters {
+    http.get(format!("{}/counters", sim.control_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `attachments N`: initial syncs of one Inbox of N messages, `percent` % of them with
+/// attachments, into fresh SQLite files, attachment lists off and on alternately.
+async fn attachments(n: usize) {
+    let percent: u8 = std::env::var("MAILROOM_BENCH_ATTACHMENT_PERCENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let sim = SimProcess::spawn(
+        SimProcess::binary().unwrap(),
+        [
+            "--messages",
+            &n.to_string(),
+            "--all-in",
+            "inbox",
+            "--attachment-percent",
+            &percent.to_string(),
+        ],
+    )
+    .unwrap();
+    // Our reqwest has no rustls crypto provider of its own: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let mut runs: Vec<(bool, f64, f64)> = Vec::new();
+    for _ in 0..3 {
+        for lists in [false, true] {
+            let (store, syncer, _dir) =
+                fresh_store(&sim, &http, GraphConfig::default().attachment_lists(lists)).await;
+            let account = store.list_accounts().await.unwrap().remove(0);
+            let before = sim_counters(&sim, &http).await;
+            let cpu_before = cpu_seconds(None);
+            let start = Instant::now();
+            let report = syncer
+                .sync_account(account.id, &SyncRequest::default())
+                .await
+                .unwrap();
+            let secs = start.elapsed().as_secs_f64();
+            let cpu = cpu_seconds(None) - cpu_before;
+            assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
+            let after = sim_counters(&sim, &http).await;
+            let items = after.batch_items - before.batch_items;
+            // `$batch` items count in the routes too: HTTP requests are the rest.
+            let http_requests = graph_requests(&after) - graph_requests(&before) - items;
+            let batches =
+                after.requests("POST /v1.0/$batch") - before.requests("POST /v1.0/$batch");
+            let rows = store
+                .count_messages(&MessageQuery {
+                    account_id: Some(account.id),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let per_k = |x: u64| x as f64 * 1000.0 / rows as f64;
+            let rate = rows as f64 / secs;
+            let cpu_us = cpu * 1e6 / rows as f64;
+            println!(
+                "  attachment lists {:<3}  {rows:>7} messages ({percent} % with attachments)  {secs:>6.2} s  {rate:>6.0} messages/s  cpu {cpu_us:>5.1} µs/message  per 1,000 messages: {:>5.1} HTTP requests ({:.1} $batch), {:>6.1} $batch items",
+                if lists { "on" } else { "off" },
+                per_k(http_requests),
+                per_k(batches),
+                per_k(items),
+            );
+            runs.push((lists, rate, cpu_us));
+        }
+    }
+    let pick = |lists: bool, f: fn(&(bool, f64, f64)) -> f64| {
+        median(runs.iter().filter(|r| r.0 == lists).map(f).collect())
+    };
+    let (off, on) = (pick(false, |r| r.1), pick(true, |r| r.1));
+    let (cpu_off, cpu_on) = (pick(false, |r| r.2), pick(true, |r| r.2));
+    println!(
+        "  median of 3: off {off:.0} messages/s, on {on:.0} messages/s (× {:.2}); cpu off {cpu_off:.1}, on {cpu_on:.1} µs/message",
+        on / off
     );
 }
 
@@ -263,6 +377,7 @@ fn main() {
         match args[pos + 1].as_str() {
             "initial" => runtime.block_on(initial(n)),
             "cycle" => runtime.block_on(cycle(n)),
+            "attachments" => runtime.block_on(attachments(n)),
             other => panic!("unknown scenario {other}"),
         }
         return;
@@ -279,6 +394,11 @@ fn main() {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|n| ("initial", n.to_owned()))
+        .chain(
+            Some(std::env::var("MAILROOM_BENCH_ATTACHMENTS").unwrap_or_else(|_| "20000".into()))
+                .filter(|n| !n.trim().is_empty() && n.trim() != "0")
+                .map(|n| ("attachments", n.trim().to_owned())),
+        )
         .chain([("cycle", "1000".to_owned())]);
     let exe = std::env::current_exe().unwrap();
     for (scenario, n) in scenarios {

@@ -56,6 +56,31 @@ async fn add_sync_and_list_match_the_simulator() {
             assert_eq!(m["folder"], "Inbox");
         }
     }
+    // Every message with attachments has its list, as the simulator has it (inline
+    // images included), and `messages show` lists them.
+    let mut with_attachments = 0;
+    for m in listed {
+        let truth = inbox.iter().find(|t| m["remote_id"] == t.id).unwrap();
+        assert_eq!(m["has_attachments"], truth.has_attachments);
+        assert_eq!(m["attachment_count"], truth.attachment_count as u64, "{m}");
+        if truth.attachment_count == 0 {
+            continue;
+        }
+        with_attachments += 1;
+        let shown = env.json(&["messages", "show", &m["id"].to_string()]);
+        let list = shown["attachments"].as_array().unwrap();
+        assert_eq!(list.len(), truth.attachment_count, "{shown}");
+        assert!(
+            list.iter()
+                .all(|a| a["name"].is_string() && a["size"].as_u64() > Some(0))
+        );
+        if with_attachments == 1 {
+            let (text, _) = env.expect(0, &["messages", "show", &m["id"].to_string()]);
+            let line = format!("Attachments   {}", truth.attachment_count);
+            assert!(text.contains(&line), "{text}");
+        }
+    }
+    assert!(with_attachments > 0);
     let newest = env.json(&["messages", "list", "--limit", "10"]);
     assert_eq!(newest.as_array().unwrap().len(), 10);
     assert_eq!(newest[0]["remote_id"], listed[0]["remote_id"]);

@@ -122,6 +122,11 @@ impl ItemResponse {
         self.body.as_ref()
     }
 
+    /// The body (JSON), taken.
+    pub fn into_body(self) -> Option<Value> {
+        self.body
+    }
+
     /// The item's error, for a non-2xx status.
     pub fn error(&self) -> GraphError {
         let raw = self

@@ -141,6 +141,22 @@ impl GraphMessage {
         self.removed.is_some()
     }
 
+    /// True when the item comes without an attachment list but has attachments:
+    /// `hasAttachments`, or a body that references an inline image (`cid:`), which
+    /// Graph does not count in `hasAttachments` (a text body shows it as
+    /// `[cid:image001.png@01DB…]`, an HTML one as `src="cid:…"`).
+    pub fn wants_attachment_list(&self) -> bool {
+        if self.is_removed() || self.attachments.is_some() {
+            return false;
+        }
+        self.has_attachments == Some(true)
+            || self
+                .body
+                .as_ref()
+                .and_then(|b| b.content.as_deref())
+                .is_some_and(|c| c.contains("cid:") || c.contains("CID:"))
+    }
+
     /// The record. A missing property is `None` (a draft has no `from`).
     pub fn into_message(self) -> Message {
         let mut warnings = Vec::new();
@@ -232,20 +248,45 @@ pub struct DeltaPage {
     pub next_link: Option<String>,
     /// `@odata.deltaLink`: the round is over.
     pub delta_link: Option<String>,
+    /// Indices in `changes` of the upserts whose attachment list is still to be
+    /// fetched ([`GraphMessage::wants_attachment_list`]).
+    pub wants_attachments: Vec<usize>,
 }
 
 /// Parses a delta page: `@removed` items become [`Change::Remove`], others upserts.
 pub fn parse_delta_page(body: &[u8]) -> serde_json::Result<DeltaPage> {
     let page: Page<GraphMessage> = serde_json::from_slice(body)?;
+    let mut wants_attachments = Vec::new();
+    let changes = page
+        .value
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if m.wants_attachment_list() {
+                wants_attachments.push(i);
+            }
+            m.into_change()
+        })
+        .collect();
     Ok(DeltaPage {
-        changes: page
-            .value
-            .into_iter()
-            .map(GraphMessage::into_change)
-            .collect(),
+        changes,
         next_link: page.next_link,
         delta_link: page.delta_link,
+        wants_attachments,
     })
+}
+
+/// Parses a page of attachment metadata from a JSON value (a `$batch` item's body).
+pub fn attachments_from_value(
+    body: serde_json::Value,
+) -> serde_json::Result<(Vec<Attachment>, Option<String>)> {
+    let page: Page<GraphAttachment> = serde_json::from_value(body)?;
+    let list = page
+        .value
+        .into_iter()
+        .map(GraphAttachment::into_attachment)
+        .collect();
+    Ok((list, page.next_link))
 }
 
 /// Parses a page of attachment metadata.
@@ -277,6 +318,20 @@ mod tests {
     const DELTA: &str = include_str!("../../fixtures/delta-page-removed.json");
     const DELTA_NEXT: &str = include_str!("../../fixtures/delta-page-next.json");
     const ATTACHMENTS: &str = include_str!("../../fixtures/attachments.json");
+
+    #[test]
+    fn delta_pages_say_which_messages_need_their_attachment_list() {
+        let page = r#"{"value": [
+            {"id": "a", "hasAttachments": true, "body": {"contentType": "text", "content": "see attached"}},
+            {"id": "b", "hasAttachments": false, "body": {"contentType": "text", "content": "logo [cid:image001.png@01DB1234]"}},
+            {"id": "c", "hasAttachments": false, "body": {"contentType": "html", "content": "<img src=\"cid:x@y\">"}},
+            {"id": "d", "hasAttachments": false, "body": {"contentType": "text", "content": "plain"}},
+            {"id": "e", "@removed": {"reason": "deleted"}},
+            {"id": "f", "hasAttachments": true, "attachments": []}
+        ], "@odata.deltaLink": "https://graph.microsoft.com/v1.0/x?$deltatoken=1"}"#;
+        let page = parse_delta_page(page.as_bytes()).unwrap();
+        assert_eq!(page.wants_attachments, [0, 1, 2]);
+    }
 
     #[test]
     fn a_page_of_messages() {

@@ -119,13 +119,14 @@ async fn delta_across_new_changed_moved_deleted_and_a_forced_410() {
     assert_eq!(model.summary(), truth_summary(&h.truth("inbox")));
     assert_eq!(model.duplicates, 0);
 
-    // Delta pages hold no attachment metadata (documented), only has_attachments.
-    assert!(
-        model
-            .messages
-            .values()
-            .any(|m| m.has_attachments && m.attachments.is_empty())
-    );
+    // Every message with attachments comes with its list (fetched after each page).
+    assert!(model.messages.values().any(|m| m.has_attachments));
+    for m in model.messages.values() {
+        if m.has_attachments {
+            assert!(!m.attachments.is_empty(), "{:?}", m.subject);
+        }
+        assert_eq!(m.attachment_count as usize, m.attachments.len());
+    }
 }
 
 #[tokio::test]
@@ -189,4 +190,83 @@ async fn first_sync_since_a_date_and_foreign_cursors() {
         .unwrap();
     assert!(page.reset);
     assert!(page.cursor.as_str().starts_with(&h.sim.graph_url()));
+}
+
+/// Alice's Inbox of `n` messages, `percent` % of them with attachments.
+async fn with_attachments(n: usize, percent: u8) -> crate::support::Harness {
+    use mailroom_sim::{MailboxSpec, SimConfig};
+    crate::support::Harness::start(SimConfig::default().mailboxes(vec![
+        MailboxSpec::new(crate::support::ALICE, n)
+            .all_in("inbox")
+            .attachment_percent(percent),
+    ]))
+    .await
+}
+
+#[tokio::test]
+async fn delta_pages_carry_the_attachment_lists_inline_only_messages_included() {
+    let h = with_attachments(300, 40).await;
+    let graph = h.connector_with(h.graph_config().delta_page_size(50));
+    h.sim.reset_counters();
+    let mut model = Model::default();
+    sync_until_complete(&graph, &FolderRef::INBOX, None, &mut model).await;
+    let truth = h.truth("inbox");
+    assert_eq!(model.messages.len(), truth.len());
+    let mut inline_only = 0;
+    for t in &truth {
+        let m = &model.messages[&t.id];
+        assert_eq!(m.has_attachments, t.has_attachments, "{}", t.subject);
+        assert_eq!(m.attachments.len(), t.attachment_count, "{}", t.subject);
+        assert_eq!(m.attachment_count as usize, t.attachment_count);
+        if t.attachment_count > 0 && !t.has_attachments {
+            inline_only += 1;
+            assert!(m.attachments.iter().all(|a| a.is_inline));
+        }
+        assert!(
+            m.attachments
+                .iter()
+                .all(|a| a.remote_id.is_some() && a.size > 0)
+        );
+    }
+    assert!(inline_only > 0, "the mailbox has inline-only messages");
+    // Only the messages with attachments were asked for, 20 per $batch.
+    let with = truth.iter().filter(|t| t.attachment_count > 0).count() as u64;
+    let c = h.sim.counters();
+    assert_eq!(c.batch_items, with);
+    let batches = c.requests("POST /v1.0/$batch");
+    assert!(
+        batches >= with.div_ceil(20) && batches <= with.div_ceil(20) + 6,
+        "{batches} batches for {with} messages"
+    );
+    assert_eq!(c.retry_after_violations_total, 0);
+}
+
+#[tokio::test]
+async fn attachment_lists_survive_throttling_and_can_be_turned_off() {
+    let h = with_attachments(120, 50).await;
+    // Throttled batch items are sent again after their Retry-After.
+    h.set_faults(mailroom_sim::Faults {
+        error_rate: 0.3,
+        statuses: vec![429, 503],
+        retry_after: mailroom_sim::RetryAfter::Fractional(0.05),
+        ..mailroom_sim::Faults::default()
+    });
+    let graph = h.connector_with(h.graph_config().retry(crate::support::patient()));
+    let mut model = Model::default();
+    sync_until_complete(&graph, &FolderRef::INBOX, None, &mut model).await;
+    for t in h.truth("inbox") {
+        assert_eq!(model.messages[&t.id].attachments.len(), t.attachment_count);
+    }
+    let c = h.sim.counters();
+    assert!(c.injected_faults.values().sum::<u64>() > 0);
+    assert_eq!(c.retry_after_violations_total, 0);
+    h.set_faults(mailroom_sim::Faults::none());
+    // Off: no $batch at all, flags only.
+    h.sim.reset_counters();
+    let graph = h.connector_with(h.graph_config().attachment_lists(false));
+    let mut model = Model::default();
+    sync_until_complete(&graph, &FolderRef::INBOX, None, &mut model).await;
+    assert_eq!(h.sim.counters().batch_items, 0);
+    assert!(model.messages.values().any(|m| m.has_attachments));
+    assert!(model.messages.values().all(|m| m.attachments.is_empty()));
 }

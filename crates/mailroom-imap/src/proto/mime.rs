@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use mail_parser::{Address, HeaderName, MessageParser, MimeHeaders, PartType};
 use mailroom_core::{Attachment, EmailAddress, Message, preview};
 
+use super::size::{TransferEncoding, decoded_len};
+
 static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
 
 /// How much of the message the bytes are.
@@ -103,7 +105,7 @@ pub fn message_from_bytes(raw: &[u8], completeness: Completeness) -> Message {
             remote_id: numbers.get(&part_id).cloned(),
             name,
             content_type,
-            size: part.len() as u64,
+            size: part_size(raw, part),
             is_inline,
             content_id,
         });
@@ -122,6 +124,19 @@ pub fn message_from_bytes(raw: &[u8], completeness: Completeness) -> Message {
     record.attachment_count = record.attachments.len() as u32;
     record.has_attachments = record.attachments.iter().any(|a| !a.is_inline);
     record
+}
+
+/// The exact decoded size of a part, from its encoded bytes in `raw` and its
+/// `Content-Transfer-Encoding` (see [`super::size`]): the bytes of the content, before
+/// any charset conversion.
+fn part_size(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> u64 {
+    let start = part.raw_body_offset() as usize;
+    let end = (part.raw_end_offset() as usize).min(raw.len());
+    let Some(encoded) = raw.get(start..end) else {
+        return part.len() as u64;
+    };
+    let encoding = TransferEncoding::from_header(part.content_transfer_encoding());
+    decoded_len(encoded, encoding)
 }
 
 fn first_address(address: &Address<'_>) -> Option<EmailAddress> {
@@ -323,6 +338,43 @@ mod tests {
         assert_eq!(m.attachment_count, 3);
         assert!(m.has_attachments);
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    }
+
+    /// A message with one attachment whose body is `encoded` in `encoding`.
+    fn with_attachment(encoding: &str, encoded: &str, charset: &str) -> Vec<u8> {
+        format!(
+            "From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nbody\r\n\
+             --b\r\nContent-Type: text/plain; charset={charset}; name=\"f.txt\"\r\n\
+             Content-Disposition: attachment; filename=\"f.txt\"\r\n\
+             Content-Transfer-Encoding: {encoding}\r\n\r\n{encoded}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[track_caller]
+    fn check_size(encoding: &str, encoded: &str, charset: &str, size: u64) {
+        let m = message_from_bytes(
+            &with_attachment(encoding, encoded, charset),
+            Completeness::Whole,
+        );
+        assert_eq!(m.attachments.len(), 1, "{encoded:?}");
+        assert_eq!(m.attachments[0].size, size, "{encoding} {encoded:?}");
+    }
+
+    #[test]
+    fn attachment_sizes_are_the_decoded_bytes() {
+        check_size("base64", "MDEyMzQ1Njc4OQ==", "utf-8", 10);
+        check_size("base64", "MDEyMzQ1Njc4OQ==\r\n", "utf-8", 10);
+        check_size("base64", "MDEy\r\nMzQ1\r\nNjc4\r\nOQ==", "utf-8", 10);
+        check_size("quoted-printable", "0123456789", "utf-8", 10);
+        check_size("quoted-printable", "caf=E9 =3D=\r\nok", "utf-8", 8);
+        // The bytes of the content, not its length once converted to UTF-8.
+        check_size("quoted-printable", "caf=E9", "iso-8859-1", 4);
+        check_size("8bit", "caf\u{e9}", "utf-8", 5);
+        check_size("7bit", "line one\r\nline two", "us-ascii", 18);
+        check_size("binary", "", "utf-8", 0);
     }
 
     #[test]

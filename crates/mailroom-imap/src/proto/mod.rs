@@ -6,12 +6,14 @@
 //! - [`mime`]: RFC 5322/MIME bytes → the core `Message` record;
 //! - [`structure`]: BODYSTRUCTURE → attachment metadata for messages over the cap;
 //! - [`guard`]: the server's bytes bounded per response, its status texts as data;
+//! - [`size`]: exact decoded sizes of parts from their transfer encoding and octets;
 //! - this module: SASL XOAUTH2, IMAP string quoting, LIST attributes → roles.
 
 pub mod cursor;
 pub mod guard;
 pub mod mime;
 pub mod remote_id;
+pub mod size;
 pub mod structure;
 pub mod uidset;
 pub mod utf7;

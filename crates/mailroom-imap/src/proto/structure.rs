@@ -3,9 +3,41 @@
 use async_imap::imap_proto::{BodyParams, BodyStructure, ContentEncoding};
 use mailroom_core::Attachment;
 
+use super::size::TransferEncoding;
+
+/// An attachment as BODYSTRUCTURE describes it, with what its exact size needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructurePart {
+    /// The attachment; its `size` is exact when [`StructurePart::size_is_exact`], else
+    /// the estimate [`estimated_size`] gives until the part's bytes are counted.
+    pub attachment: Attachment,
+    /// The part's encoded size (`body-fld-octets`).
+    pub octets: u64,
+    /// The part's `Content-Transfer-Encoding`.
+    pub encoding: TransferEncoding,
+}
+
+impl StructurePart {
+    /// True when the octets alone give the decoded size (`7bit`, `8bit`, `binary`).
+    pub fn size_is_exact(&self) -> bool {
+        self.encoding == TransferEncoding::Identity
+    }
+}
+
 /// The attachments of a message as its BODYSTRUCTURE describes them, with IMAP part
-/// numbers. Text parts without a disposition are bodies, not attachments.
+/// numbers. Text parts without a disposition are bodies, not attachments. Sizes of
+/// base64 and quoted-printable parts are estimates (see [`attachment_parts`] for what
+/// makes them exact).
 pub fn attachments(structure: &BodyStructure<'_>) -> Vec<Attachment> {
+    attachment_parts(structure)
+        .into_iter()
+        .map(|p| p.attachment)
+        .collect()
+}
+
+/// The attachments with their encoded size and transfer encoding, from which the
+/// caller gets exact sizes ([`super::size`]).
+pub fn attachment_parts(structure: &BodyStructure<'_>) -> Vec<StructurePart> {
     let mut out = Vec::new();
     match structure {
         BodyStructure::Multipart { bodies, .. } => walk_children(bodies, "", &mut out, 0),
@@ -17,7 +49,7 @@ pub fn attachments(structure: &BodyStructure<'_>) -> Vec<Attachment> {
 fn walk_children(
     bodies: &[BodyStructure<'_>],
     prefix: &str,
-    out: &mut Vec<Attachment>,
+    out: &mut Vec<StructurePart>,
     depth: u32,
 ) {
     if depth > 32 {
@@ -38,7 +70,7 @@ fn walk_children(
     }
 }
 
-fn leaf(body: &BodyStructure<'_>, number: &str, is_root: bool, out: &mut Vec<Attachment>) {
+fn leaf(body: &BodyStructure<'_>, number: &str, is_root: bool, out: &mut Vec<StructurePart>) {
     let (common, other, is_text, is_message) = match body {
         BodyStructure::Basic { common, other, .. } => (common, other, false, false),
         BodyStructure::Text { common, other, .. } => (common, other, true, false),
@@ -73,22 +105,36 @@ fn leaf(body: &BodyStructure<'_>, number: &str, is_root: bool, out: &mut Vec<Att
         Some(_) => false,
         None => content_id.is_some() && !is_message,
     };
-    out.push(Attachment {
-        remote_id: Some(number.to_owned()),
-        name: filename,
-        content_type: Some(format!("{}/{}", common.ty.ty, common.ty.subtype).to_ascii_lowercase()),
-        size: decoded_size(other.octets, &other.transfer_encoding),
-        is_inline,
-        content_id,
+    let octets = u64::from(other.octets);
+    let encoding = match &other.transfer_encoding {
+        ContentEncoding::Base64 => TransferEncoding::Base64,
+        ContentEncoding::QuotedPrintable => TransferEncoding::QuotedPrintable,
+        ContentEncoding::Other(name) => TransferEncoding::from_header(Some(name)),
+        _ => TransferEncoding::Identity,
+    };
+    out.push(StructurePart {
+        attachment: Attachment {
+            remote_id: Some(number.to_owned()),
+            name: filename,
+            content_type: Some(
+                format!("{}/{}", common.ty.ty, common.ty.subtype).to_ascii_lowercase(),
+            ),
+            size: estimated_size(octets, encoding),
+            is_inline,
+            content_id,
+        },
+        octets,
+        encoding,
     });
 }
 
-/// The decoded size of a part from its encoded size: base64 carries 3 bytes per 4
-/// characters, with a CRLF every 76 characters.
-fn decoded_size(octets: u32, encoding: &ContentEncoding<'_>) -> u64 {
-    let octets = u64::from(octets);
+/// The decoded size of a part estimated from its encoded size alone, for when its bytes
+/// cannot be read: base64 as wrapped at 76 characters with CRLF (3 bytes per 4
+/// characters, which can be off by the padding: 1 or 2 bytes); quoted-printable and the
+/// rest as the encoded size (an upper bound).
+pub fn estimated_size(octets: u64, encoding: TransferEncoding) -> u64 {
     match encoding {
-        ContentEncoding::Base64 => {
+        TransferEncoding::Base64 => {
             let chars = octets - (octets / 78) * 2;
             chars * 3 / 4
         }

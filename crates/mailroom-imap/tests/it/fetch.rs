@@ -335,3 +335,134 @@ async fn a_long_header_line_and_a_big_attachment_fit_the_response_budget() {
     assert_eq!(m.attachments.len(), 1, "{:?}", m.attachments);
     assert_eq!(m.attachments[0].name.as_deref(), Some("big.bin"));
 }
+
+/// A file's bytes: mostly text, some bytes above 127, `=` and spaces (all of which
+/// quoted-printable has to encode), no line breaks of its own.
+fn file_bytes(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| match i % 97 {
+            0 => 0xE9,
+            1 => b'=',
+            2 => b' ',
+            3 => 0x00,
+            k => b'a' + (k % 26) as u8,
+        })
+        .collect()
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len() / 3 * 4 + 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// Wraps an unbroken encoding into lines of the given widths (cycled), CRLF-separated.
+fn wrap(flat: &str, widths: &[usize]) -> String {
+    let mut out = String::with_capacity(flat.len() + flat.len() / 30);
+    let mut rest = flat;
+    for width in widths.iter().cycle() {
+        let (line, more) = rest.split_at(rest.len().min(*width));
+        out.push_str(line);
+        rest = more;
+        if rest.is_empty() {
+            return out;
+        }
+        out.push_str("\r\n");
+    }
+    unreachable!()
+}
+
+/// Quoted-printable as RFC 2045 says: `=XX` for what is not printable, soft breaks.
+fn quoted_printable(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len() * 2);
+    let mut col = 0;
+    for &b in data {
+        let piece = if (33..=126).contains(&b) && b != b'=' {
+            char::from(b).to_string()
+        } else {
+            format!("={b:02X}")
+        };
+        if col + piece.len() > 75 {
+            out.push_str("=\r\n");
+            col = 0;
+        }
+        col += piece.len();
+        out.push_str(&piece);
+    }
+    out
+}
+
+fn message_with_file(name: &str, encoding: &str, encoded: &str) -> Vec<u8> {
+    format!(
+        "Subject: {name}\r\nMessage-ID: <{name}@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n--b\r\n\
+         Content-Type: application/octet-stream; name=\"{name}\"\r\n\
+         Content-Transfer-Encoding: {encoding}\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{encoded}\r\n--b--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn attachment_sizes_are_exact_decoded_sizes_below_and_above_the_cap() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    let mut want = Vec::new();
+    for n in [10, 200_000, 3_000_000] {
+        let data = file_bytes(n);
+        let b64 = base64(&data);
+        let cases = [
+            ("b64", "base64", wrap(&b64, &[76])),
+            // Wrapped unevenly: the ends do not tell, the part is counted.
+            ("b64odd", "base64", wrap(&b64, &[76, 60, 64])),
+            ("qp", "quoted-printable", quoted_printable(&data)),
+        ];
+        for (kind, encoding, encoded) in cases {
+            let name = format!("{kind}-{n}.bin");
+            a.append("INBOX", &message_with_file(&name, encoding, &encoded), "")
+                .await
+                .unwrap();
+            want.push((name, n as u64));
+        }
+    }
+    want.sort();
+    // 16 MiB: every message read whole. 16 KiB: all but the smallest are over the cap,
+    // and the 3,000,000-byte quoted-printable part is counted in 16 KiB pieces.
+    for cap in [16 << 20, 16 << 10] {
+        let c = connector_with(&d, "alice", options(&d).max_message_bytes(cap));
+        let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
+        let mut got = Vec::new();
+        for change in pages.iter().flat_map(|p| &p.changes) {
+            let mailroom_core::Change::Upsert(m) = change else {
+                continue;
+            };
+            assert_eq!(m.attachments.len(), 1, "{:?}", m.subject);
+            let att = &m.attachments[0];
+            got.push((att.name.clone().unwrap(), att.size));
+            assert!(
+                !m.warnings.iter().any(|w| w.contains("estimated")),
+                "{:?}",
+                m.warnings
+            );
+            if att.size > u64::from(cap) {
+                assert!(m.warnings[0].contains("BODYSTRUCTURE"), "{:?}", m.warnings);
+            }
+        }
+        got.sort();
+        assert_eq!(got, want, "cap {cap}");
+    }
+}

@@ -154,6 +154,15 @@ pub(crate) fn delta(
         Ok(f) => f,
         Err(l) => return ctx.lookup(l),
     };
+    if get("$expand").is_some() {
+        // Graph's delta for messages takes $select, $filter, $orderby and $top, not
+        // $expand: attachments are listed per message (GET …/attachments or $batch).
+        return ctx.error(
+            400,
+            "BadRequest",
+            "The query parameter '$expand' is not supported with change tracking over the 'messages' resource.",
+        );
+    }
     let token = get("$skiptoken").or_else(|| get("$deltatoken"));
     let state = match token {
         Some(raw) => {

@@ -75,6 +75,8 @@ pub(crate) enum Lookup {
 /// The content of one mailbox (its `Debug` is a summary).
 pub(crate) struct Store {
     pub(crate) seed: u64,
+    /// [`MailboxSpec::attachment_percent`].
+    pub(crate) attachment_percent: u8,
     pub(crate) tag: u64,
     pub(crate) owner: Person,
     pub(crate) folders: Vec<Folder>,
@@ -130,6 +132,7 @@ impl Store {
         let tag = Rng::derive(spec.seed, &[0x0074_6167]).next_u64();
         let mut store = Store {
             seed: spec.seed,
+            attachment_percent: spec.attachment_percent.min(100),
             tag,
             owner: Person::new(&spec.display_name, &spec.address.to_ascii_lowercase()),
             folders: FOLDERS
@@ -388,7 +391,14 @@ impl Store {
     pub(crate) fn content_for(&self, m: &Msg, need: synth::BodyNeed) -> Content {
         let mut c = match m.custom.as_ref().and_then(|c| c.content.clone()) {
             Some(c) => c,
-            None => synth::content_with(self.seed, m.ordinal, m.role, &self.owner, need),
+            None => synth::content_with(
+                self.seed,
+                m.ordinal,
+                m.role,
+                &self.owner,
+                need,
+                self.attachment_percent,
+            ),
         };
         if let Some(s) = m.custom.as_ref().and_then(|c| c.subject.clone()) {
             c.subject = s;
@@ -406,7 +416,7 @@ impl Store {
     pub(crate) fn attachments(&self, m: &Msg) -> Vec<AttSpec> {
         match &m.custom {
             Some(c) if c.content.is_some() => Vec::new(),
-            _ => synth::attachments(self.seed, m.ordinal, m.role),
+            _ => synth::attachments(self.seed, m.ordinal, m.role, self.attachment_percent),
         }
     }
 

@@ -202,7 +202,14 @@ pub(crate) enum BodyNeed {
 /// Generates the content of message `index` of a mailbox.
 #[cfg(test)]
 pub(crate) fn content(seed: u64, index: u64, role: Role, owner: &Person) -> Content {
-    content_with(seed, index, role, owner, BodyNeed::Full)
+    content_with(
+        seed,
+        index,
+        role,
+        owner,
+        BodyNeed::Full,
+        crate::config::DEFAULT_ATTACHMENT_PERCENT,
+    )
 }
 
 /// Generates the content, with only as much body as needed.
@@ -212,6 +219,7 @@ pub(crate) fn content_with(
     role: Role,
     owner: &Person,
     need: BodyNeed,
+    attachment_percent: u8,
 ) -> Content {
     let mut r = Rng::derive(seed, &[index, FACET_PEOPLE]);
     let other = |r: &mut Rng| {
@@ -260,7 +268,7 @@ pub(crate) fn content_with(
     let plan = plan(seed, index);
     let (body_html, preview) = match need {
         BodyNeed::Full => (
-            render_html(&plan, &attachments(seed, index, role)),
+            render_html(&plan, &attachments(seed, index, role, attachment_percent)),
             plan_preview(&plan),
         ),
         BodyNeed::Preview => (String::new(), plan_preview(&plan)),
@@ -455,10 +463,16 @@ pub(crate) fn body_html(seed: u64, index: u64, atts: &[AttSpec]) -> String {
     render_html(&plan(seed, index), atts)
 }
 
-/// Attachments of message `index` (none for about three quarters).
-pub(crate) fn attachments(seed: u64, index: u64, role: Role) -> Vec<AttSpec> {
+/// Attachments of message `index` (on `percent` % of messages, two fifths of that
+/// for drafts).
+pub(crate) fn attachments(seed: u64, index: u64, role: Role, percent: u8) -> Vec<AttSpec> {
     let mut r = Rng::derive(seed, &[index, FACET_ATTACH]);
-    let p = if role == Role::Draft { 0.1 } else { 0.25 };
+    let share = f64::from(percent.min(100)) / 100.0;
+    let p = if role == Role::Draft {
+        share * 0.4
+    } else {
+        share
+    };
     if !r.chance(p) {
         return Vec::new();
     }
@@ -527,7 +541,9 @@ fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Walks the text of an HTML document: calls `text` for each run of text
 /// (entities decoded) and `text("\r\n")` at block ends. Stops when `text`
 /// returns `false`.
-fn walk_html(html: &str, mut text: impl FnMut(&str) -> bool) {
+/// Calls `text` with the text of `html`; with `images`, an `<img src="cid:X">` is the
+/// text `[cid:X]`, as Exchange writes inline images in a text body.
+fn walk_html(html: &str, images: bool, mut text: impl FnMut(&str) -> bool) {
     let bytes = html.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -555,6 +571,17 @@ fn walk_html(html: &str, mut text: impl FnMut(&str) -> bool) {
                 .any(|t| starts_with_ci(tag, t));
             if block && !text("\r\n") {
                 return;
+            }
+            if images
+                && starts_with_ci(tag, b"<img")
+                && let Some(at) = find_ci(tag, b"src=\"cid:")
+            {
+                let cid = &tag[at + b"src=\"cid:".len()..];
+                let cid = &cid[..cid.iter().position(|&b| b == b'"').unwrap_or(cid.len())];
+                let cid = String::from_utf8_lossy(cid);
+                if !text(&format!("[cid:{cid}]")) {
+                    return;
+                }
             }
             i = end;
             continue;
@@ -600,7 +627,7 @@ fn walk_html(html: &str, mut text: impl FnMut(&str) -> bool) {
 /// `Prefer: outlook.body-content-type="text"`.
 pub(crate) fn html_to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
-    walk_html(html, |t| {
+    walk_html(html, true, |t| {
         out.push_str(t);
         true
     });
@@ -613,7 +640,7 @@ pub(crate) fn preview_html(html: &str) -> String {
     let mut out = String::with_capacity(260);
     let mut n = 0;
     let mut pending_space = false;
-    walk_html(html, |t| {
+    walk_html(html, false, |t| {
         for c in t.chars() {
             if c.is_whitespace() {
                 pending_space = n > 0;
@@ -689,12 +716,12 @@ mod tests {
             .count();
         assert!(long > 5, "{long}");
         let large = (0..2000)
-            .flat_map(|i| attachments(1, i, Role::Received))
+            .flat_map(|i| attachments(1, i, Role::Received, 25))
             .filter(|a| a.size > 2_000_000)
             .count();
         assert!(large > 5, "{large}");
         let inline = (0..2000)
-            .flat_map(|i| attachments(1, i, Role::Received))
+            .flat_map(|i| attachments(1, i, Role::Received, 25))
             .filter(|a| a.inline)
             .count();
         assert!(inline > 5);
@@ -703,7 +730,7 @@ mod tests {
     #[test]
     fn attachment_bytes_have_the_announced_size() {
         for i in 0..200 {
-            for (n, a) in attachments(3, i, Role::Received).iter().enumerate() {
+            for (n, a) in attachments(3, i, Role::Received, 25).iter().enumerate() {
                 if a.size < 300_000 {
                     assert_eq!(attachment_bytes(3, i, n as u16, a).len(), a.size);
                 }
@@ -715,6 +742,12 @@ mod tests {
     fn html_to_text_strips_tags_and_decodes_entities() {
         let html = "<html><head><style>p{}</style></head><body><p>A &amp; B &lt;x&gt;</p><p>second<br>line</p></body></html>";
         assert_eq!(html_to_text(html), "A & B <x>\r\nsecond\r\nline");
+        // Inline images become `[cid:…]`, as in Exchange's text bodies.
+        let html = "<p>See</p><p><img src=\"cid:image001.jpg@01DB\" alt=\"x\"></p>";
+        assert_eq!(
+            html_to_text(html),
+            "See\r\n[cid:image001.jpg@01DB]\r\n".trim()
+        );
     }
 
     #[test]

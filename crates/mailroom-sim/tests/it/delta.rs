@@ -475,3 +475,62 @@ async fn delta_filter_on_received_time_and_change_type() {
         400
     );
 }
+
+#[tokio::test]
+async fn delta_flags_attachments_and_lists_them_only_on_request() {
+    let sim = start(SimConfig {
+        mailboxes: vec![
+            MailboxSpec::new(ALICE, 200)
+                .all_in("inbox")
+                .attachment_percent(60),
+        ],
+        faults: Faults::none(),
+        ..SimConfig::default()
+    })
+    .await;
+    let g = Graph::new(&sim, ALICE);
+    // Delta does not take $expand, as Graph.
+    let (status, body) = g
+        .get("/me/mailFolders/inbox/messages/delta?$expand=attachments")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // Items carry hasAttachments, never the list; text bodies show inline images
+    // as [cid:…].
+    let prefer = "odata.maxpagesize=500, outlook.body-content-type=\"text\"";
+    let (status, _, page) = g
+        .get_with(
+            "/me/mailFolders/inbox/messages/delta?$select=hasAttachments,body",
+            &[("Prefer", prefer)],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["value"].as_array().unwrap();
+    assert_eq!(items.len(), 200);
+    assert!(items.iter().all(|i| i.get("attachments").is_none()));
+    let flagged = items.iter().filter(|i| i["hasAttachments"] == true).count();
+    // 60 % of the messages have attachments; some only inline images.
+    let cid = |i: &&Value| i["body"]["content"].as_str().unwrap().contains("[cid:");
+    let inline_only: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["hasAttachments"] == false)
+        .filter(cid)
+        .collect();
+    assert!((90..=150).contains(&flagged), "{flagged}");
+    assert!(!inline_only.is_empty());
+    // The list on request, also inside $batch, with $select.
+    let id = inline_only[0]["id"].as_str().unwrap();
+    let (status, batch) = g
+        .post(
+            "/$batch",
+            serde_json::json!({"requests": [{"id": "1", "method": "GET",
+                "url": format!("/me/messages/{}/attachments?$select=id,name,contentType,size,isInline", enc(id))}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    let item = &batch["responses"][0];
+    assert_eq!(item["status"], 200, "{item}");
+    let list = item["body"]["value"].as_array().unwrap();
+    assert!(!list.is_empty());
+    assert!(list.iter().all(|a| a["isInline"] == true), "{list:?}");
+    assert!(list.iter().all(|a| a.get("contentBytes").is_none()));
+}

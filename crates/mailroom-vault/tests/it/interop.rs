@@ -97,7 +97,121 @@ fn our_blob_decrypts_in_python() {
     let oauth = Credentials::from_json(PYTHON_CREDENTIALS).unwrap();
     let blob = vault.encrypt(oauth.to_json().as_bytes());
     let expiry = python(PY_EXPIRY, &format!("{}\n{blob}", key.secret()));
-    assert_eq!(expiry.trim(), "2025-01-20T11:30:00+00:00");
+    assert_eq!(expiry.trim(), "2025-01-20T11:30:00");
+}
+
+// The Python system's expiry check on a stored row: decrypt, `fromisoformat`, compare
+// with the naive `datetime.utcnow()`. Also checks the string against the grammar of
+// `fromisoformat` before Python 3.11 (`YYYY-MM-DD*HH[:MM[:SS[.fff[fff]]]]` plus an
+// optional offset, no `Z`) and that it is naive, as the Python system wrote it.
+// Prints the expiry string, then whether the token counts as expired.
+const PY_CHECK_EXPIRY: &str = r#"
+import datetime, json, re, sys
+from cryptography.fernet import Fernet
+key, token = sys.stdin.read().split("\n", 1)
+creds = json.loads(Fernet(key.encode()).decrypt(token.strip().encode()))
+expiry = creds["expiry"]
+BEFORE_3_11 = r"\d{4}-\d{2}-\d{2}.\d{2}(:\d{2}(:\d{2}(\.\d{3}(\d{3})?)?)?)?([+-]\d{2}:\d{2}(:\d{2}(\.\d{6})?)?)?"
+assert re.fullmatch(BEFORE_3_11, expiry, re.ASCII), f"fromisoformat before 3.11 rejects {expiry!r}"
+parsed = datetime.datetime.fromisoformat(expiry)
+assert parsed.tzinfo is None, f"{expiry!r} is not naive"
+expired = datetime.datetime.utcnow() >= parsed - datetime.timedelta(minutes=5)
+print(expiry)
+print(expired)
+"#;
+
+// The Python system's sign-in: `expiry` from `utcnow() + expires_in`, `isoformat()`.
+const PY_SIGN_IN: &str = r#"
+import datetime, json, sys
+from cryptography.fernet import Fernet
+key = sys.stdin.read().strip()
+expiry = datetime.datetime.utcnow() + datetime.timedelta(seconds=3599)
+creds = {"token": "at", "refresh_token": "rt", "client_id": "app", "tenant_id": "common",
+         "scopes": ["offline_access"], "expiry": expiry.isoformat()}
+print(expiry.isoformat())
+print(Fernet(key.encode()).encrypt(json.dumps(creds).encode()).decode())
+"#;
+
+/// Python's verdict on a row Mailroom stored: `(expiry string, expired?)`.
+fn python_checks(vault: &Vault, key: &FernetKey, creds: &Credentials) -> (String, bool) {
+    let blob = vault.encrypt(creds.to_json().as_bytes());
+    let out = python(PY_CHECK_EXPIRY, &format!("{}\n{blob}", key.secret()));
+    let mut lines = out.lines();
+    let expiry = lines.next().unwrap().to_owned();
+    let expired = match lines.next() {
+        Some("True") => true,
+        Some("False") => false,
+        other => panic!("unexpected python output {other:?}"),
+    };
+    (expiry, expired)
+}
+
+#[test]
+fn python_reads_and_compares_every_expiry_mailroom_writes() {
+    let key = FernetKey::generate();
+    let vault = Vault::new(vec![key.clone()]).unwrap();
+    let mut creds = Credentials::from_json(PYTHON_CREDENTIALS).unwrap();
+    let now = chrono::Utc::now();
+    // What a fresh sign-in or refresh stores: now + expires_in, with nanoseconds.
+    let fresh = now + chrono::TimeDelta::nanoseconds(3_599_123_456_789);
+    let cases = [
+        (fresh, false),
+        (now + chrono::TimeDelta::hours(1), false),
+        (now - chrono::TimeDelta::minutes(1), true),
+        (now + chrono::TimeDelta::minutes(4), true),
+    ];
+    for (expiry, expired) in cases {
+        creds.oauth_mut().unwrap().expiry = Some(expiry);
+        let (written, python_expired) = python_checks(&vault, &key, &creds);
+        assert_eq!(python_expired, expired, "{written}");
+        // Mailroom's own reading of what it wrote agrees to the microsecond.
+        let back = vault
+            .decrypt_json::<Credentials>(&vault.encrypt(creds.to_json().as_bytes()))
+            .unwrap();
+        let back = back.oauth().unwrap().expiry.unwrap();
+        assert_eq!(
+            back.timestamp_micros(),
+            expiry.timestamp_micros(),
+            "{written}"
+        );
+    }
+    // Whole seconds are written without a fraction, as Python's isoformat() does.
+    creds.oauth_mut().unwrap().expiry =
+        Some(chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap());
+    let (written, _) = python_checks(&vault, &key, &creds);
+    assert_eq!(written.len(), "2025-01-20T11:30:00".len(), "{written}");
+    // The same for an IMAP XOAUTH2 row.
+    let imap = Credentials::from_json(
+        r#"{"type":"imap","host":"outlook.office365.com","token":"at","refresh_token":"rt","client_id":"c","expiry":"2030-01-01T00:00:00.5Z"}"#,
+    )
+    .unwrap();
+    let (written, expired) = python_checks(&vault, &key, &imap);
+    assert_eq!(
+        (written.as_str(), expired),
+        ("2030-01-01T00:00:00.500000", false)
+    );
+}
+
+#[test]
+fn mailroom_reads_python_expiry_and_writes_it_back_unchanged() {
+    let key = FernetKey::generate();
+    let vault = Vault::new(vec![key.clone()]).unwrap();
+    let out = python(PY_SIGN_IN, key.secret());
+    let (python_expiry, blob) = out.trim().split_once('\n').unwrap();
+    let creds = vault.decrypt_json::<Credentials>(blob.trim()).unwrap();
+    let oauth = creds.oauth().unwrap();
+    let expiry = oauth.expiry.unwrap();
+    // Naive means UTC: about an hour from now, whatever this machine's time zone.
+    let left = expiry - chrono::Utc::now();
+    assert!(
+        left > chrono::TimeDelta::minutes(55) && left <= chrono::TimeDelta::hours(1),
+        "{python_expiry} is {left} from now"
+    );
+    assert!(!oauth.is_expired(chrono::Utc::now()));
+    // Written back byte-for-byte as Python wrote it, and Python still agrees.
+    let (written, expired) = python_checks(&vault, &key, &creds);
+    assert_eq!(written, python_expiry);
+    assert!(!expired);
 }
 
 #[test]
