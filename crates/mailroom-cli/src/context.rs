@@ -86,10 +86,7 @@ impl Ctx {
             (_, Some(path)) => Some(path.clone()),
             _ => Some(data_dir()?.join("key")),
         };
-        // reqwest is built without a rustls crypto provider of its own (aws-lc-rs
-        // would be a C build): the program uses ring, as the IMAP connector does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let http = mailroom_oauth::http_client_builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("mailroom/", env!("CARGO_PKG_VERSION")))
             .build()

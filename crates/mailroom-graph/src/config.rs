@@ -145,11 +145,9 @@ impl GraphConfig {
     /// The HTTP client (share one connection pool with `mailroom-oauth`); default a
     /// new rustls client.
     ///
-    /// The [`reqwest`](crate::reqwest) of this crate has no rustls crypto provider
-    /// of its own: building a client needs a process default provider, or your own
-    /// reqwest 0.13 with its `rustls` feature. The default clients of this crate and
-    /// of `mailroom-oauth` install ring unless one is installed; to build yours
-    /// first, call `rustls::crypto::ring::default_provider().install_default()`.
+    /// Build yours with [`http_client_builder`](crate::http_client_builder): it
+    /// makes sure rustls has a crypto provider (building a client of this crate's
+    /// reqwest without one panics).
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);

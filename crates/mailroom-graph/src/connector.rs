@@ -499,8 +499,7 @@ impl GraphConnector {
 }
 
 fn default_client() -> Result<reqwest::Client, ConnectorError> {
-    use_ring_unless_chosen();
-    reqwest::Client::builder()
+    mailroom_oauth::http_client_builder()
         .user_agent(concat!("mailroom-graph/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(15))
         .read_timeout(std::time::Duration::from_secs(120))
@@ -512,16 +511,6 @@ fn default_client() -> Result<reqwest::Client, ConnectorError> {
             )
             .with_source(e)
         })
-}
-
-/// reqwest is built without a rustls crypto provider of its own (its default,
-/// aws-lc-rs, is a C build): make ring, which the IMAP connector uses too, the
-/// process default unless the program already installed one.
-fn use_ring_unless_chosen() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // An error means another thread installed one meanwhile: that one serves.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
 }
 
 #[derive(Deserialize)]

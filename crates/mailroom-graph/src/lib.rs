@@ -107,6 +107,9 @@ pub use stream::ByteStream;
 pub use sync::DeltaOptions;
 pub use wire::error::GraphError;
 
+/// The builder of the HTTP client to pass to [`GraphConfig::http_client`], with TLS ready
+/// (from `mailroom-oauth`).
+pub use mailroom_oauth::http_client_builder;
 /// The sleep and clock traits used by [`GraphConfig::sleep`], from `mailroom-oauth`.
 pub use mailroom_oauth::{Sleep, TokioSleep};
 

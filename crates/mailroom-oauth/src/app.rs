@@ -134,11 +134,9 @@ impl<App> ApplicationBuilder<App> {
     /// The HTTP client to use (share one connection pool across the program);
     /// default a new rustls `reqwest::Client`.
     ///
-    /// The [`reqwest`](crate::reqwest) of this crate has no rustls crypto provider
-    /// of its own: building a client needs a process default provider, or your own
-    /// reqwest 0.13 with its `rustls` feature. The default clients of this crate and
-    /// of `mailroom-graph` install ring unless one is installed; to build yours
-    /// first, call `rustls::crypto::ring::default_provider().install_default()`.
+    /// Build yours with [`http_client_builder`](crate::http_client_builder): it
+    /// makes sure rustls has a crypto provider (building a client of this crate's
+    /// reqwest without one panics).
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -197,19 +195,16 @@ impl<App> ApplicationBuilder<App> {
         }
         let http = match self.http {
             Some(http) => http,
-            None => {
-                use_ring_unless_chosen();
-                reqwest::Client::builder()
-                    .user_agent(concat!("mailroom-oauth/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| {
-                        Error::new(
-                            ErrorKind::InvalidConfig,
-                            format!("cannot create the http client: {e}"),
-                        )
-                        .with_source(e)
-                    })?
-            }
+            None => http_client_builder()
+                .user_agent(concat!("mailroom-oauth/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("cannot create the http client: {e}"),
+                    )
+                    .with_source(e)
+                })?,
         };
         Ok(AppCore {
             client_id: id.to_owned(),
@@ -893,14 +888,30 @@ impl Refresher for ClientApplication {
     }
 }
 
-/// reqwest is built without a rustls crypto provider of its own (its default,
-/// aws-lc-rs, is a C build): make ring the process default unless the program
-/// already installed one.
-fn use_ring_unless_chosen() {
+/// A builder for the [`reqwest::Client`](crate::reqwest::Client) to share across a
+/// program (pass it to [`ApplicationBuilder::http_client`] and `mailroom-graph`'s
+/// `GraphConfig::http_client`), with TLS ready.
+///
+/// This crate's reqwest is built without a rustls crypto provider of its own (its
+/// default, aws-lc-rs, is a C build), and rustls refuses to choose when a program
+/// links more than one: building a client then panics. This makes ring — which the
+/// IMAP connector uses too — the process default unless the program already
+/// installed one, then returns `reqwest::Client::builder()`. Every default client of
+/// Mailroom is made here.
+///
+/// ```
+/// let http = mailroom_oauth::http_client_builder()
+///     .connect_timeout(std::time::Duration::from_secs(10))
+///     .build()?;
+/// # drop(http);
+/// # Ok::<(), mailroom_oauth::reqwest::Error>(())
+/// ```
+pub fn http_client_builder() -> reqwest::ClientBuilder {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // An error means another thread installed one meanwhile: that one serves.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+    reqwest::Client::builder()
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ mod time;
 mod transport;
 mod wire;
 
+pub use app::http_client_builder;
 pub use app::{
     ApplicationBuilder, AuthenticationResult, ClientApplication, ConfidentialClientApplication,
     DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DeviceCodeFlow, PublicClientApplication,

@@ -128,10 +128,9 @@ async fn the_default_client_refuses_an_unknown_certificate() {
 async fn a_callers_client_of_the_reexported_reqwest_works_over_tls() {
     let h = Harness::start(config(1)).await;
     let server = TlsGraph::start().await;
-    // What `GraphConfig::http_client` tells a caller to do before building a client.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // What `GraphConfig::http_client` tells a caller to build a client with.
     let ca = mailroom_graph::reqwest::Certificate::from_pem(server.ca_pem.as_bytes()).unwrap();
-    let http: mailroom_graph::reqwest::Client = mailroom_graph::reqwest::Client::builder()
+    let http: mailroom_graph::reqwest::Client = mailroom_graph::http_client_builder()
         .tls_certs_merge([ca])
         .build()
         .unwrap();
