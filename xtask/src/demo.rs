@@ -140,16 +140,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let result = (|| {
         step(
             &format!(
-                "demo 3/6: mailroom account add outlook --email {mailbox} (device code flow; the simulator approves on its second poll)"
+                "demo 3/6: mailroom account add outlook --email {mailbox} --folder INBOX --folder SENT --folder ARCHIVE (device code flow; the simulator approves on its second poll)"
             ),
-            run_mailroom(&["account", "add", "outlook", "--email", &mailbox]),
-        )?;
-        step(
-            "demo 4/6: mailroom sync --folder INBOX --folder SENT --folder ARCHIVE",
             run_mailroom(&[
-                "sync", "--folder", "INBOX", "--folder", "SENT", "--folder", "ARCHIVE",
+                "account", "add", "outlook", "--email", &mailbox, "--folder", "INBOX", "--folder",
+                "SENT", "--folder", "ARCHIVE",
             ]),
         )?;
+        step("demo 4/6: mailroom sync", run_mailroom(&["sync"]))?;
         step(
             "demo 5/6: mailroom messages list --limit 10",
             run_mailroom(&["messages", "list", "--limit", "10"]),
