@@ -280,24 +280,22 @@ pub fn parse_delta_page(body: &[u8]) -> serde_json::Result<DeltaPage> {
 pub fn attachments_from_value(
     body: serde_json::Value,
 ) -> serde_json::Result<(Vec<Attachment>, Option<String>)> {
-    let page: Page<GraphAttachment> = serde_json::from_value(body)?;
-    let list = page
-        .value
-        .into_iter()
-        .map(GraphAttachment::into_attachment)
-        .collect();
-    Ok((list, page.next_link))
+    serde_json::from_value(body).map(attachment_page)
 }
 
 /// Parses a page of attachment metadata.
 pub fn parse_attachments(body: &[u8]) -> serde_json::Result<(Vec<Attachment>, Option<String>)> {
-    let page: Page<GraphAttachment> = serde_json::from_slice(body)?;
+    serde_json::from_slice(body).map(attachment_page)
+}
+
+/// The records of a page of attachments, and the next page's link.
+fn attachment_page(page: Page<GraphAttachment>) -> (Vec<Attachment>, Option<String>) {
     let list = page
         .value
         .into_iter()
         .map(GraphAttachment::into_attachment)
         .collect();
-    Ok((list, page.next_link))
+    (list, page.next_link)
 }
 
 /// The `id` of a JSON object (the answer to a move).
