@@ -1,7 +1,6 @@
 //! The crate's examples, run against `mailroom-sim` as a user would run them.
 
-use chrono::{Duration, Utc};
-use mailroom_core::{AccessToken, Credentials, OAuthCredentials, RefreshToken};
+use mailroom_core::Credentials;
 use mailroom_sim::{MailboxSpec, SimConfig, Simulator};
 use mailroom_sync::{FernetKey, Outcome, Vault};
 
@@ -23,19 +22,7 @@ async fn custom_factory_syncs_an_account_through_its_own_graph_settings() {
         .len();
     assert!(inbox > 50, "enough mail for several delta pages: {inbox}");
     // Credentials as a sign-in would have produced them, issued by the simulator.
-    let tokens = sim
-        .issue_tokens(
-            USER,
-            CLIENT_ID,
-            &["Mail.ReadWrite", "User.Read", "offline_access"],
-        )
-        .unwrap();
-    let mut oauth = OAuthCredentials::new(CLIENT_ID);
-    oauth.token = Some(AccessToken::new(tokens.access_token));
-    oauth.refresh_token = tokens.refresh_token.map(RefreshToken::new);
-    oauth.scopes = tokens.scope.split(' ').map(str::to_owned).collect();
-    oauth.expiry = Some(Utc::now() + Duration::seconds(tokens.expires_in as i64));
-    let credentials = Credentials::OAuth(oauth);
+    let credentials = Credentials::OAuth(crate::sim_credentials(&sim, USER, CLIENT_ID));
 
     let dir = tempfile::tempdir().unwrap();
     let database = format!(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailroom_core::{AccessToken, Credentials, ErrorKind, OAuthCredentials, RefreshToken};
+use mailroom_core::{Credentials, ErrorKind};
 use mailroom_graph::GraphConfig;
 use mailroom_imap::ImapOptions;
 use mailroom_sim::{MailboxSpec, SimConfig, Simulator};
@@ -82,18 +82,7 @@ async fn graph_setup(store: &Store, folders: &[&str]) -> (Simulator, Syncer, i64
     )
     .await
     .unwrap();
-    let tokens = sim
-        .issue_tokens(
-            ADDRESS,
-            CLIENT_ID,
-            &["Mail.ReadWrite", "User.Read", "offline_access"],
-        )
-        .unwrap();
-    let mut oauth = OAuthCredentials::new(CLIENT_ID);
-    oauth.token = Some(AccessToken::new(tokens.access_token));
-    oauth.refresh_token = tokens.refresh_token.map(RefreshToken::new);
-    oauth.scopes = tokens.scope.split(' ').map(str::to_owned).collect();
-    oauth.expiry = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    let oauth = crate::sim_credentials(&sim, ADDRESS, CLIENT_ID);
     let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
     let sealed =
         SealedCredentials::new(vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()))
