@@ -21,6 +21,7 @@ const LIBRARIES: &[(&str, &[&str])] = &[
     ("mailroom-imap", &["testing"]),
     ("mailroom-store", &[]),
     ("mailroom-sync", &[]),
+    ("mailroom-server", &[]),
     ("mailroom-sim", &[]),
 ];
 

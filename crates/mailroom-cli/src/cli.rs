@@ -461,6 +461,10 @@ pub struct WorkerArgs {
     /// How often to look for due accounts when idle
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// Serve /healthz, /readyz, /metrics, /status and Graph change notifications on
+    /// this address (plain HTTP: put TLS in a reverse proxy in front)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = mailroom_server::DEFAULT_LISTEN)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `mailroom doctor`

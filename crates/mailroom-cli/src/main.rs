@@ -28,7 +28,7 @@ use crate::exit::{Code, code_of};
 
 /// The crates whose logs `-v` turns on (others stay at `warn`: HTTP and TLS
 /// internals are noise, and verbose enough levels of them could show headers).
-const OUR_CRATES: [&str; 8] = [
+const OUR_CRATES: [&str; 9] = [
     "mailroom",
     "mailroom_core",
     "mailroom_oauth",
@@ -37,6 +37,7 @@ const OUR_CRATES: [&str; 8] = [
     "mailroom_graph",
     "mailroom_imap",
     "mailroom_sync",
+    "mailroom_server",
 ];
 
 fn init_logs(verbose: u8) {

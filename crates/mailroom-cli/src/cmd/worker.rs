@@ -153,7 +153,34 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
             std::process::exit(Code::Failure as i32);
         })
     };
+    let server = match args.listen {
+        None => None,
+        Some(addr) => {
+            let state = mailroom_server::ServerState {
+                syncer: syncer.clone(),
+            };
+            let server = mailroom_server::Server::bind(addr, state)
+                .await
+                .map_err(|e| {
+                    Failure::err(
+                        Code::Usage,
+                        format!("cannot listen on {addr}: {e} (choose another --listen address)"),
+                    )
+                })?;
+            eprintln!("mailroom: listening on http://{}", server.local_addr());
+            Some(tokio::spawn(server.run(shutdown.clone())))
+        }
+    };
     let stats = syncer.run_worker(config, shutdown.clone()).await;
+    // The listener stops with the worker, whatever stopped the worker.
+    shutdown.cancel();
+    if let Some(server) = server {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the HTTP listener panicked"),
+        }
+    }
     watcher.abort();
     let stats = stats?;
     eprintln!(

@@ -1,0 +1,78 @@
+//! The Mailroom worker's HTTP face: one listener for everything the worker serves.
+//!
+//! - Operations ([`ops`]): `/healthz`, `/readyz`, `/metrics`, `/status`.
+//! - Microsoft Graph change notifications ([`notifications`]).
+//!
+//! This crate only receives HTTP and hands over to [`mailroom_sync`]: it decides
+//! nothing about syncing. It speaks plain HTTP; TLS belongs to the reverse proxy in
+//! front of it, and the default address is loopback.
+//!
+//! ```no_run
+//! use mailroom_server::{Server, ServerState};
+//! use mailroom_sync::CancellationToken;
+//!
+//! # async fn demo(state: ServerState) -> std::io::Result<()> {
+//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), state).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! let shutdown = CancellationToken::new();
+//! server.run(shutdown).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use mailroom_sync::{CancellationToken, Syncer};
+
+pub mod notifications;
+pub mod ops;
+
+/// The default listening address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9780";
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct ServerState {
+    /// The worker's syncer (its store answers `/readyz` and `/status`).
+    pub syncer: Syncer,
+}
+
+/// Every route of the listener, on one router.
+pub fn router(state: ServerState) -> Router {
+    Router::new()
+        .merge(ops::routes())
+        .merge(notifications::routes())
+        .with_state(state)
+}
+
+/// A bound listener, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port: see [`Server::local_addr`]).
+    pub async fn bind(addr: SocketAddr, state: ServerState) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(Server { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets requests in flight finish.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, "HTTP listener started");
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }
+}
