@@ -94,6 +94,7 @@ mod config;
 mod connector;
 mod stream;
 mod sync;
+mod telemetry;
 mod transport;
 pub mod wire;
 

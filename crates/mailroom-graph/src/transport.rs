@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Limits, RetryPolicy};
+use crate::telemetry;
 use crate::wire::error::GraphError;
 use crate::wire::retry::{backoff, parse_retry_after};
 
@@ -378,10 +379,14 @@ impl Transport {
                     )
                 })?;
             auth.set_sensitive(true);
+            // A fresh id for every try, echoed by Graph and quoted in our errors and
+            // logs: with the answer's `request-id`, what Microsoft support asks for.
+            let client_request_id = uuid::Uuid::new_v4().to_string();
             let mut req = self
                 .http
                 .request(call.method.clone(), call.url.clone())
-                .header(AUTHORIZATION, auth);
+                .header(AUTHORIZATION, auth)
+                .header("client-request-id", &client_request_id);
             if !call.prefer.is_empty() {
                 req = req.header("Prefer", call.prefer.join(", "));
             }
@@ -397,33 +402,46 @@ impl Transport {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     drop(permit);
+                    telemetry::request(call.url.path(), None);
                     // Retry only what surely did not reach the server, or reads.
                     let retryable = e.is_connect() || call.idempotent();
                     let e = e.without_url();
                     if retryable && attempt < max_attempts {
                         let wait = self.backoff(attempt);
-                        tracing::debug!(method = %call.method, path = call.url.path(), attempt, ?wait, error = %e, "graph request failed, retrying");
+                        tracing::debug!(method = %call.method, path = call.url.path(), %client_request_id, attempt, ?wait, error = %e, "graph request failed, retrying");
                         if self.sleep_before(wait, deadline).await {
                             continue;
                         }
-                        return Err(self.past_deadline(doing, Some(&e.to_string())));
+                        return Err(self.past_deadline(
+                            doing,
+                            Some(&format!("{e} (client-request-id {client_request_id})")),
+                        ));
                     }
-                    return Err(network_error(doing, e));
+                    tracing::info!(method = %call.method, path = call.url.path(), %client_request_id, attempt, error = %e, "graph request failed");
+                    return Err(network_error(doing, e, &client_request_id));
                 }
                 Err(_) => {
                     drop(permit);
+                    telemetry::request(call.url.path(), None);
                     if call.idempotent() && attempt < max_attempts {
                         let wait = self.backoff(attempt);
-                        tracing::debug!(method = %call.method, path = call.url.path(), attempt, ?wait, "graph request timed out, retrying");
+                        tracing::debug!(method = %call.method, path = call.url.path(), %client_request_id, attempt, ?wait, "graph request timed out, retrying");
                         if self.sleep_before(wait, deadline).await {
                             continue;
                         }
                     }
-                    return Err(self.timed_out(doing, try_ends >= deadline));
+                    tracing::info!(method = %call.method, path = call.url.path(), %client_request_id, attempt, "graph request timed out");
+                    let err = self.timed_out(doing, try_ends >= deadline);
+                    return Err(ConnectorError::new(
+                        err.kind(),
+                        format!("{} (client-request-id {client_request_id})", err.message()),
+                    ));
                 }
             };
             let status = response.status();
-            tracing::debug!(method = %call.method, path = call.url.path(), status = status.as_u16(), attempt, "graph answered");
+            telemetry::request(call.url.path(), Some(status.as_u16()));
+            let request_id = header_text(&response, "request-id");
+            tracing::debug!(method = %call.method, path = call.url.path(), status = status.as_u16(), %client_request_id, request_id = request_id.as_deref().unwrap_or(""), attempt, "graph answered");
             if status.is_success() {
                 if streaming {
                     return Ok(Got::Opened(Opened { response, permit }));
@@ -451,7 +469,7 @@ impl Transport {
                         {
                             continue;
                         }
-                        return Err(network_error(doing, e));
+                        return Err(network_error(doing, e, &client_request_id));
                     }
                     Err(_) => {
                         if call.idempotent()
@@ -469,6 +487,9 @@ impl Transport {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            if matches!(status.as_u16(), 429 | 503 | 504) {
+                telemetry::throttled(status.as_u16(), retry_after);
+            }
             if let Some(wait) = retry_after
                 && matches!(status.as_u16(), 429 | 503 | 504)
             {
@@ -482,7 +503,18 @@ impl Transport {
                     .await
                     .unwrap_or_default();
             drop(permit);
-            let graph = GraphError::parse(status.as_u16(), &body);
+            let graph = GraphError::parse(status.as_u16(), &body)
+                .with_header_ids(request_id.as_deref(), Some(&client_request_id));
+            tracing::info!(
+                method = %call.method,
+                path = call.url.path(),
+                status = status.as_u16(),
+                code = graph.code.as_deref().unwrap_or(""),
+                request_id = graph.request_id.as_deref().unwrap_or(""),
+                client_request_id = graph.client_request_id.as_deref().unwrap_or(""),
+                attempt,
+                "graph answered with an error"
+            );
             match status {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     refreshed = true;
@@ -660,8 +692,21 @@ pub(crate) fn size_text(bytes: u64) -> String {
 }
 
 /// `e` is already without its URL (which may carry a skip token).
-fn network_error(doing: &str, e: reqwest::Error) -> ConnectorError {
-    ConnectorError::new(ErrorKind::Transient, format!("{doing}: {e}")).with_source(e)
+fn network_error(doing: &str, e: reqwest::Error, client_request_id: &str) -> ConnectorError {
+    ConnectorError::new(
+        ErrorKind::Transient,
+        format!("{doing}: {e} (client-request-id {client_request_id})"),
+    )
+    .with_source(e)
+}
+
+/// A header of the answer as text, if it is text.
+fn header_text(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

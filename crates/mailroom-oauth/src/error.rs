@@ -43,6 +43,7 @@ struct ServerAnswer {
     description: Option<String>,
     suberror: Option<String>,
     correlation_id: Option<String>,
+    trace_id: Option<String>,
     body: String,
 }
 
@@ -123,10 +124,22 @@ impl Error {
             },
             (None, None) => String::new(),
         };
+        // The ids Microsoft support asks for stay in the message (and so in an
+        // account's last error and in the logs).
+        let ids: String = [
+            ("trace_id", &b.trace_id),
+            ("correlation_id", &b.correlation_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, id)| id.as_deref().map(|id| format!(", {name} {id}")))
+        .collect();
         let message = if said.is_empty() {
-            format!("{context}: {error}")
+            match ids.strip_prefix(", ") {
+                Some(ids) => format!("{context}: {error} ({ids})"),
+                None => format!("{context}: {error}"),
+            }
         } else {
-            format!("{context}: {said} ({error})")
+            format!("{context}: {said} ({error}{ids})")
         };
         Error {
             kind,
@@ -138,6 +151,7 @@ impl Error {
                 description,
                 suberror: b.suberror.clone(),
                 correlation_id: b.correlation_id.clone(),
+                trace_id: b.trace_id.clone(),
                 body: text,
             })),
             retry_after,
@@ -199,6 +213,11 @@ impl Error {
     /// The `correlation_id` to quote to Microsoft support.
     pub fn correlation_id(&self) -> Option<&str> {
         self.server.as_ref()?.correlation_id.as_deref()
+    }
+
+    /// The `trace_id` of the identity platform's answer, to quote to Microsoft support.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.server.as_ref()?.trace_id.as_deref()
     }
 
     /// The HTTP status of the server's answer, if there was one.
@@ -400,8 +419,11 @@ mod tests {
         assert_eq!(err.status(), Some(status));
         assert_eq!(
             err.to_string(),
-            format!("{CTX}: {aadsts}: Some description. ({error})")
+            format!(
+                "{CTX}: {aadsts}: Some description. ({error}, trace_id 0b6d1e0c-1a2b-4c3d-9e8f-001122334455, correlation_id 7e1d2c3b-4a59-4687-a9b8-c7d6e5f40312)"
+            )
         );
+        assert_eq!(err.trace_id(), Some("0b6d1e0c-1a2b-4c3d-9e8f-001122334455"));
         assert!(err.body().unwrap().contains("Trace ID"), "raw body kept");
         assert_eq!(
             err.correlation_id(),

@@ -278,6 +278,7 @@ impl TokenSession {
         let request = self.inner.refresher.refresh(refresh_token, scopes);
         let refresh = async move {
             let outcome = request.await;
+            count_refresh(&outcome);
             let Some(inner) = weak.upgrade() else {
                 return outcome.map(|r| r.access_token().clone());
             };
@@ -312,6 +313,24 @@ impl TokenSession {
         st.in_flight = Some(refresh.clone());
         Ok(refresh)
     }
+}
+
+/// `mailroom_token_refreshes_total{result}` through the [`metrics`] facade (a no-op
+/// without a recorder): `ok`, or the error kind (`reauth_required`, `transient`,
+/// `throttled`, …).
+fn count_refresh<T>(outcome: &Result<T>) {
+    let result = match outcome {
+        Ok(_) => "ok",
+        Err(e) => match e.kind() {
+            ErrorKind::ReauthRequired => "reauth_required",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::Cancelled => "cancelled",
+            _ => "error",
+        },
+    };
+    metrics::counter!("mailroom_token_refreshes_total", "result" => result).increment(1);
 }
 
 /// Stores refreshed credentials through the persister; hands out `token` only once

@@ -17,6 +17,7 @@ use mailroom_store::{
 use mailroom_vault::Vault;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument as _;
 
 use crate::factory::ConnectorFactory;
 use crate::observer::SyncObserver;
@@ -243,12 +244,14 @@ impl Syncer {
     /// Returns `Ok` with a report whatever the connector did (an auth failure marks the
     /// account `needs_reauth`, other failures go into `last_error`); `Err` only when the
     /// store fails or the worker lost its lease.
+    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id, account = tracing::field::Empty))]
     pub async fn sync_account(
         &self,
         account_id: i64,
         request: &SyncRequest,
     ) -> Result<AccountReport> {
         let account = self.store.get_account(account_id).await?;
+        tracing::Span::current().record("account", account.email.as_str());
         request.observer.account_started(&account);
         let mut run = Run {
             syncer: self,
@@ -309,6 +312,7 @@ impl Syncer {
             outcome,
             credentials_refreshed: run.refreshed,
         };
+        crate::telemetry::account_finished(&report);
         request.observer.account_finished(&report);
         Ok(report)
     }
@@ -665,6 +669,7 @@ impl Run<'_> {
                 gone_since: None,
                 purged,
             };
+            let started = std::time::Instant::now();
             let mut result = self.sync_folder(connector, &mut report).await;
             // A folder taken from the store may be gone (deleted, recreated): look it up
             // on the server once and sync what it is now, or mark it gone.
@@ -708,6 +713,7 @@ impl Run<'_> {
                     return Err(e);
                 }
             }
+            crate::telemetry::folder_finished(&report, started.elapsed());
             self.request
                 .observer
                 .folder_finished(&self.account, &report);
@@ -847,6 +853,7 @@ impl Run<'_> {
     /// task of its own, so its round trip and its parsing overlap the encoding and the
     /// database transaction of the current page (on another core when there is one).
     /// At most two pages are in memory.
+    #[tracing::instrument(name = "folder_sync", skip_all, fields(folder = %report.folder.folder.path))]
     async fn sync_folder(
         &mut self,
         connector: &Arc<dyn Connector>,
@@ -870,9 +877,10 @@ impl Run<'_> {
             let next = more.then(|| {
                 let (connector, folder_ref) = (Arc::clone(connector), folder_ref.clone());
                 let cursor = page.cursor.clone();
-                AbortOnDropHandle::new(tokio::spawn(async move {
-                    connector.sync_folder(&folder_ref, Some(cursor)).await
-                }))
+                AbortOnDropHandle::new(tokio::spawn(
+                    async move { connector.sync_folder(&folder_ref, Some(cursor)).await }
+                        .in_current_span(),
+                ))
             });
             let stats = match self.store_page(report, &page).await {
                 Ok(stats) => stats,
@@ -909,6 +917,7 @@ impl Run<'_> {
         }
     }
 
+    #[tracing::instrument(name = "page", skip_all, fields(page = report.pages + 1, changes = page.changes.len()))]
     async fn store_page(
         &self,
         report: &FolderReport,

@@ -28,6 +28,7 @@
 mod engine;
 mod factory;
 mod observer;
+mod telemetry;
 mod worker;
 
 pub use engine::{AccountReport, FolderReport, GONE_RECHECK, Lease, Outcome, SyncRequest, Syncer};

@@ -37,6 +37,11 @@ pub trait SyncObserver: Send + Sync {
     fn account_finished(&self, report: &AccountReport) {
         let _ = report;
     }
+    /// The worker loop `worker_id` went round once more (it looks for due accounts
+    /// at least every poll interval while it has room): a liveness signal.
+    fn worker_polled(&self, worker_id: &str) {
+        let _ = worker_id;
+    }
 }
 
 /// An observer that does nothing.

@@ -105,6 +105,7 @@ impl Syncer {
         let pass_start = Utc::now();
         tracing::info!(worker = %config.worker_id, concurrency, "worker started");
         loop {
+            config.observer.worker_polled(&config.worker_id);
             let mut claimed_any = false;
             if !shutdown.is_cancelled() && running.len() < concurrency {
                 let now = if config.once { pass_start } else { Utc::now() };
@@ -190,18 +191,22 @@ fn record(
         Ok(Ok(Outcome::Interrupted)) => stats.interrupted += 1,
         Ok(Ok(Outcome::ReauthRequired { .. } | Outcome::Failed { .. })) => stats.failed += 1,
         Ok(Err(e)) if e.is_lease_lost() => {
+            crate::telemetry::account_sync("lease_lost");
             tracing::warn!(worker, error = %e, "lost a lease to another worker");
             stats.lease_lost += 1;
         }
         Ok(Err(Error::Store(e))) => {
+            crate::telemetry::account_sync("store_error");
             tracing::error!(worker, error = %e, "sync stopped by a database error");
             stats.failed += 1;
         }
         Ok(Err(e)) => {
+            crate::telemetry::account_sync("error");
             tracing::error!(worker, error = %e, "sync failed");
             stats.failed += 1;
         }
         Err(e) => {
+            crate::telemetry::account_sync("panicked");
             tracing::error!(worker, error = %e, "sync task panicked");
             stats.failed += 1;
         }

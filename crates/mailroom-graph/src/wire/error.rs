@@ -83,6 +83,24 @@ impl GraphError {
         }
     }
 
+    /// Fills the ids the body did not carry from the answer's `request-id` and
+    /// `client-request-id` headers (Graph sends both on every answer).
+    pub fn with_header_ids(
+        mut self,
+        request_id: Option<&str>,
+        client_request_id: Option<&str>,
+    ) -> GraphError {
+        if self.request_id.is_none() {
+            self.request_id = request_id.filter(|v| !v.is_empty()).map(str::to_owned);
+        }
+        if self.client_request_id.is_none() {
+            self.client_request_id = client_request_id
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned);
+        }
+        self
+    }
+
     /// The [`GraphError`] behind a connector error, if it came from a Graph answer.
     pub fn of(err: &ConnectorError) -> Option<&GraphError> {
         std::error::Error::source(err)?.downcast_ref::<GraphError>()
@@ -130,8 +148,13 @@ impl fmt::Display for GraphError {
             _ if self.body.is_empty() => write!(f, "HTTP {}", self.status)?,
             _ => write!(f, "HTTP {}: {}", self.status, self.body)?,
         }
-        if let Some(id) = &self.request_id {
-            write!(f, " (request-id {id})")?;
+        match (&self.request_id, &self.client_request_id) {
+            (Some(id), Some(client)) if client != id => {
+                write!(f, " (request-id {id}, client-request-id {client})")?;
+            }
+            (Some(id), _) => write!(f, " (request-id {id})")?,
+            (None, Some(client)) => write!(f, " (client-request-id {client})")?,
+            (None, None) => {}
         }
         Ok(())
     }
@@ -215,6 +238,18 @@ mod tests {
         assert!(e.body.contains("innerError"));
         let e = GraphError::parse(502, b"  bad gateway \n");
         assert_eq!(e.to_string(), "HTTP 502: bad gateway");
+        // Ids from the headers when the body has none; both when they differ.
+        let e = e.with_header_ids(Some("r-1"), Some("c-1"));
+        assert_eq!(
+            e.to_string(),
+            "HTTP 502: bad gateway (request-id r-1, client-request-id c-1)"
+        );
+        let e = GraphError::parse(404, NOT_FOUND.as_bytes()).with_header_ids(Some("r-2"), None);
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some("5a3a3b1e-7f52-4f5b-a6f5-6c0e4c1f2d9a"),
+            "the body's ids win"
+        );
         let long = "x".repeat(5000);
         assert!(GraphError::parse(500, long.as_bytes()).body.len() < 2100);
     }
