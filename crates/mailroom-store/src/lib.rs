@@ -33,6 +33,7 @@ mod entity;
 mod error;
 mod messages;
 mod migration;
+mod overview;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -46,6 +47,7 @@ use sea_orm_migration::MigratorTrait as _;
 pub use accounts::{Account, AccountUpdate, NewAccount, SealedCredentials, SyncOutcome};
 pub use error::{Error, Result};
 pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};
+pub use overview::FleetOverview;
 
 // The `mailroom-core` types this crate's API takes and returns, so that it stands alone.
 pub use mailroom_core::{

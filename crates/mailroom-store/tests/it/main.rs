@@ -6,6 +6,7 @@ mod connect;
 mod examples;
 mod folders;
 mod leases;
+mod overview;
 mod pages;
 mod queries;
 mod support;
