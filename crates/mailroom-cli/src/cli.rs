@@ -122,6 +122,26 @@ pub struct Global {
     /// Log to stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Log lines as text, or as JSON: one object per line with the fields of the
+    /// account sync, folder and page spans, and each span's duration when it closes
+    #[arg(
+        long,
+        env = "MAILROOM_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text for people.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The sub-commands.

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogFormat};
 use crate::context::Ctx;
 use crate::exit::{Code, code_of};
 
@@ -40,7 +40,7 @@ const OUR_CRATES: [&str; 9] = [
     "mailroom_server",
 ];
 
-fn init_logs(verbose: u8) {
+fn init_logs(verbose: u8, format: LogFormat) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
         _ => {
@@ -65,12 +65,27 @@ fn init_logs(verbose: u8) {
             .parse()
             .expect("a valid directive"),
     );
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(verbose >= 2)
-        .init();
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(verbose >= 2)
+            .init(),
+        // One object per line: the event's fields at the top, the spans it is in
+        // (account sync, folder, page) with their fields, and a line with
+        // `time.busy`/`time.idle` when a span closes.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(verbose >= 2)
+            .init(),
+    }
 }
 
 /// The error and its causes in plain words, each said once.
@@ -124,7 +139,7 @@ fn main() -> ExitCode {
     quiet_on_broken_pipe();
     // Usage errors exit with 2 (clap's default), before anything else happens.
     let cli = Cli::parse();
-    init_logs(cli.global.verbose);
+    init_logs(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

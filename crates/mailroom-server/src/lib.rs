@@ -27,6 +27,7 @@ use mailroom_sync::{CancellationToken, Syncer};
 
 pub mod notifications;
 pub mod ops;
+pub mod status;
 
 /// The default listening address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9780";
@@ -36,6 +37,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9780";
 pub struct ServerState {
     /// The worker's syncer (its store answers `/readyz` and `/status`).
     pub syncer: Syncer,
+    /// The metrics recorder and the worker's liveness, for the operations routes.
+    pub ops: ops::Ops,
 }
 
 /// Every route of the listener, on one router.
@@ -71,6 +74,18 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "HTTP listener started");
+        if let Some(handle) = self.state.ops.metrics().cloned() {
+            // Histograms are drained at each scrape, and here when nobody scrapes.
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => handle.run_upkeep(),
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            });
+        }
         axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await

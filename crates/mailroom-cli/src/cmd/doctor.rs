@@ -7,6 +7,7 @@ use anyhow::Result;
 use chrono::Utc;
 use mailroom_core::{AccountStatus, Credentials, ImapAuth, OAuthCredentials};
 use mailroom_oauth::Resource;
+use mailroom_server::status::AccountRow;
 use mailroom_store::Account;
 use mailroom_vault::Vault;
 use serde_json::{Value, json};
@@ -32,6 +33,8 @@ struct Check {
 #[derive(Debug, Default)]
 struct Report {
     checks: Vec<Check>,
+    /// The accounts checked, as the worker's `/status` shows them.
+    accounts: Vec<AccountRow>,
 }
 
 impl Report {
@@ -100,6 +103,12 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> Result<()> {
         Some(email) => vec![ctx.account(email).await?],
         None => store.list_accounts().await?,
     };
+    let counts = store.message_counts().await?;
+    report.accounts = accounts
+        .iter()
+        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
+        .collect();
+    report.accounts.sort_by(|a, b| a.account.cmp(&b.account));
     report.pass(
         "mailroom",
         "database",
@@ -467,7 +476,11 @@ fn finish(ctx: &Ctx, report: Report) -> Result<()> {
                 })
             })
             .collect();
-        output::json(&json!({"ok": failed.is_empty(), "checks": checks}))?;
+        output::json(&json!({
+            "ok": failed.is_empty(),
+            "checks": checks,
+            "accounts": report.accounts,
+        }))?;
     } else {
         let mut scope = "";
         for c in &report.checks {

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::{SecondsFormat, Utc};
 use mailroom_core::AccountStatus;
+use mailroom_server::ops::{Ops, WorkerHealth};
 use mailroom_store::Account;
 use mailroom_sync::{AccountReport, Outcome, SyncObserver, WorkerConfig, WorkerStats};
 use serde_json::json;
@@ -24,10 +25,35 @@ struct SyncLog {
     json: bool,
     started: Mutex<HashMap<i64, Instant>>,
     worst: Mutex<Code>,
+    /// Told of every sign of life, for `/readyz`.
+    health: Option<WorkerHealth>,
+}
+
+impl SyncLog {
+    fn beat(&self) {
+        if let Some(health) = &self.health {
+            health.beat();
+        }
+    }
 }
 
 impl SyncObserver for SyncLog {
+    fn worker_polled(&self, _worker_id: &str) {
+        self.beat();
+    }
+
+    fn page_stored(
+        &self,
+        _account: &Account,
+        _folder: &mailroom_store::FolderRow,
+        _stats: &mailroom_store::PageStats,
+        _complete: bool,
+    ) {
+        self.beat();
+    }
+
     fn account_started(&self, account: &Account) {
+        self.beat();
         self.started
             .lock()
             .expect("not poisoned")
@@ -35,6 +61,7 @@ impl SyncObserver for SyncLog {
     }
 
     fn account_finished(&self, report: &AccountReport) {
+        self.beat();
         let elapsed = self
             .started
             .lock()
@@ -114,17 +141,27 @@ async fn nothing_due(ctx: &Ctx) -> Result<String> {
 
 pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
     let syncer = ctx.syncer().await?;
+    let defaults = WorkerConfig::default();
+    let worker_id = args
+        .worker_id
+        .filter(|w| !w.trim().is_empty())
+        .unwrap_or(defaults.worker_id);
+    // Stalled: no loop round and no page for longer than a lease lasts (a page
+    // renews it) or three poll intervals, whichever is longer.
+    let health = args.listen.map(|_| {
+        WorkerHealth::new(
+            worker_id.clone(),
+            args.lease_ttl.max(args.poll_interval * 3) + Duration::from_secs(10),
+        )
+    });
     let log = Arc::new(SyncLog {
         json: ctx.json(),
         started: Mutex::new(HashMap::new()),
         worst: Mutex::new(Code::Success),
+        health: health.clone(),
     });
-    let defaults = WorkerConfig::default();
     let config = WorkerConfig {
-        worker_id: args
-            .worker_id
-            .filter(|w| !w.trim().is_empty())
-            .unwrap_or(defaults.worker_id),
+        worker_id,
         interval: args.interval,
         concurrency: usize::from(args.concurrency),
         lease_ttl: args.lease_ttl,
@@ -156,8 +193,17 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
     let server = match args.listen {
         None => None,
         Some(addr) => {
+            let mut ops = Ops::new();
+            match mailroom_server::ops::install_recorder() {
+                Ok(handle) => ops = ops.with_metrics(handle),
+                Err(e) => tracing::warn!(error = %e, "serving /metrics without counters"),
+            }
+            if let Some(health) = health {
+                ops = ops.with_worker(health);
+            }
             let state = mailroom_server::ServerState {
                 syncer: syncer.clone(),
+                ops,
             };
             let server = mailroom_server::Server::bind(addr, state)
                 .await
