@@ -1,5 +1,6 @@
 //! What the tests need on the machine: PostgreSQL running with a test role and
-//! database, Dovecot installed, Python's `cryptography`. Every step is idempotent.
+//! database, Dovecot installed, Python's `cryptography`, Chromium (the status page's
+//! browser test). Every step is idempotent.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,6 +15,7 @@ pub(crate) const DEFAULT_POSTGRES_URL: &str =
 pub(crate) fn ensure_all() -> Result<()> {
     ensure_postgres()?;
     ensure_dovecot()?;
+    ensure_chromium()?;
     ensure_python_cryptography()
 }
 
@@ -125,6 +127,37 @@ pub(crate) fn ensure_dovecot() -> Result<()> {
     if !have("dovecot") {
         bail!(
             "apt-get install dovecot-imapd failed: {}",
+            String::from_utf8_lossy(&install.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Installs Debian's Chromium for the status page's headless browser test
+/// (crates/mailroom-server) if `chromium` is missing.
+pub(crate) fn ensure_chromium() -> Result<()> {
+    if have("chromium") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing chromium (apt-get)");
+    run(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-qq"]),
+    )?;
+    let install = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .context("cannot run apt-get install")?;
+    if !have("chromium") {
+        bail!(
+            "apt-get install chromium failed: {}",
             String::from_utf8_lossy(&install.stderr).trim()
         );
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub(crate) fn endpoint_class(path: &str) -> &'static str {
     if path.ends_with("/$batch") {
         "batch"
-    } else if path.ends_with("/delta") {
+    } else if path.ends_with("/delta") || path.ends_with(".delta()") {
         "delta"
     } else if path.contains("/attachments") {
         "attachments"
@@ -88,6 +88,11 @@ mod tests {
         check("/v1.0/$batch", "batch");
         check("/v1.0/me/mailFolders/AAMk/messages/delta", "delta");
         check("/v1.0/me/mailFolders/delta", "delta");
+        // Graph's own next links.
+        check(
+            "/v1.0/me/mailFolders('AAMk')/messages/microsoft.graph.delta()",
+            "delta",
+        );
         check("/v1.0/me/messages/AAMk/attachments", "attachments");
         check(
             "/v1.0/me/messages/AAMk/attachments/AQ/$value",
