@@ -4,6 +4,7 @@
 mod auth;
 mod bounds;
 mod bulk;
+mod correlation;
 mod examples;
 mod faults;
 mod folders;

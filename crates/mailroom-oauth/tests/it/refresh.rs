@@ -107,11 +107,13 @@ async fn check_failure(
         err.body().unwrap().contains("\"error_codes\""),
         "raw body kept"
     );
-    assert!(err.correlation_id().is_some());
+    // The ids Microsoft support asks for, kept and quoted in the message.
+    let trace = err.trace_id().expect("the trace_id");
+    let correlation = err.correlation_id().expect("the correlation_id");
     assert_eq!(
         err.to_string(),
         format!(
-            "cannot refresh token for client {APP}: {description} ({})",
+            "cannot refresh token for client {APP}: {description} ({}, trace_id {trace}, correlation_id {correlation})",
             err.error_code().unwrap()
         )
     );
