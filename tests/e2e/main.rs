@@ -14,6 +14,8 @@
 //!   stops one account of three and only that one.
 //! - `scale_out`: 200 accounts, three worker processes on one PostgreSQL schema; a
 //!   SIGKILLed worker's leases run out and another worker finishes its accounts.
+//! - `ops`: request ids in `account show`, `--log-format json`, and the worker's
+//!   `/status` agreeing with `mailroom doctor --json`; `/readyz`, `/metrics`.
 //! - `imap`: password and XOAUTH2 (introspected by Dovecot through the simulator)
 //!   accounts against Dovecot; expunges and appends between syncs.
 //!
@@ -24,6 +26,7 @@ mod crash;
 mod full_flow;
 mod imap;
 mod no_loss;
+mod ops;
 mod scale_out;
 mod support;
 mod tokens;

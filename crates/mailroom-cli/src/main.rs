@@ -78,7 +78,7 @@ fn init_logs(verbose: u8, format: LogFormat) {
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
             .with_span_list(true)
             .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
             .with_env_filter(filter)

@@ -853,7 +853,7 @@ impl Run<'_> {
     /// task of its own, so its round trip and its parsing overlap the encoding and the
     /// database transaction of the current page (on another core when there is one).
     /// At most two pages are in memory.
-    #[tracing::instrument(name = "folder_sync", skip_all, fields(folder = %report.folder.folder.path))]
+    #[tracing::instrument(name = "folder_sync", skip_all, fields(account = %self.account.email, folder = %report.folder.folder.path))]
     async fn sync_folder(
         &mut self,
         connector: &Arc<dyn Connector>,
