@@ -111,6 +111,7 @@ pub mod proto;
 mod session;
 mod sizes;
 mod sync;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transport;

@@ -309,13 +309,16 @@ impl Conn {
         mut on_untagged: impl FnMut(&Response<'_>),
     ) -> Result<Done, Failure> {
         let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.exec_inner(command, &mut on_untagged)).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::Connection(format!(
-                "no answer within {} s",
-                timeout.as_secs()
-            ))),
-        }
+        let result =
+            match tokio::time::timeout(timeout, self.exec_inner(command, &mut on_untagged)).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::Connection(format!(
+                    "no answer within {} s",
+                    timeout.as_secs()
+                ))),
+            };
+        crate::telemetry::command(command, &result);
+        result
     }
 
     async fn exec_inner(
