@@ -191,6 +191,42 @@ async fn identity_answers_carry_request_ids_and_echo_client_request_id() {
 }
 
 #[tokio::test]
+async fn graph_answers_carry_request_id_and_echo_client_request_id() {
+    let sim = start(quiet()).await;
+    let graph = Graph::new(&sim, DEMO);
+    let ours = "5e0b2c3a-2222-4a4a-9c9c-000000000003";
+    let header = |h: &reqwest::header::HeaderMap, name: &str| {
+        h.get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    };
+    // A success, an error and a throttling answer: each names itself and echoes ours.
+    sim.script_faults(DEMO, &[429]).unwrap();
+    for expected in [429, 200, 400] {
+        let path = if expected == 400 {
+            "/me/messages/AAMkAGNoSuchMessage"
+        } else {
+            "/me"
+        };
+        let (status, h, body) = graph.get_with(path, &[("client-request-id", ours)]).await;
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(header(&h, "client-request-id"), ours, "{expected}");
+        let request_id = header(&h, "request-id");
+        assert_ne!(request_id, ours);
+        if expected != 200 {
+            assert_eq!(
+                body["error"]["innerError"]["request-id"],
+                request_id.as_str()
+            );
+            assert_eq!(body["error"]["innerError"]["client-request-id"], ours);
+        }
+    }
+    // Without ours, Graph's request id stands in for it.
+    let (_, h, _) = graph.get_with("/me", &[]).await;
+    assert_eq!(header(&h, "client-request-id"), header(&h, "request-id"));
+}
+
+#[tokio::test]
 async fn instance_discovery_openid_configuration_and_jwks() {
     let sim = start(quiet()).await;
     let base = sim.base_url();
