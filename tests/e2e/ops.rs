@@ -87,8 +87,9 @@ async fn request_ids_json_logs_and_doctor_agreeing_with_status() {
         lines.iter().any(|v| v["client_request_id"]
             .as_str()
             .is_some_and(|s| !s.is_empty())
-            && v["request_id"].as_str().is_some_and(|s| !s.is_empty())),
-        "no line with both request ids: {}",
+            && v["request_id"].as_str().is_some_and(|s| !s.is_empty())
+            && v["elapsed_ms"].is_u64()),
+        "no line with both request ids and the request's duration: {}",
         out.stderr
     );
     assert!(

@@ -397,6 +397,7 @@ impl Transport {
             }
             // One try ends at its timeout or at the request's deadline.
             let try_ends = deadline.min(Instant::now() + self.limits.request_timeout);
+            let sent_at = Instant::now();
             let sent = tokio::time::timeout_at(try_ends, req.send()).await;
             let response = match sent {
                 Ok(Ok(r)) => r,
@@ -417,7 +418,7 @@ impl Transport {
                             Some(&format!("{e} (client-request-id {client_request_id})")),
                         ));
                     }
-                    tracing::info!(method = %call.method, path = call.url.path(), %client_request_id, attempt, error = %e, "graph request failed");
+                    tracing::info!(method = %call.method, path = call.url.path(), %client_request_id, attempt, elapsed_ms = sent_at.elapsed().as_millis() as u64, error = %e, "graph request failed");
                     return Err(network_error(doing, e, &client_request_id));
                 }
                 Err(_) => {
@@ -430,7 +431,7 @@ impl Transport {
                             continue;
                         }
                     }
-                    tracing::info!(method = %call.method, path = call.url.path(), %client_request_id, attempt, "graph request timed out");
+                    tracing::info!(method = %call.method, path = call.url.path(), %client_request_id, attempt, elapsed_ms = sent_at.elapsed().as_millis() as u64, "graph request timed out");
                     let err = self.timed_out(doing, try_ends >= deadline);
                     return Err(ConnectorError::new(
                         err.kind(),
@@ -441,7 +442,7 @@ impl Transport {
             let status = response.status();
             telemetry::request(call.url.path(), Some(status.as_u16()));
             let request_id = header_text(&response, "request-id");
-            tracing::debug!(method = %call.method, path = call.url.path(), status = status.as_u16(), %client_request_id, request_id = request_id.as_deref().unwrap_or(""), attempt, "graph answered");
+            tracing::debug!(method = %call.method, path = call.url.path(), status = status.as_u16(), %client_request_id, request_id = request_id.as_deref().unwrap_or(""), attempt, elapsed_ms = sent_at.elapsed().as_millis() as u64, "graph answered");
             if status.is_success() {
                 if streaming {
                     return Ok(Got::Opened(Opened { response, permit }));
@@ -513,6 +514,7 @@ impl Transport {
                 request_id = graph.request_id.as_deref().unwrap_or(""),
                 client_request_id = graph.client_request_id.as_deref().unwrap_or(""),
                 attempt,
+                elapsed_ms = sent_at.elapsed().as_millis() as u64,
                 "graph answered with an error"
             );
             match status {
