@@ -36,9 +36,16 @@ pub struct ImapOptions {
     pub authority_url: String,
     /// New messages per sync page and per `fetch_page` (default 500).
     pub page_size: u32,
-    /// Bytes of a message read to build its record (default 1 MiB); a larger message
-    /// is read up to this size and its record carries a warning.
+    /// Bytes of a message read to build its record (default 1 MiB): with
+    /// [`whole_messages`](Self::whole_messages), a larger message is read up to this
+    /// size and its record carries a warning; otherwise it bounds how much of the text
+    /// part is read for the preview and the pieces an attachment's size is counted in.
     pub max_message_bytes: u32,
+    /// Build records from whole messages (default `false`): sync and `fetch_page` then
+    /// download every message (up to `max_message_bytes`) instead of its header,
+    /// BODYSTRUCTURE and the first bytes of its text part. `get_message` always reads
+    /// the message whole.
+    pub whole_messages: bool,
     /// Time allowed for TCP, TLS, greeting and login (default 30 s).
     pub connect_timeout: Duration,
     /// Time allowed for one command and its responses (default 120 s).
@@ -57,6 +64,7 @@ impl Default for ImapOptions {
             authority_url: mailroom_oauth::DEFAULT_CLOUD.to_owned(),
             page_size: 500,
             max_message_bytes: 1024 * 1024,
+            whole_messages: false,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),
             max_response_bytes: 64 * 1024 * 1024,
@@ -86,6 +94,12 @@ impl ImapOptions {
     /// Bytes read per message for its record (at least 4 KiB).
     pub fn max_message_bytes(mut self, n: u32) -> Self {
         self.max_message_bytes = n.max(4096);
+        self
+    }
+
+    /// Reads whole messages for records (see [`whole_messages`](Self::whole_messages)).
+    pub fn whole_messages(mut self, whole: bool) -> Self {
+        self.whole_messages = whole;
         self
     }
 
@@ -293,6 +307,7 @@ impl ImapConnector {
         Limits {
             page_size: self.options.page_size,
             max_message_bytes: self.options.max_message_bytes,
+            whole_messages: self.options.whole_messages,
         }
     }
 
@@ -711,7 +726,7 @@ impl Connector for ImapConnector {
                     })?,
             ),
         };
-        let cap = self.options.max_message_bytes;
+        let limits = self.limits();
         with_conn!(self, &context, ErrorKind::NotFound, |conn| async {
             let mailbox = Self::mailbox_of(conn, folder).await?;
             let sel = conn.select(&utf7::encode(&mailbox)).await?;
@@ -740,15 +755,16 @@ impl Connector for ImapConnector {
                 return Ok(MessagePage::default());
             };
             let set = UidSet::from_uids(uids).to_string();
-            let mut messages = conn
-                .fetch_messages(
-                    &format!("UID FETCH {set} {}", record_items(cap)),
-                    &mailbox,
-                    sel.uid_validity,
-                    cap,
-                    0,
-                )
-                .await?;
+            let mut messages = crate::sync::read_records(
+                conn,
+                &format!("UID FETCH {set}"),
+                &mailbox,
+                sel.uid_validity,
+                limits,
+                0,
+                self,
+            )
+            .await?;
             messages.sort_by_key(|m| {
                 std::cmp::Reverse(RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid))
             });

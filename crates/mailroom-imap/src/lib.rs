@@ -107,6 +107,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connector;
+mod partial;
 pub mod proto;
 mod session;
 mod sizes;

@@ -185,7 +185,7 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    fn from_response(seq: u32, attrs: &[AttributeValue<'_>]) -> Fetched {
+    pub(crate) fn from_response(seq: u32, attrs: &[AttributeValue<'_>]) -> Fetched {
         let mut f = Fetched {
             seq,
             ..Fetched::default()
@@ -218,9 +218,9 @@ impl Fetched {
     }
 
     /// Builds the record; the mailbox and UIDVALIDITY make the `remote_id`.
-    pub fn into_message(self, mailbox: &str, uid_validity: u32, cap: u32) -> Option<Message> {
-        let uid = self.uid?;
-        let raw = self.body.unwrap_or_default();
+    pub fn into_message(mut self, mailbox: &str, uid_validity: u32, cap: u32) -> Option<Message> {
+        self.uid?;
+        let raw = self.body.take().unwrap_or_default();
         let completeness = match self.size {
             Some(size)
                 if u64::from(size) > raw.len() as u64 && raw.len() as u64 >= u64::from(cap) =>
@@ -231,14 +231,21 @@ impl Fetched {
             }
             _ => Completeness::Whole,
         };
-        let mut m = message_from_bytes(&raw, completeness);
+        let m = message_from_bytes(&raw, completeness);
+        Some(self.finish(m, mailbox, uid_validity))
+    }
+
+    /// Gives a record built from this message's bytes what the server says about it:
+    /// its id, folder, flags and arrival date.
+    pub(crate) fn finish(&self, mut m: Message, mailbox: &str, uid_validity: u32) -> Message {
+        let uid = self.uid.unwrap_or_default();
         m.remote_id =
             crate::proto::remote_id::RemoteId::new(mailbox, uid_validity, uid).to_string();
         m.folder_id = Some(mailbox.to_owned());
         m.is_read = self.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
         m.is_draft = self.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
         m.date_received = self.internal_date.or(m.sent_at);
-        Some(m)
+        m
     }
 }
 
@@ -392,6 +399,94 @@ impl Conn {
                 other => on_untagged(other),
             }
         }
+    }
+
+    /// Sends `commands` at once (pipelined), then reads until each has its tagged
+    /// completion: one round trip for all. The outer error breaks the session; the
+    /// inner ones are each command's NO or BAD.
+    pub async fn exec_many(
+        &mut self,
+        commands: &[String],
+        mut on_untagged: impl FnMut(&Response<'_>),
+    ) -> Result<Vec<Result<(), Failure>>, Failure> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.exec_many_inner(commands, &mut on_untagged)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Connection(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    async fn exec_many_inner(
+        &mut self,
+        commands: &[String],
+        on_untagged: &mut impl FnMut(&Response<'_>),
+    ) -> Result<Vec<Result<(), Failure>>, Failure> {
+        let mut tags = Vec::with_capacity(commands.len());
+        for command in commands {
+            tags.push(
+                self.session
+                    .run_command(command)
+                    .await
+                    .map_err(map_imap_error)?,
+            );
+        }
+        let mut results: Vec<Option<Result<(), Failure>>> = commands.iter().map(|_| None).collect();
+        let mut open = commands.len();
+        while open > 0 {
+            let response = match self.session.read_response().await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return Err(Failure::Connection(
+                        "connection closed by the server".into(),
+                    ));
+                }
+                Err(e) => return Err(map_io_error(&e)),
+            };
+            match response.parsed() {
+                Response::Done {
+                    tag: t,
+                    status,
+                    outcome: Outcome { information, .. },
+                } => {
+                    let Some(i) = tags.iter().position(|tag| tag == t) else {
+                        continue;
+                    };
+                    if results[i].is_some() {
+                        continue;
+                    }
+                    let text = decode_text(information.as_deref().unwrap_or(""));
+                    results[i] = Some(match status {
+                        Status::Ok => Ok(()),
+                        Status::No => Err(Failure::No(text)),
+                        Status::Bad => Err(Failure::Bad(text)),
+                        other => {
+                            return Err(Failure::Garbled(format!(
+                                "unexpected completion {other:?}: {text}"
+                            )));
+                        }
+                    });
+                    open -= 1;
+                }
+                Response::Data {
+                    status: Status::Bye,
+                    outcome: Outcome { information, .. },
+                } => {
+                    return Err(Failure::Bye(decode_text(
+                        information.as_deref().unwrap_or("BYE"),
+                    )));
+                }
+                Response::Expunge(_) | Response::Vanished { earlier: false, .. } => {
+                    self.expunges_seen += 1;
+                    on_untagged(response.parsed());
+                }
+                other => on_untagged(other),
+            }
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect())
     }
 
     /// Runs a command whose untagged responses do not matter.

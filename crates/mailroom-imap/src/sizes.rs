@@ -97,7 +97,7 @@ impl Conn {
     }
 
     /// Reads part `n` of `uid` in pieces of `chunk` bytes and counts its decoded size.
-    async fn count_part(
+    pub(crate) async fn count_part(
         &mut self,
         uid: u32,
         n: &str,

@@ -21,6 +21,54 @@ pub struct Limits {
     pub page_size: u32,
     /// Bytes of each message read for its record.
     pub max_message_bytes: u32,
+    /// Read whole messages (their first `max_message_bytes`) instead of header,
+    /// BODYSTRUCTURE and the parts a record needs.
+    pub whole_messages: bool,
+}
+
+/// Reads the records of the messages `target` names (`FETCH 1:200`, `UID FETCH 5,9`),
+/// above UID `min_uid_exclusive`: partially (crate::partial), or whole. A BODYSTRUCTURE
+/// our parser cannot read breaks the connection: then the page is read again whole on
+/// a new one.
+pub async fn read_records(
+    conn: &mut Conn,
+    target: &str,
+    mailbox: &str,
+    uid_validity: u32,
+    limits: Limits,
+    min_uid_exclusive: u32,
+    reopen: &dyn Reopen,
+) -> Result<Vec<Message>, OpError> {
+    let cap = limits.max_message_bytes;
+    if !limits.whole_messages {
+        let command = format!("{target} {}", crate::partial::OUTLINE_ITEMS);
+        match conn
+            .fetch_outlined(&command, mailbox, uid_validity, cap, min_uid_exclusive)
+            .await
+        {
+            Ok(messages) => return Ok(messages),
+            Err(Failure::Garbled(text)) => {
+                tracing::warn!(
+                    mailbox,
+                    %text,
+                    "imap partial fetch unreadable; reading the messages whole"
+                );
+                *conn = reopen.reopen().await?;
+                let again = conn.select(&utf7::encode(mailbox)).await?;
+                if again.uid_validity != uid_validity {
+                    return Err(Failure::Connection(
+                        "the folder's UIDVALIDITY changed during the sync".into(),
+                    )
+                    .into());
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let command = format!("{target} {}", record_items(cap));
+    Ok(conn
+        .fetch_messages(&command, mailbox, uid_validity, cap, min_uid_exclusive)
+        .await?)
 }
 
 /// One `sync_folder` call for `mailbox` (decoded name).
@@ -109,8 +157,6 @@ async fn fetch_new(
         return Ok((Vec::new(), false));
     }
     let page = limits.page_size.max(1);
-    let cap = limits.max_message_bytes;
-    let items = record_items(cap);
     let expunges_before = conn.expunges_seen;
     // Where does UID `last` sit? Sequence numbers are stable while no EXPUNGE arrives,
     // and the server may not send one during a (non-UID) FETCH.
@@ -128,7 +174,7 @@ async fn fetch_new(
         Some(start) if start > sel.exists => return Ok((Vec::new(), false)),
         Some(start) => {
             let end = start.saturating_add(page - 1).min(sel.exists);
-            (format!("FETCH {start}:{end} {items}"), end < sel.exists)
+            (format!("FETCH {start}:{end}"), end < sel.exists)
         }
         None => {
             // UID `last` is gone (or numbers moved): ask for the UIDs above it.
@@ -137,19 +183,26 @@ async fn fetch_new(
                 return Ok((Vec::new(), false));
             }
             let set = UidSet::from_uids(uids).to_string();
-            (format!("UID FETCH {set} {items}"), more)
+            (format!("UID FETCH {set}"), more)
         }
     };
-    let failure = match conn
-        .fetch_messages(&command, mailbox, sel.uid_validity, cap, last)
-        .await
+    let failure = match read_records(
+        conn,
+        &command,
+        mailbox,
+        sel.uid_validity,
+        limits,
+        last,
+        reopen,
+    )
+    .await
     {
         Ok(mut messages) => {
             messages.sort_by_key(|m| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid));
             return Ok((messages, more));
         }
-        Err(f @ (Failure::No(_) | Failure::Bye(_))) => f,
-        Err(other) => return Err(other.into()),
+        Err(OpError::Imap(f @ (Failure::No(_) | Failure::Bye(_)))) => f,
+        Err(other) => return Err(other),
     };
     // The server could not return some message of the page (a broken file on its
     // side: NO, or BYE from Dovecot): read the page message by message, on a new
@@ -166,18 +219,27 @@ async fn fetch_new(
     let (uids, more) = uids_after(conn, last, page).await?;
     let mut messages = Vec::with_capacity(uids.len());
     for uid in uids {
-        let command = format!("UID FETCH {uid} {items}");
-        match conn
-            .fetch_messages(&command, mailbox, sel.uid_validity, cap, last)
-            .await
+        let target = format!("UID FETCH {uid}");
+        match read_records(
+            conn,
+            &target,
+            mailbox,
+            sel.uid_validity,
+            limits,
+            last,
+            reopen,
+        )
+        .await
         {
             Ok(mut one) => messages.append(&mut one),
-            Err(Failure::No(text)) => messages.push(unreadable(mailbox, sel, uid, &text)),
-            Err(Failure::Bye(text)) => {
+            Err(OpError::Imap(Failure::No(text))) => {
+                messages.push(unreadable(mailbox, sel, uid, &text))
+            }
+            Err(OpError::Imap(Failure::Bye(text))) => {
                 messages.push(unreadable(mailbox, sel, uid, &text));
                 reconnect(conn, reopen, &wire, sel).await?;
             }
-            Err(other) => return Err(other.into()),
+            Err(other) => return Err(other),
         }
     }
     Ok((messages, more))

@@ -29,6 +29,21 @@ pub enum Completeness {
 /// Builds a record from raw message bytes. `remote_id`, `folder_id`, the flags and
 /// `date_received` come from the server, not the bytes: the caller sets them.
 pub fn message_from_bytes(raw: &[u8], completeness: Completeness) -> Message {
+    record_and_text_part(raw, completeness).0
+}
+
+/// The part `body_text(0)` reads the preview from: its IMAP number and the byte range
+/// of its MIME header in the bytes parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextPart {
+    /// IMAP part number (`1`, `1.2`, …).
+    pub number: String,
+    /// Where the part's MIME header lies in the bytes given.
+    pub header: std::ops::Range<usize>,
+}
+
+/// [`message_from_bytes`], plus the part the preview came from.
+pub fn record_and_text_part(raw: &[u8], completeness: Completeness) -> (Message, Option<TextPart>) {
     let mut record = Message::default();
     if let Completeness::Truncated { full_size } = completeness {
         record.warnings.push(format!(
@@ -40,7 +55,7 @@ pub fn message_from_bytes(raw: &[u8], completeness: Completeness) -> Message {
         record
             .warnings
             .push("cannot parse message: no header could be read".to_owned());
-        return record;
+        return (record, None);
     };
     if msg.headers().is_empty() {
         record.warnings.push("no header could be read".to_owned());
@@ -123,7 +138,28 @@ pub fn message_from_bytes(raw: &[u8], completeness: Completeness) -> Message {
     }
     record.attachment_count = record.attachments.len() as u32;
     record.has_attachments = record.attachments.iter().any(|a| !a.is_inline);
-    record
+    let text_part = msg.text_body.first().and_then(|&index| {
+        let part = msg.parts.get(index as usize)?;
+        Some(TextPart {
+            number: numbers.get(&index)?.clone(),
+            header: part.raw_header_offset() as usize..part.raw_body_offset() as usize,
+        })
+    });
+    (record, text_part)
+}
+
+/// The preview of one text part from its MIME header and (the first bytes of) its
+/// encoded body: decoded per its transfer encoding and charset, HTML made text, as
+/// [`message_from_bytes`] does for the whole message.
+pub fn part_preview(header: &[u8], body: &[u8]) -> Option<String> {
+    let mut raw = Vec::with_capacity(header.len() + body.len() + 2);
+    raw.extend_from_slice(header);
+    if !header.ends_with(b"\n") {
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(body);
+    let msg = PARSER.parse(&raw)?;
+    msg.body_text(0).map(|text| preview(&text))
 }
 
 /// The exact decoded size of a part, from its encoded bytes in `raw` and its

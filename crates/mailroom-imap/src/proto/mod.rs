@@ -5,6 +5,8 @@
 //! - [`remote_id`]: the `{mailbox}:{UIDVALIDITY}:{UID}` message id;
 //! - [`mime`]: RFC 5322/MIME bytes → the core `Message` record;
 //! - [`structure`]: BODYSTRUCTURE → attachment metadata for messages over the cap;
+//! - [`outline`]: header + BODYSTRUCTURE → the MIME tree with empty bodies, so a record
+//!   is built without downloading the whole message;
 //! - [`guard`]: the server's bytes bounded per response, its status texts as data;
 //! - [`size`]: exact decoded sizes of parts from their transfer encoding and octets;
 //! - this module: SASL XOAUTH2, IMAP string quoting, LIST attributes → roles.
@@ -12,6 +14,7 @@
 pub mod cursor;
 pub mod guard;
 pub mod mime;
+pub mod outline;
 pub mod remote_id;
 pub mod size;
 pub mod structure;

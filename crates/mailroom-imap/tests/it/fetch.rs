@@ -152,7 +152,8 @@ async fn big_messages_are_capped_with_a_warning() {
         "0123456789abcdef\r\n".repeat(2000)
     );
     a.append("INBOX", big.as_bytes(), "").await.unwrap();
-    let c = connector_with(&d, "alice", options(&d).max_message_bytes(8192));
+    let whole = options(&d).max_message_bytes(8192).whole_messages(true);
+    let c = connector_with(&d, "alice", whole);
     let page = c
         .fetch_page(&FolderRef::INBOX, &FetchQuery::default(), None)
         .await
@@ -165,6 +166,15 @@ async fn big_messages_are_capped_with_a_warning() {
         m.warnings
     );
     assert_eq!(m.body.as_ref().unwrap().chars().count(), 2000);
+    // Read in part (header, structure, the text's first bytes), nothing is missing.
+    let c = connector_with(&d, "alice", options(&d).max_message_bytes(8192));
+    let page = c
+        .fetch_page(&FolderRef::INBOX, &FetchQuery::default(), None)
+        .await
+        .unwrap();
+    let p = &page.messages[0];
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(p.body, m.body);
 }
 
 #[tokio::test]
@@ -239,11 +249,31 @@ async fn attachments_of_capped_messages_come_from_bodystructure() {
             .join("\r\n")
     );
     a.append("INBOX", raw.as_bytes(), "").await.unwrap();
-    let c = connector_with(&d, "alice", options(&d).max_message_bytes(16 * 1024));
+    // Whole messages, read up to the cap.
+    let c = connector_with(
+        &d,
+        "alice",
+        options(&d)
+            .max_message_bytes(16 * 1024)
+            .whole_messages(true),
+    );
     let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
     let mailroom_core::Change::Upsert(m) = &pages[0].changes[0] else {
         panic!("upsert expected")
     };
+    // Read in part, the record is the same, without the warning.
+    let partial = connector_with(&d, "alice", options(&d).max_message_bytes(16 * 1024));
+    let (partial_pages, _) = sync_all(&partial, &FolderRef::INBOX, None).await;
+    let mailroom_core::Change::Upsert(p) = &partial_pages[0].changes[0] else {
+        panic!("upsert expected")
+    };
+    assert_eq!(
+        mailroom_core::Message {
+            warnings: vec![],
+            ..m.clone()
+        },
+        *p
+    );
     assert_eq!(m.body.as_deref(), Some("See attached."));
     let got: Vec<_> = m
         .attachments
@@ -442,8 +472,13 @@ async fn attachment_sizes_are_exact_decoded_sizes_below_and_above_the_cap() {
     want.sort();
     // 16 MiB: every message read whole. 16 KiB: all but the smallest are over the cap,
     // and the 3,000,000-byte quoted-printable part is counted in 16 KiB pieces.
-    for cap in [16 << 20, 16 << 10] {
-        let c = connector_with(&d, "alice", options(&d).max_message_bytes(cap));
+    // Read in part, the 16 KiB cap only bounds the pieces parts are counted in.
+    for (cap, whole) in [(16 << 20, true), (16 << 10, true), (16 << 10, false)] {
+        let c = connector_with(
+            &d,
+            "alice",
+            options(&d).max_message_bytes(cap).whole_messages(whole),
+        );
         let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
         let mut got = Vec::new();
         for change in pages.iter().flat_map(|p| &p.changes) {
@@ -458,7 +493,7 @@ async fn attachment_sizes_are_exact_decoded_sizes_below_and_above_the_cap() {
                 "{:?}",
                 m.warnings
             );
-            if att.size > u64::from(cap) {
+            if whole && att.size > u64::from(cap) {
                 assert!(m.warnings[0].contains("BODYSTRUCTURE"), "{:?}", m.warnings);
             }
         }

@@ -8,6 +8,7 @@ mod folders;
 mod garbled;
 mod metrics;
 mod mutate;
+mod partial;
 mod props;
 mod support;
 mod sync;
