@@ -13,9 +13,12 @@ use crate::proto::size::{BASE64_HEAD, BASE64_TAIL, TransferEncoding, base64_len_
 use crate::proto::structure::estimated_size;
 use crate::session::{Conn, Failure, Fetched};
 
-/// The FETCH items of the first round: flags, dates, size, structure and header.
+/// The FETCH items of the first round: flags, dates, size, structure, header, and the
+/// first [`PREVIEW_BYTES`] of part 1, the text part of most mail (plain text, or
+/// multipart/alternative and multipart/mixed starting with their text): then most
+/// messages need no second round.
 pub const OUTLINE_ITEMS: &str =
-    "(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])";
+    "(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER] BODY.PEEK[1]<0.4096>)";
 
 /// Bytes of the text part read first; more only when they do not give a full preview.
 pub const PREVIEW_BYTES: u32 = 4096;
@@ -47,7 +50,9 @@ impl Conn {
         min_uid_exclusive: u32,
     ) -> Result<Vec<Message>, Failure> {
         let mut sketches = Vec::new();
+        let mut pieces = Pieces::new();
         self.exec(command, |r| {
+            collect_pieces(r, &mut pieces);
             if let Response::Fetch(seq, attrs) = r {
                 let fetched = Fetched::from_response(*seq, attrs);
                 let mut header = None;
@@ -79,7 +84,8 @@ impl Conn {
 
         // Records from header + skeleton, and what each still needs.
         let mut records = Vec::with_capacity(sketches.len());
-        let mut commands = Vec::new();
+        // Messages that need the same items are asked together.
+        let mut commands: HashMap<String, Vec<u32>> = HashMap::new();
         let mut whole = Vec::new();
         for sketch in sketches {
             let Some(outline) = &sketch.outline else {
@@ -92,7 +98,9 @@ impl Conn {
             raw.extend_from_slice(&outline.skeleton);
             let (record, text) = record_and_text_part(&raw, Completeness::Whole);
             let mut items = String::new();
-            if let Some(t) = &text {
+            if let Some(t) = &text
+                && !pieces.contains_key(&(uid, t.number.clone(), 0))
+            {
                 items.push_str(&format!(" BODY.PEEK[{}]<0.{}>", t.number, PREVIEW_BYTES));
             }
             for a in &record.attachments {
@@ -113,21 +121,28 @@ impl Conn {
                 }
             }
             if !items.is_empty() {
-                commands.push(format!("UID FETCH {uid} (UID{items})"));
+                commands.entry(items).or_default().push(uid);
             }
             records.push((sketch, record, text, raw));
         }
-        let mut pieces = Pieces::new();
-        let mut refused = Vec::new();
+        let commands: Vec<(String, Vec<u32>)> = commands
+            .into_iter()
+            .map(|(items, uids)| {
+                let set = crate::proto::uidset::UidSet::from_uids(uids.iter().copied());
+                (format!("UID FETCH {set} (UID{items})"), uids)
+            })
+            .collect();
+        let mut refused: HashMap<u32, String> = HashMap::new();
         for chunk in commands.chunks(PIPELINE) {
+            let texts: Vec<String> = chunk.iter().map(|(c, _)| c.clone()).collect();
             let results = self
-                .exec_many(chunk, |r| collect_pieces(r, &mut pieces))
+                .exec_many(&texts, |r| collect_pieces(r, &mut pieces))
                 .await?;
-            for (command, result) in chunk.iter().zip(results) {
+            for ((_, uids), result) in chunk.iter().zip(results) {
                 match result {
                     Ok(()) => {}
                     Err(Failure::No(text) | Failure::Bad(text)) => {
-                        refused.push((command.clone(), text))
+                        refused.extend(uids.iter().map(|&u| (u, text.clone())))
                     }
                     Err(other) => return Err(other),
                 }
@@ -193,10 +208,7 @@ impl Conn {
                     estimates.join(", ")
                 ));
             }
-            if let Some((_, text)) = refused
-                .iter()
-                .find(|(c, _)| c.starts_with(&format!("UID FETCH {uid} ")))
-            {
+            if let Some(text) = refused.get(&uid) {
                 record.warnings.push(format!(
                     "the server did not return the parts of this message: {text}"
                 ));
