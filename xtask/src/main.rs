@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod bench_imap;
 mod conformance;
 mod consumers;
 mod demo;
@@ -45,7 +46,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("store-upsert", "mailroom-store", "upsert"),
     ("sim-pages", "mailroom-sim", "pages"),
     ("graph-initial-sync", "mailroom-graph", "initial_sync"),
-    ("imap-initial-sync", "mailroom-imap", "initial_sync"),
+    ("imap", "mailroom-imap", "initial_sync"),
     ("sync", "mailroom-sync", "sync"),
 ];
 
@@ -211,6 +212,7 @@ fn bench(only: Option<&str>) -> Result<()> {
     }
     if selected.iter().any(|b| b.1 == "mailroom-imap") {
         services::ensure_dovecot()?;
+        bench_imap::ensure_isync()?;
     }
     for (name, package, target) in selected {
         step(
