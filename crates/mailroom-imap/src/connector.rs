@@ -311,6 +311,31 @@ impl ImapConnector {
         }
     }
 
+    /// A new logged-in connection, apart from the shared one.
+    pub(crate) async fn open_connection(&self) -> Result<Conn, ConnectorError> {
+        self.open().await
+    }
+
+    /// `user@host:port`, for errors.
+    pub(crate) fn describe(&self) -> String {
+        self.what()
+    }
+
+    /// The decoded mailbox name of `folder` on `conn`.
+    pub(crate) async fn mailbox_name(
+        &self,
+        conn: &mut Conn,
+        folder: &FolderRef,
+    ) -> Result<String, ConnectorError> {
+        match Self::mailbox_of(conn, folder).await {
+            Ok(m) => Ok(m),
+            Err(OpError::Done(e)) => Err(e),
+            Err(OpError::Imap(f)) => {
+                Err(f.into_error("cannot find the folder", ErrorKind::NotFound))
+            }
+        }
+    }
+
     fn what(&self) -> String {
         format!("{}@{}:{}", self.username, self.host, self.port)
     }

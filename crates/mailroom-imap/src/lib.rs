@@ -59,15 +59,31 @@
 //!
 //! # Records
 //!
-//! Messages are read with `BODY.PEEK[]<0.N>` (never marking them read) up to
-//! [`ImapOptions::max_message_bytes`] and parsed by `mail-parser` into the core
-//! `Message`: any charset, encoded words, a 2000-character preview, attachments with
-//! their IMAP part numbers. A malformed message becomes a record with what could be
+//! Sync and `fetch_page` never download whole messages. One FETCH per page asks
+//! `BODYSTRUCTURE`, `BODY.PEEK[HEADER]` and `BODY.PEEK[1]<0.4096>` (part 1 is the text
+//! of most mail); the MIME tree is written back with empty bodies after the header
+//! ([`proto::outline`]) and parsed by `mail-parser` like a whole message, so the text
+//! part, the attachment list (names, content types, inline flags, content ids, IMAP
+//! part numbers) follow the same rules. Then, pipelined and grouped by items, one
+//! FETCH asks what is still missing: the first 4 KiB of the text part when it is not
+//! part 1, the first and last bytes of base64 attachments. The preview is decoded from
+//! those bytes (transfer encoding, charset, HTML made text); when they are cut before
+//! 2000 characters, more of the part is read (up to
+//! [`ImapOptions::max_message_bytes`]). Every fetch is a `PEEK` (never marks mail read).
+//! For normal mail the record equals the one a whole-message read gives (a test
+//! proves it on the fixtures and the benchmark corpus); a hostile message may lack the
+//! warnings only its full bytes reveal (a base64 part without end boundary).
+//! A BODYSTRUCTURE our parser cannot read makes the page be read whole.
+//!
+//! [`ImapOptions::whole_messages`] (and always `get_message`) reads messages whole
+//! instead, with `BODY.PEEK[]<0.N>` up to [`ImapOptions::max_message_bytes`]: any
+//! charset, encoded words, a 2000-character preview, attachments with their IMAP part
+//! numbers. A malformed message becomes a record with what could be
 //! read plus `warnings`. A message above the cap gets its preview from the bytes read
 //! and its attachment list from the server's `BODYSTRUCTURE` (exact part numbers and
 //! names), plus a warning. An attachment's `size` is its exact decoded size (the bytes
 //! of the file, from the transfer encoding and the encoded bytes; see
-//! [`proto::size`]): above the cap, a base64 part's first and last bytes give it, a
+//! [`proto::size`]): a base64 part's first and last bytes give it, a
 //! quoted-printable part is counted in pieces of at most the cap; only if the server
 //! refuses those bytes does the size stay an estimate, and a warning names the parts. A message the server cannot return at all (a
 //! `NO`, or Dovecot's `BYE` on a broken file) becomes a record with only its id and a
@@ -101,12 +117,13 @@
 //!   comes again with its new `remote_id`, and the caller drops what was not re-sent
 //!   when the enumeration completes, so no duplicates remain.
 //!
-//! Memory per page is bounded by `page_size` records; one message body is held at a
-//! time while its record is built.
+//! Memory per page is bounded by `page_size` records (with their headers, outlines and
+//! first text bytes); a whole message body is held one at a time.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connector;
+mod idle;
 mod partial;
 pub mod proto;
 mod session;
@@ -118,6 +135,7 @@ pub mod testing;
 mod transport;
 
 pub use connector::{ImapConnector, ImapOptions};
+pub use idle::{DEFAULT_IDLE_RENEW, IdleEvent, ImapIdle};
 pub use transport::is_loopback_host;
 
 /// Tokens for XOAUTH2: the whole of `mailroom-oauth` ([`oauth::TokenSession`] with

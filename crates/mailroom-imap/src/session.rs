@@ -31,6 +31,8 @@ pub struct Caps {
     pub list_status: bool,
     /// RFC 6154 SPECIAL-USE (asked for explicitly once LIST has RETURN options).
     pub special_use: bool,
+    /// RFC 2177 IDLE.
+    pub idle: bool,
 }
 
 impl Caps {
@@ -44,6 +46,7 @@ impl Caps {
             qresync: set.contains("QRESYNC") && set.contains("ENABLE"),
             list_status: set.contains("LIST-STATUS"),
             special_use: set.contains("SPECIAL-USE"),
+            idle: set.contains("IDLE"),
         }
     }
 }
@@ -306,6 +309,16 @@ impl Conn {
             expunges_seen: 0,
             timeout,
         }
+    }
+
+    /// The time allowed for one command.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The async-imap session, for exchanges `exec` does not cover (IDLE).
+    pub(crate) fn session_mut(&mut self) -> &mut async_imap::Session<Guarded<Stream>> {
+        &mut self.session
     }
 
     /// Runs `command`, giving each untagged response to `on_untagged`, until its tagged

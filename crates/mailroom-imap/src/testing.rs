@@ -582,6 +582,9 @@ first_valid_gid = 1
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 1000
 imap_hibernate_timeout = 0
+# IDLE tests: changes made by other sessions are noticed within a second even when
+# inotify does not tell.
+mailbox_idle_check_interval = 1 secs
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1

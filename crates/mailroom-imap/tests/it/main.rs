@@ -6,6 +6,7 @@ mod examples;
 mod fetch;
 mod folders;
 mod garbled;
+mod idle;
 mod metrics;
 mod mutate;
 mod partial;

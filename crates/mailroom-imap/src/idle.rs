@@ -1,0 +1,217 @@
+//! IMAP IDLE (RFC 2177) on a connection of its own: wait until the server reports a
+//! change to one mailbox.
+
+use std::time::Duration;
+
+use async_imap::imap_proto::{MailboxDatum, Outcome, Response, Status};
+use mailroom_core::{ConnectorError, ErrorKind, FolderRef};
+
+use crate::connector::ImapConnector;
+use crate::proto::guard::decode_text;
+use crate::proto::utf7;
+use crate::session::{Conn, Failure, map_imap_error, map_io_error};
+
+/// RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server
+/// may log it out. 25 minutes leaves room for a slow network.
+pub const DEFAULT_IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+
+/// What ended an [`ImapIdle::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdleEvent {
+    /// The server reported a change to the mailbox (`EXISTS`, `EXPUNGE`, `FETCH`,
+    /// `VANISHED`): sync it.
+    Changed,
+    /// The renewal time passed without a change; IDLE was ended cleanly and can be
+    /// issued again.
+    Renew,
+}
+
+/// A logged-in connection of its own (not the connector's shared one), with a mailbox
+/// selected read-only (`EXAMINE`), for [`wait`](ImapIdle::wait)ing in IDLE.
+#[derive(Debug)]
+pub struct ImapIdle {
+    conn: Conn,
+    mailbox: String,
+}
+
+impl ImapConnector {
+    /// Opens a new connection for IDLE on `folder` (logging in again: with XOAUTH2, a
+    /// token that expired is refreshed first; collect it with
+    /// [`take_refreshed_credentials`](mailroom_core::Connector::take_refreshed_credentials)).
+    ///
+    /// Fails with [`ErrorKind::Unsupported`] when the server does not announce IDLE.
+    pub async fn idle(&self, folder: &FolderRef) -> Result<ImapIdle, ConnectorError> {
+        let mut conn = self.open_connection().await?;
+        let context = format!("cannot idle on {folder} of {}", self.describe());
+        if !conn.caps.idle {
+            conn.logout().await;
+            return Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                format!("{context}: the server does not announce IDLE"),
+            ));
+        }
+        let mailbox = match self.mailbox_name(&mut conn, folder).await {
+            Ok(m) => m,
+            Err(e) => {
+                conn.logout().await;
+                return Err(e.context(&context));
+            }
+        };
+        let quoted = crate::proto::quote(&utf7::encode(&mailbox), "a mailbox name")
+            .map_err(|e| ConnectorError::new(ErrorKind::InvalidInput, e.to_string()))?;
+        if let Err(f) = conn.simple(&format!("EXAMINE {quoted}")).await {
+            return Err(f.into_error(&context, ErrorKind::NotFound));
+        }
+        Ok(ImapIdle { conn, mailbox })
+    }
+}
+
+impl ImapIdle {
+    /// The decoded name of the mailbox watched.
+    pub fn mailbox(&self) -> &str {
+        &self.mailbox
+    }
+
+    /// Waits in IDLE until the server reports a change ([`IdleEvent::Changed`]) or
+    /// `renew_after` passes ([`IdleEvent::Renew`]); either way IDLE is ended (`DONE`)
+    /// before this returns, so the connection can idle again. A dropped connection or
+    /// a `BYE` is [`ErrorKind::Transient`]: open a new one.
+    pub async fn wait(&mut self, renew_after: Duration) -> Result<IdleEvent, ConnectorError> {
+        let context = format!("cannot idle on {}", self.mailbox);
+        self.conn
+            .idle(renew_after)
+            .await
+            .map_err(|f| f.into_error(&context, ErrorKind::Other))
+    }
+
+    /// Logs out (errors ignored).
+    pub async fn logout(self) {
+        self.conn.logout().await;
+    }
+}
+
+/// The next response, or the failure that ends the connection.
+macro_rules! next_response {
+    ($session:expr) => {
+        match $session.read_response().await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(Failure::Connection(
+                    "connection closed by the server".into(),
+                ));
+            }
+            Err(e) => return Err(map_io_error(&e)),
+        }
+    };
+}
+
+impl Conn {
+    /// One IDLE round: `IDLE`, wait for a change or `renew_after`, `DONE`.
+    pub async fn idle(&mut self, renew_after: Duration) -> Result<IdleEvent, Failure> {
+        let timeout = self.timeout();
+        let session = self.session_mut();
+        let tag = session.run_command("IDLE").await.map_err(map_imap_error)?;
+        // Until the continuation: the server accepted IDLE.
+        let started = tokio::time::timeout(timeout, async {
+            loop {
+                let response = next_response!(session);
+                match response.parsed() {
+                    Response::Continue { .. } => return Ok(()),
+                    Response::Done {
+                        tag: t,
+                        status,
+                        outcome: Outcome { information, .. },
+                    } if t == &tag => {
+                        let text = decode_text(information.as_deref().unwrap_or(""));
+                        return Err(match status {
+                            Status::No => Failure::No(text),
+                            _ => Failure::Bad(text),
+                        });
+                    }
+                    other => bye(other)?,
+                }
+            }
+        })
+        .await;
+        match started {
+            Ok(result) => result?,
+            Err(_) => return Err(no_answer(timeout)),
+        }
+        let event = match tokio::time::timeout(renew_after, async {
+            loop {
+                let response = next_response!(session);
+                let parsed = response.parsed();
+                if changed(parsed) {
+                    return Ok(IdleEvent::Changed);
+                }
+                bye(parsed)?;
+            }
+        })
+        .await
+        {
+            Ok(result) => result?,
+            Err(_) => IdleEvent::Renew,
+        };
+        session
+            .run_command_untagged("DONE")
+            .await
+            .map_err(map_imap_error)?;
+        let done = tokio::time::timeout(timeout, async {
+            loop {
+                let response = next_response!(session);
+                match response.parsed() {
+                    Response::Done {
+                        tag: t,
+                        status: Status::Ok,
+                        ..
+                    } if t == &tag => return Ok(()),
+                    Response::Done {
+                        tag: t,
+                        outcome: Outcome { information, .. },
+                        ..
+                    } if t == &tag => {
+                        return Err(Failure::Bad(decode_text(
+                            information.as_deref().unwrap_or("IDLE failed"),
+                        )));
+                    }
+                    other => bye(other)?,
+                }
+            }
+        })
+        .await;
+        match done {
+            Ok(result) => result?,
+            Err(_) => return Err(no_answer(timeout)),
+        }
+        Ok(event)
+    }
+}
+
+/// A change to the selected mailbox.
+fn changed(response: &Response<'_>) -> bool {
+    matches!(
+        response,
+        Response::MailboxData(MailboxDatum::Exists(_))
+            | Response::Expunge(_)
+            | Response::Fetch(..)
+            | Response::Vanished { .. }
+    )
+}
+
+fn bye(response: &Response<'_>) -> Result<(), Failure> {
+    if let Response::Data {
+        status: Status::Bye,
+        outcome: Outcome { information, .. },
+    } = response
+    {
+        return Err(Failure::Bye(decode_text(
+            information.as_deref().unwrap_or("BYE"),
+        )));
+    }
+    Ok(())
+}
+
+fn no_answer(timeout: Duration) -> Failure {
+    Failure::Connection(format!("no answer within {} s", timeout.as_secs()))
+}
