@@ -481,6 +481,11 @@ pub struct WorkerArgs {
     /// How often to look for due accounts when idle
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// Most IMAP IDLE connections this worker keeps open: an IMAP account whose server
+    /// announces IDLE gets one on its Inbox after its first sync, and new mail or an
+    /// expunge starts a sync within seconds; accounts beyond the cap are polled (0: off)
+    #[arg(long, default_value_t = 100)]
+    pub idle_connections: usize,
     /// Serve /healthz, /readyz, /metrics, /status and Graph change notifications on
     /// this address (plain HTTP: put TLS in a reverse proxy in front)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = mailroom_server::DEFAULT_LISTEN)]

@@ -219,7 +219,7 @@ impl Syncer {
         Ok(connector)
     }
 
-    fn decrypt(&self, account: &Account) -> Result<Credentials> {
+    pub(crate) fn decrypt(&self, account: &Account) -> Result<Credentials> {
         self.vault
             .decrypt_json::<Credentials>(account.credentials.as_str())
             .map_err(|source| Error::Credentials {

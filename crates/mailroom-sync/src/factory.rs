@@ -23,6 +23,17 @@ pub trait ConnectorFactory: Send + Sync {
         account: &Account,
         credentials: Credentials,
     ) -> Result<Arc<dyn Connector>, ConnectorError>;
+
+    /// An IMAP connector of `account` for IDLE watching (see [`crate::IdleWatchers`]),
+    /// or `None` when this factory does not serve the account over IMAP (the default).
+    fn idle_connector(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Option<Result<ImapConnector, ConnectorError>> {
+        let _ = (account, credentials);
+        None
+    }
 }
 
 impl<F> ConnectorFactory for F
@@ -66,7 +77,34 @@ impl DefaultFactory {
     }
 }
 
+impl DefaultFactory {
+    /// The IMAP credentials `account` is served with, if it is served over IMAP.
+    fn imap_credentials(account: &Account, credentials: Credentials) -> Option<ImapCredentials> {
+        match (account.kind, credentials) {
+            (_, Credentials::Imap(creds)) => Some(creds),
+            (AccountKind::Gmail, Credentials::OAuth(oauth)) => Some(ImapCredentials {
+                host: GMAIL_IMAP_HOST.to_owned(),
+                port: DEFAULT_IMAP_PORT,
+                tls: ImapTls::Implicit,
+                username: Some(account.email.clone()),
+                auth: ImapAuth::OAuth(oauth),
+                extra: Default::default(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl ConnectorFactory for DefaultFactory {
+    fn idle_connector(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Option<Result<ImapConnector, ConnectorError>> {
+        let creds = Self::imap_credentials(account, credentials)?;
+        Some(ImapConnector::new(creds, &account.email, self.imap.clone()))
+    }
+
     fn connector(
         &self,
         account: &Account,

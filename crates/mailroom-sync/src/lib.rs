@@ -27,12 +27,14 @@
 
 mod engine;
 mod factory;
+mod idle;
 mod observer;
 mod telemetry;
 mod worker;
 
 pub use engine::{AccountReport, FolderReport, GONE_RECHECK, Lease, Outcome, SyncRequest, Syncer};
 pub use factory::{ConnectorFactory, DefaultFactory, GMAIL_IMAP_HOST};
+pub use idle::{IdleWatchers, request_sync};
 pub use observer::{NoopObserver, SyncObserver};
 pub use worker::{WorkerConfig, WorkerStats};
 

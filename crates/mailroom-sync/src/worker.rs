@@ -31,6 +31,12 @@ pub struct WorkerConfig {
     pub once: bool,
     /// Progress callbacks.
     pub observer: Arc<dyn SyncObserver>,
+    /// Most IMAP IDLE connections this worker keeps (`idle.rs`): after a sync, an IMAP
+    /// account whose server announces IDLE gets one on its Inbox while fewer are open;
+    /// the others are polled. 0 turns IDLE off; `once` never starts any.
+    pub idle_connections: usize,
+    /// How long one IDLE lasts before it is re-issued (RFC 2177: under 29 minutes).
+    pub idle_renew: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -43,6 +49,8 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(5),
             once: false,
             observer: Arc::new(NoopObserver),
+            idle_connections: 100,
+            idle_renew: mailroom_imap::DEFAULT_IDLE_RENEW,
         }
     }
 }
@@ -56,6 +64,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("poll_interval", &self.poll_interval)
             .field("once", &self.once)
+            .field("idle_connections", &self.idle_connections)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +113,17 @@ impl Syncer {
         // the pass is not taken again, whatever its interval.
         let pass_start = Utc::now();
         tracing::info!(worker = %config.worker_id, concurrency, "worker started");
+        // IMAP IDLE: wake-ups make accounts due and notify this loop.
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let idle = (config.idle_connections > 0 && !config.once).then(|| {
+            crate::IdleWatchers::new(
+                self.clone(),
+                config.idle_connections,
+                config.idle_renew,
+                wake.clone(),
+                shutdown.clone(),
+            )
+        });
         loop {
             config.observer.worker_polled(&config.worker_id);
             let mut claimed_any = false;
@@ -132,11 +152,16 @@ impl Syncer {
                                 observer: config.observer.clone(),
                                 ..SyncRequest::default()
                             };
+                            let idle = idle.clone();
                             running.spawn(async move {
-                                syncer
+                                let outcome = syncer
                                     .sync_account(account.id, &request)
                                     .await
-                                    .map(|r| r.outcome)
+                                    .map(|r| r.outcome);
+                                if let (Some(idle), Ok(Outcome::Synced)) = (&idle, &outcome) {
+                                    idle.after_sync(account.id);
+                                }
+                                outcome
                             });
                         }
                     }
@@ -158,6 +183,7 @@ impl Syncer {
                 if !claimed_any {
                     tokio::select! {
                         () = tokio::time::sleep(config.poll_interval) => {}
+                        () = wake.notified() => {}
                         () = shutdown.cancelled() => {}
                     }
                 }
@@ -169,6 +195,7 @@ impl Syncer {
                 tokio::select! {
                     joined = running.join_next() => joined,
                     () = tokio::time::sleep(config.poll_interval) => None,
+                    () = wake.notified() => None,
                     () = shutdown.cancelled() => None,
                 }
             };

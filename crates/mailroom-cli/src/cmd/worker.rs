@@ -168,6 +168,8 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
         poll_interval: args.poll_interval,
         once: args.once,
         observer: log.clone(),
+        idle_connections: args.idle_connections,
+        idle_renew: defaults.idle_renew,
     };
     eprintln!(
         "mailroom: worker {} started: every {} ({} at once){}; SIGINT/SIGTERM stops it",

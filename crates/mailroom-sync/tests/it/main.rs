@@ -6,6 +6,7 @@
 mod engine;
 mod examples;
 mod fake;
+mod idle;
 mod vanished;
 mod worker;
 
