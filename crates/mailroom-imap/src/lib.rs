@@ -10,6 +10,9 @@
 //!   strings); the transport (TCP, rustls, async-imap) wraps it. An attachment's
 //!   `size` is the exact size of its content (transfer encoding undone), above the
 //!   byte cap too.
+//! - [`ImapConnector::idle`] opens a connection of its own in IDLE (RFC 2177) on one
+//!   mailbox; [`ImapIdle::wait`] returns when the server reports a change or when IDLE
+//!   must be re-issued ([`DEFAULT_IDLE_RENEW`], 25 minutes).
 //! - With the `testing` feature, [`testing::Dovecot`] runs a private Dovecot.
 //!
 //! ```no_run

@@ -9,6 +9,9 @@
 //!   auth errors). There is no message cap: a folder is synced to its end.
 //! - [`Syncer::run_worker`] syncs every due account on an interval, a bounded number
 //!   at once, under per-account leases so several workers can share one PostgreSQL.
+//!   IMAP accounts whose server announces IDLE are watched by [`IdleWatchers`] (a
+//!   capped number of IDLE connections per worker): new mail or an expunge makes the
+//!   account due at once through [`request_sync`].
 //!
 //! ```no_run
 //! # async fn demo(syncer: mailroom_sync::Syncer) -> Result<(), mailroom_sync::Error> {
