@@ -115,10 +115,12 @@ async fn new_mail_and_expunges_wake_a_sync_within_seconds() {
     let uid = admin.uids("INBOX").await.unwrap()[0];
     admin.expunge("INBOX", &uid.to_string()).await.unwrap();
     until_stored(&store, ids[0], 1, Duration::from_secs(10)).await;
+    // A sync's own commands do not wake the watcher again: no loop of syncs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     shutdown.cancel();
     let stats = worker.await.unwrap().unwrap();
-    assert!(stats.synced >= 3, "{stats:?}");
+    assert!((3..=5).contains(&stats.synced), "{stats:?}");
     let account = store.get_account(ids[0]).await.unwrap();
     assert_eq!(account.lease_owner, None, "lease released");
 }
