@@ -117,3 +117,39 @@ async fn a_token_past_its_expiry_is_refreshed_before_login() {
     assert_eq!(log.matches("method=XOAUTH2").count(), 1, "{log}");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_idle_connection_reopened_after_the_token_expired_refreshes_it() {
+    let (sim, d, c, old_token) = setup().await;
+    let mut idle = c
+        .idle(&mailroom_core::FolderRef::INBOX)
+        .await
+        .expect("idle");
+    assert!(c.take_refreshed_credentials().is_none());
+    // The server drops the connection; meanwhile the access token expired.
+    let waiting = tokio::spawn(async move { idle.wait(std::time::Duration::from_secs(60)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(d.kick_all().unwrap() >= 1);
+    let err = waiting.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+    assert_eq!(sim.expire_access_tokens(USER).unwrap(), 1);
+    // Reconnecting logs in with a refreshed token, handed back to be stored.
+    let mut idle = c
+        .idle(&mailroom_core::FolderRef::INBOX)
+        .await
+        .expect("idle again");
+    let Some(Credentials::Imap(creds)) = c.take_refreshed_credentials() else {
+        panic!("refreshed credentials expected");
+    };
+    let ImapAuth::OAuth(oauth) = &creds.auth else {
+        panic!("oauth expected")
+    };
+    assert_ne!(oauth.token.as_ref().unwrap().secret(), old_token);
+    assert_eq!(
+        idle.wait(std::time::Duration::from_millis(100))
+            .await
+            .unwrap(),
+        mailroom_imap::IdleEvent::Renew
+    );
+    sim.shutdown().await;
+}
