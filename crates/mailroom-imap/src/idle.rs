@@ -109,6 +109,22 @@ macro_rules! next_response {
 impl Conn {
     /// One IDLE round: `IDLE`, wait for a change or `renew_after`, `DONE`.
     pub async fn idle(&mut self, renew_after: Duration) -> Result<IdleEvent, Failure> {
+        let result = self.idle_inner(renew_after).await;
+        crate::telemetry::command(
+            "IDLE",
+            &result
+                .as_ref()
+                .map(|_| crate::session::Done::default())
+                .map_err(|f| match f {
+                    Failure::No(m) => Failure::No(m.clone()),
+                    Failure::Bad(m) => Failure::Bad(m.clone()),
+                    other => Failure::Connection(format!("{other:?}")),
+                }),
+        );
+        result
+    }
+
+    async fn idle_inner(&mut self, renew_after: Duration) -> Result<IdleEvent, Failure> {
         let timeout = self.timeout();
         let session = self.session_mut();
         let tag = session.run_command("IDLE").await.map_err(map_imap_error)?;

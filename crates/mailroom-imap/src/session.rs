@@ -499,7 +499,14 @@ impl Conn {
                 other => on_untagged(other),
             }
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect())
+        let results: Vec<Result<Done, Failure>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or(Ok(())).map(|()| Done::default()))
+            .collect();
+        for (command, result) in commands.iter().zip(&results) {
+            crate::telemetry::command(command, result);
+        }
+        Ok(results.into_iter().map(|r| r.map(|_| ())).collect())
     }
 
     /// Runs a command whose untagged responses do not matter.
