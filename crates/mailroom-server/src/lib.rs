@@ -23,7 +23,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use mailroom_sync::{CancellationToken, Syncer};
+use mailroom_sync::{CancellationToken, Push, Syncer};
 
 pub mod notifications;
 pub mod ops;
@@ -39,6 +39,8 @@ pub struct ServerState {
     pub syncer: Syncer,
     /// The metrics recorder and the worker's liveness, for the operations routes.
     pub ops: ops::Ops,
+    /// Where Graph change notifications go (`None`: the notification paths answer 404).
+    pub push: Option<Push>,
 }
 
 /// Every route of the listener, on one router.

@@ -10,6 +10,8 @@ use mailroom_graph::{GraphConfig, GraphConnector};
 use mailroom_imap::{ImapConnector, ImapOptions};
 use mailroom_store::Account;
 
+use crate::push::SubscriptionApi;
+
 /// Builds the connector for an account from its decrypted credentials.
 ///
 /// The rule (the Python system's): an `outlook` account with OAuth2 credentials uses
@@ -23,6 +25,17 @@ pub trait ConnectorFactory: Send + Sync {
         account: &Account,
         credentials: Credentials,
     ) -> Result<Arc<dyn Connector>, ConnectorError>;
+
+    /// The change-notification calls for `account`, when its server has them (Graph);
+    /// `None` (the default): the account is polled only.
+    fn subscriptions(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Result<Option<Arc<dyn SubscriptionApi>>, ConnectorError> {
+        let _ = (account, credentials);
+        Ok(None)
+    }
 }
 
 impl<F> ConnectorFactory for F
@@ -67,6 +80,24 @@ impl DefaultFactory {
 }
 
 impl ConnectorFactory for DefaultFactory {
+    fn subscriptions(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Result<Option<Arc<dyn SubscriptionApi>>, ConnectorError> {
+        match (account.kind, credentials) {
+            (AccountKind::Outlook, Credentials::OAuth(oauth)) => {
+                Ok(Some(Arc::new(GraphConnector::from_credentials(
+                    &account.email,
+                    oauth,
+                    &self.authority_url,
+                    self.graph.clone(),
+                )?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn connector(
         &self,
         account: &Account,

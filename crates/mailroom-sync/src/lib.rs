@@ -9,6 +9,9 @@
 //!   auth errors). There is no message cap: a folder is synced to its end.
 //! - [`Syncer::run_worker`] syncs every due account on an interval, a bounded number
 //!   at once, under per-account leases so several workers can share one PostgreSQL.
+//! - [`Push`] (module [`push`]): Graph change notifications — subscriptions kept by
+//!   the worker that holds an account, notifications that mark folders dirty and wake
+//!   a sync of them, polling slowed to a safety net while push is healthy.
 //!
 //! ```no_run
 //! # async fn demo(syncer: mailroom_sync::Syncer) -> Result<(), mailroom_sync::Error> {
@@ -29,11 +32,13 @@ mod engine;
 mod factory;
 mod observer;
 mod telemetry;
+pub mod push;
 mod worker;
 
 pub use engine::{AccountReport, FolderReport, GONE_RECHECK, Lease, Outcome, SyncRequest, Syncer};
 pub use factory::{ConnectorFactory, DefaultFactory, GMAIL_IMAP_HOST};
 pub use observer::{NoopObserver, SyncObserver};
+pub use push::{Push, PushConfig, PushPlan, PushStats, SubscriptionApi};
 pub use worker::{WorkerConfig, WorkerStats};
 
 /// The crates a sync is made of, so that this crate alone builds a whole syncer: the

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Lease, Outcome, SyncRequest, Syncer};
 use crate::observer::{NoopObserver, SyncObserver};
+use crate::push::Push;
 use crate::{Error, Result};
 
 /// How a worker runs.
@@ -31,6 +32,9 @@ pub struct WorkerConfig {
     pub once: bool,
     /// Progress callbacks.
     pub observer: Arc<dyn SyncObserver>,
+    /// Graph change notifications: subscriptions kept by this worker, wake-ups, and
+    /// the safety-net interval for accounts whose push is healthy. `None`: polling only.
+    pub push: Option<Push>,
 }
 
 impl Default for WorkerConfig {
@@ -43,6 +47,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(5),
             once: false,
             observer: Arc::new(NoopObserver),
+            push: None,
         }
     }
 }
@@ -56,6 +61,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("poll_interval", &self.poll_interval)
             .field("once", &self.once)
+            .field("push", &self.push)
             .finish_non_exhaustive()
     }
 }
@@ -132,11 +138,20 @@ impl Syncer {
                                 observer: config.observer.clone(),
                                 ..SyncRequest::default()
                             };
+                            let push = config.push.clone();
                             running.spawn(async move {
-                                syncer
-                                    .sync_account(account.id, &request)
-                                    .await
-                                    .map(|r| r.outcome)
+                                match push {
+                                    None => syncer
+                                        .sync_account(account.id, &request)
+                                        .await
+                                        .map(|r| r.outcome),
+                                    Some(push) => {
+                                        crate::push::sync_with_push(
+                                            &syncer, &push, &account, request,
+                                        )
+                                        .await
+                                    }
+                                }
                             });
                         }
                     }
@@ -158,6 +173,7 @@ impl Syncer {
                 if !claimed_any {
                     tokio::select! {
                         () = tokio::time::sleep(config.poll_interval) => {}
+                        () = woken(&config.push) => {}
                         () = shutdown.cancelled() => {}
                     }
                 }
@@ -169,6 +185,7 @@ impl Syncer {
                 tokio::select! {
                     joined = running.join_next() => joined,
                     () = tokio::time::sleep(config.poll_interval) => None,
+                    () = woken(&config.push) => None,
                     () = shutdown.cancelled() => None,
                 }
             };
@@ -178,6 +195,14 @@ impl Syncer {
         }
         tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
         Ok(stats)
+    }
+}
+
+/// A notification made accounts due (never, without push).
+async fn woken(push: &Option<Push>) {
+    match push {
+        Some(push) => push.woken().await,
+        None => std::future::pending().await,
     }
 }
 
