@@ -65,6 +65,12 @@ impl Server {
         Ok(Server { listener, state })
     }
 
+    /// Serves on a listener bound already (to learn the address before building the
+    /// state, say).
+    pub fn with_listener(listener: tokio::net::TcpListener, state: ServerState) -> Server {
+        Server { listener, state }
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener

@@ -36,7 +36,6 @@ const BATCH: usize = 50;
 /// Faults of notification delivery (not of the validation handshake).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-#[non_exhaustive]
 pub struct NotificationFaults {
     /// Wait this long before each POST.
     pub delay: Duration,
