@@ -198,8 +198,8 @@ async fn subscribed(env: &Env, n: usize) {
     .await;
 }
 
-fn stores_sqlite() -> impl std::future::Future<Output = Store> {
-    async { Store::connect("sqlite::memory:").await.unwrap() }
+async fn stores_sqlite() -> Store {
+    Store::connect("sqlite::memory:").await.unwrap()
 }
 
 async fn postgres() -> Store {
@@ -355,7 +355,7 @@ async fn a_burst_of_500_notifications_is_a_few_delta_rounds() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rounds = w.syncs.0.load(Ordering::SeqCst) - syncs;
     assert!(
-        rounds >= 1 && rounds <= 6,
+        (1..=6).contains(&rounds),
         "{rounds} delta rounds for 500 notifications"
     );
     w.stop().await;
@@ -518,7 +518,7 @@ async fn a_second_worker_takes_over_the_subscriptions_of_a_dead_one() {
         wait_for(
             "the message, by the second worker",
             Duration::from_secs(15),
-            || async { messages(&env.store, account).await >= before + 1 },
+            || async { messages(&env.store, account).await > before },
         )
         .await;
     }
