@@ -47,6 +47,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("graph-initial-sync", "mailroom-graph", "initial_sync"),
     ("imap-initial-sync", "mailroom-imap", "initial_sync"),
     ("sync", "mailroom-sync", "sync"),
+    ("push", "mailroom-server", "push"),
 ];
 
 fn main() -> ExitCode {
