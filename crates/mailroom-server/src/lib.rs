@@ -1,7 +1,8 @@
 //! The Mailroom worker's HTTP face: one listener for everything the worker serves.
 //!
 //! - Operations ([`ops`]): `/healthz`, `/readyz`, `/metrics`, `/status`.
-//! - Microsoft Graph change notifications ([`notifications`]).
+//! - Microsoft Graph change notifications ([`notifications`]): the validation
+//!   handshake, and notification bodies handed to [`mailroom_sync::Push`].
 //!
 //! This crate only receives HTTP and hands over to [`mailroom_sync`]: it decides
 //! nothing about syncing. It speaks plain HTTP; TLS belongs to the reverse proxy in
