@@ -712,3 +712,59 @@ pub(crate) async fn sync_with_push(
     push.finish(account.id, started, plan).await?;
     Ok(report.outcome)
 }
+
+impl Syncer {
+    /// Deletes an account's change-notification subscriptions on its server and in
+    /// the database (before the account is removed; best effort on the server:
+    /// one that cannot be deleted ends at its expiry, and its notifications are
+    /// rejected as unknown meanwhile). Returns how many were deleted on the server.
+    pub async fn unsubscribe_account(&self, account: &Account) -> Result<u64> {
+        let subs = self.store.list_subscriptions(account.id).await?;
+        if subs.is_empty() {
+            return Ok(0);
+        }
+        let api = match self.decrypt_for_push(account) {
+            Ok(Some(api)) => Some(api),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(account = %account.email, error = %e, "cannot reach the server to delete subscriptions");
+                None
+            }
+        };
+        let mut deleted = 0;
+        for sub in subs {
+            if let (Some(api), Some(id)) = (&api, &sub.subscription_id) {
+                match api.unsubscribe(id).await {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        tracing::warn!(account = %account.email, error = %e, "cannot delete a subscription");
+                    }
+                }
+            }
+            self.store.delete_subscription(sub.folder_id).await?;
+        }
+        Ok(deleted)
+    }
+
+    fn decrypt_for_push(&self, account: &Account) -> Result<Option<Arc<dyn SubscriptionApi>>> {
+        let credentials: Credentials = self
+            .vault
+            .decrypt_json(account.credentials.as_str())
+            .map_err(|source| Error::Credentials {
+                email: account.email.clone(),
+                source,
+            })?;
+        let api = self
+            .factory
+            .subscriptions(account, credentials)
+            .map_err(|source| Error::Connector {
+                email: account.email.clone(),
+                source,
+            })?;
+        if let Some(api) = &api {
+            api.set_state_sink(Arc::new(AccountSink::new(self.clone(), account, None)));
+        }
+        Ok(api)
+    }
+}

@@ -676,6 +676,11 @@ async fn remove(ctx: &Ctx, email: &str, yes: bool) -> Result<()> {
             return Err(Failure::err(Code::Failure, "not removed"));
         }
     }
+    // Its change-notification subscriptions go first (best effort on the server).
+    if !store.list_subscriptions(account.id).await?.is_empty() {
+        let syncer = ctx.syncer().await?;
+        syncer.unsubscribe_account(&account).await?;
+    }
     store.remove_account(account.id).await?;
     if ctx.json() {
         return output::json(&json!({"removed": account.email, "id": account.id}));

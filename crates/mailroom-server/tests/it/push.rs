@@ -549,3 +549,83 @@ async fn a_second_worker_takes_over_the_subscriptions_of_a_dead_one() {
     );
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_go_with_their_folder_and_their_account() {
+    use mailroom_sync::store::AccountUpdate;
+    let env = env(stores_sqlite().await, 1).await;
+    let (account, _) = env.accounts[0].clone();
+    env.store
+        .update_account(
+            account,
+            AccountUpdate {
+                sync_folders: Some(vec!["INBOX".into(), "ARCHIVE".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let w = worker(&env, "w1", None, |_, config| {
+        config.poll_interval = Duration::from_millis(200);
+    })
+    .await;
+    subscribed(&env, 2).await;
+    wait_for("the round to end", Duration::from_secs(10), || async {
+        let a = env.store.get_account(account).await.unwrap();
+        a.lease_owner.is_none()
+            && a.next_sync_at
+                .is_some_and(|t| t > Utc::now() + chrono::Duration::minutes(50))
+    })
+    .await;
+    // The user stops syncing the archive: its subscription is deleted on Graph at the
+    // account's next round.
+    let folders = env.store.list_folders(account).await.unwrap();
+    let archive = folders
+        .iter()
+        .find(|f| f.folder.path == "Archive")
+        .expect("archive synced");
+    env.store
+        .update_account(
+            account,
+            AccountUpdate {
+                sync_folders: Some(vec!["INBOX".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    env.store
+        .set_folders_removed(account, &[archive.id], true, Utc::now())
+        .await
+        .unwrap();
+    env.store.wake_account(account, Utc::now()).await.unwrap();
+    wait_for(
+        "the archive's subscription deleted",
+        Duration::from_secs(10),
+        || async { env.sim.subscriptions().len() == 1 },
+    )
+    .await;
+    assert_eq!(env.sim.counters().subscriptions_deleted, 1);
+    assert_eq!(
+        env.store.list_subscriptions(account).await.unwrap().len(),
+        1
+    );
+    w.stop().await;
+    // Removing the account deletes the rest.
+    let factory = DefaultFactory::new(
+        env.sim.base_url(),
+        GraphConfig::default().graph_url(env.sim.graph_url()),
+        ImapOptions::default(),
+    );
+    let syncer = Syncer::new(env.store.clone(), env.vault.clone(), Arc::new(factory));
+    let a = env.store.get_account(account).await.unwrap();
+    assert_eq!(syncer.unsubscribe_account(&a).await.unwrap(), 1);
+    assert!(env.sim.subscriptions().is_empty());
+    assert!(
+        env.store
+            .list_subscriptions(account)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
