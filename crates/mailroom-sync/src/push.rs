@@ -270,7 +270,10 @@ impl Push {
 
     pub(crate) fn interval(&self, plan: PushPlan, normal: Duration) -> Duration {
         if plan.applies && plan.healthy {
-            self.inner.config.safety_interval.max(normal)
+            // Never so long that a subscription would expire before the visit that
+            // renews it.
+            let c = &self.inner.config;
+            c.safety_interval.min(c.renew_before / 2).max(normal)
         } else {
             normal
         }
