@@ -602,7 +602,10 @@ async fn subscriptions_go_with_their_folder_and_their_account() {
     wait_for(
         "the archive's subscription deleted",
         Duration::from_secs(10),
-        || async { env.sim.subscriptions().len() == 1 },
+        || async {
+            env.sim.subscriptions().len() == 1
+                && env.store.list_subscriptions(account).await.unwrap().len() == 1
+        },
     )
     .await;
     assert_eq!(env.sim.counters().subscriptions_deleted, 1);
