@@ -143,6 +143,7 @@ async fn start(env: &Env, push: Option<PushConfig>, config: WorkerConfig) -> Run
                 listener,
                 ServerState {
                     syncer: syncer.clone(),
+                    ops: mailroom_server::ops::Ops::new(),
                     push: Some(push.clone()),
                 },
             );

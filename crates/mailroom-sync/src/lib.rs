@@ -31,8 +31,8 @@
 mod engine;
 mod factory;
 mod observer;
-mod telemetry;
 pub mod push;
+mod telemetry;
 mod worker;
 
 pub use engine::{AccountReport, FolderReport, GONE_RECHECK, Lease, Outcome, SyncRequest, Syncer};
