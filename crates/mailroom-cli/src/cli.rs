@@ -490,6 +490,13 @@ pub struct WorkerArgs {
     /// this address (plain HTTP: put TLS in a reverse proxy in front)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = mailroom_server::DEFAULT_LISTEN)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Subscribe Graph accounts to change notifications sent to this URL (the
+    /// https address of the reverse proxy in front of --listen); needs --listen
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// With push healthy, poll an account this often anyway (the safety net)
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub push_safety_interval: Duration,
 }
 
 /// `mailroom doctor`

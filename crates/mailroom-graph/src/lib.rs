@@ -9,6 +9,10 @@
 //!   [`GraphConnector::delete_many`] through `$batch` ([`BulkResult`] per item),
 //!   [`GraphConnector::attachments`], [`GraphConnector::download_attachment`] and
 //!   [`GraphConnector::raw_mime`] as a [`ByteStream`].
+//! - Change notifications: [`GraphConnector::subscribe_folder`],
+//!   [`GraphConnector::renew_subscription`], [`GraphConnector::delete_subscription`],
+//!   [`GraphConnector::list_subscriptions`]; [`wire::subscription`] parses what Graph
+//!   POSTs to the webhook.
 //! - [`GraphConfig`] says where Graph is (`https`, or `http` on loopback for
 //!   `mailroom-sim`), whether to ask for immutable ids, how many requests may be in
 //!   flight per mailbox (4), the [`RetryPolicy`], page sizes, whether delta pages
@@ -93,6 +97,7 @@ mod bulk;
 mod config;
 mod connector;
 mod stream;
+mod subscriptions;
 mod sync;
 mod telemetry;
 mod transport;
@@ -105,6 +110,7 @@ pub use config::{
 };
 pub use connector::GraphConnector;
 pub use stream::ByteStream;
+pub use subscriptions::SubscriptionRequest;
 pub use sync::DeltaOptions;
 pub use wire::error::GraphError;
 

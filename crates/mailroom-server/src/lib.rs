@@ -1,7 +1,8 @@
 //! The Mailroom worker's HTTP face: one listener for everything the worker serves.
 //!
 //! - Operations ([`ops`]): `/healthz`, `/readyz`, `/metrics`, `/status`.
-//! - Microsoft Graph change notifications ([`notifications`]).
+//! - Microsoft Graph change notifications ([`notifications`]): the validation
+//!   handshake, and notification bodies handed to [`mailroom_sync::Push`].
 //!
 //! This crate only receives HTTP and hands over to [`mailroom_sync`]: it decides
 //! nothing about syncing. It speaks plain HTTP; TLS belongs to the reverse proxy in
@@ -23,7 +24,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use mailroom_sync::{CancellationToken, Syncer};
+use mailroom_sync::{CancellationToken, Push, Syncer};
 
 pub mod notifications;
 pub mod ops;
@@ -39,6 +40,8 @@ pub struct ServerState {
     pub syncer: Syncer,
     /// The metrics recorder and the worker's liveness, for the operations routes.
     pub ops: ops::Ops,
+    /// Where Graph change notifications go (`None`: the notification paths answer 404).
+    pub push: Option<Push>,
 }
 
 /// Every route of the listener, on one router.
@@ -61,6 +64,12 @@ impl Server {
     pub async fn bind(addr: SocketAddr, state: ServerState) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         Ok(Server { listener, state })
+    }
+
+    /// Serves on a listener bound already (to learn the address before building the
+    /// state, say).
+    pub fn with_listener(listener: tokio::net::TcpListener, state: ServerState) -> Server {
+        Server { listener, state }
     }
 
     /// The address actually bound.

@@ -180,6 +180,23 @@ fn run(shared: &Arc<Shared>, req: &Req, seg: &[&str]) -> Result<Resp, Resp> {
             lock(&cell.store).expire_delta_tokens();
             ok(&json!({"user": b.user}))
         }
+        (["subscriptions"], false) => ok(&json!(crate::graph::subscriptions::list(shared))),
+        (["subscriptions", id, "lifecycle"], true) => {
+            #[derive(Deserialize)]
+            struct Event {
+                event: crate::Lifecycle,
+            }
+            let b: Event = body(req)?;
+            if !crate::graph::subscriptions::send_lifecycle(shared, id, b.event) {
+                return Err(bad(StatusCode::NOT_FOUND, format!("no subscription {id} with a lifecycle URL")));
+            }
+            ok(&json!({"sent": b.event}))
+        }
+        (["notification-faults"], true) => {
+            let f: crate::NotificationFaults = body(req)?;
+            lock(&shared.subs).faults = f.clone();
+            ok(&json!(f))
+        }
         (["faults"], _) if req.method == Method::GET => ok(&json!(shared.faults())),
         (["faults"], _) if req.method == Method::PUT || post => {
             let f: Faults = body(req)?;

@@ -55,6 +55,28 @@ pub struct Counters {
     pub batch_items: u64,
     /// HTTP 410 answers to delta requests.
     pub delta_resyncs: u64,
+    /// Subscriptions created (validated).
+    pub subscriptions_created: u64,
+    /// Subscriptions renewed (PATCH).
+    pub subscriptions_renewed: u64,
+    /// Subscriptions deleted (DELETE).
+    pub subscriptions_deleted: u64,
+    /// Subscriptions that reached their expiry.
+    pub subscriptions_expired: u64,
+    /// Validation requests sent to webhooks.
+    pub validations: u64,
+    /// Validation requests that failed (wrong answer, error, too slow).
+    pub validation_failures: u64,
+    /// Change notifications delivered (answered 2xx; duplicates count twice).
+    pub notifications_sent: u64,
+    /// Change notifications dropped by [`NotificationFaults`](crate::NotificationFaults).
+    pub notifications_dropped: u64,
+    /// Change notifications sent twice by [`NotificationFaults`](crate::NotificationFaults).
+    pub notifications_duplicated: u64,
+    /// Notification POSTs (change or lifecycle) that failed.
+    pub notification_posts_failed: u64,
+    /// Lifecycle notifications sent.
+    pub lifecycle_notifications_sent: u64,
 }
 
 impl Counters {

@@ -15,7 +15,11 @@
 //!   `sim-at-` / `sim-rt-`, each bound to one [`Audience`].
 //! - Graph: `/me`, mail folders, messages (`$top`, `$skip`, `$select`,
 //!   `$filter`, `$orderby`, `$count`, `$expand`), MIME `$value`, move, delete,
-//!   attachments, delta with `@removed` and 410, `$batch`.
+//!   attachments, delta with `@removed` and 410, `$batch`, and change
+//!   notifications: `/subscriptions` with the validation handshake, a
+//!   notification POST for every change of a watched folder
+//!   ([`NotificationFaults`]: delay, drops, duplicates, reordering), lifecycle
+//!   events on demand ([`Simulator::send_lifecycle`]), expiry on the clock.
 //! - Faults ([`Faults`]): random 429/500/503/504 with `Retry-After`, latency,
 //!   the per-mailbox concurrency limit, request budgets.
 //! - Mailboxes ([`MailboxSpec`]) are generated from a seed, of any size.
@@ -101,6 +105,9 @@ pub use config::{
 };
 pub use counters::Counters;
 pub use graph::handle::{FolderInfo, Mailbox, MessageInfo, NewMessage};
+pub use graph::subscriptions::{
+    Lifecycle, MAX_SUBSCRIPTION_MINUTES, NotificationFaults, SubscriptionInfo,
+};
 pub use graph::synth::Person;
 pub use identity::{
     ACCESS_TOKEN_PREFIX, Audience, DEVICE_CODE_PREFIX, REFRESH_TOKEN_PREFIX, TokenResponse,

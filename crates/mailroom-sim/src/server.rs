@@ -32,6 +32,7 @@ pub struct Simulator {
     ca_file: Option<PathBuf>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    notifier: JoinHandle<()>,
 }
 
 /// The base URL clients are told: `public_url` (checked: http or https,
@@ -111,6 +112,9 @@ impl Simulator {
         for spec in specs {
             shared.add_mailbox(spec)?;
         }
+        let notifier = tokio::spawn(crate::graph::subscriptions::notifier(Arc::downgrade(
+            &shared,
+        )));
         let app = axum::Router::new()
             .fallback(serve_one)
             .with_state(shared.clone());
@@ -143,6 +147,7 @@ impl Simulator {
             ca_file,
             stop: Some(stop),
             task: Some(task),
+            notifier,
         })
     }
 
@@ -328,8 +333,27 @@ impl Simulator {
         self.shared.faults()
     }
 
+    /// The change-notification subscriptions alive now.
+    pub fn subscriptions(&self) -> Vec<crate::SubscriptionInfo> {
+        crate::graph::subscriptions::list(&self.shared)
+    }
+
+    /// Sends a lifecycle notification for a subscription to its
+    /// `lifecycleNotificationUrl` (in the background); `subscriptionRemoved` also
+    /// removes the subscription. False if there is no such subscription or it has
+    /// no lifecycle URL.
+    pub fn send_lifecycle(&self, subscription_id: &str, event: crate::Lifecycle) -> bool {
+        crate::graph::subscriptions::send_lifecycle(&self.shared, subscription_id, event)
+    }
+
+    /// Replaces the faults of notification delivery (and the validation deadline).
+    pub fn set_notification_faults(&self, faults: crate::NotificationFaults) {
+        lock(&self.shared.subs).faults = faults;
+    }
+
     /// Stops serving and waits for the server task.
     pub async fn shutdown(mut self) {
+        self.notifier.abort();
         if let Some(path) = self.ca_file.take() {
             let _ = std::fs::remove_file(path);
         }
@@ -351,6 +375,7 @@ impl Simulator {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
+        self.notifier.abort();
         if let Some(path) = self.ca_file.take() {
             let _ = std::fs::remove_file(path);
         }

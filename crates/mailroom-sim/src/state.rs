@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     order: RwLock<Vec<String>>,
     pub(crate) counters: CounterCell,
     pub(crate) base_url: String,
+    /// Change-notification subscriptions and their delivery faults.
+    pub(crate) subs: Mutex<crate::graph::subscriptions::Subs>,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             order: RwLock::new(Vec::new()),
             counters: CounterCell::default(),
             base_url,
+            subs: Mutex::new(Default::default()),
         }
     }
 

@@ -34,6 +34,7 @@ mod error;
 mod messages;
 mod migration;
 mod overview;
+mod push;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -48,6 +49,7 @@ pub use accounts::{Account, AccountUpdate, NewAccount, SealedCredentials, SyncOu
 pub use error::{Error, Result};
 pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};
 pub use overview::FleetOverview;
+pub use push::{PushStatus, PushSubscription, SubscriptionUpdate};
 
 // The `mailroom-core` types this crate's API takes and returns, so that it stands alone.
 pub use mailroom_core::{

@@ -8,7 +8,12 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(Throttle), Box::new(FolderState)]
+        vec![
+            Box::new(Initial),
+            Box::new(Throttle),
+            Box::new(FolderState),
+            Box::new(Push),
+        ]
     }
 }
 
@@ -435,5 +440,111 @@ impl MigrationTrait for FolderState {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Push (issue 18): one Graph change-notification subscription per synced folder —
+/// its Graph id, expiry, sealed `clientState`, health and last error — and the
+/// folder's "dirty" mark set by notifications and cleared by the sync that follows.
+struct Push;
+
+impl MigrationName for Push {
+    fn name(&self) -> &str {
+        "m20261206_000005_push"
+    }
+}
+
+#[derive(DeriveIden)]
+enum PushSubscriptions {
+    Table,
+    Id,
+    AccountId,
+    FolderId,
+    SubscriptionId,
+    ExpiresAt,
+    ClientState,
+    Status,
+    LastError,
+    DirtyAt,
+    UpdatedAt,
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for Push {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(PushSubscriptions::Table)
+                    .col(
+                        ColumnDef::new(PushSubscriptions::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(PushSubscriptions::AccountId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PushSubscriptions::FolderId)
+                            .big_integer()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(PushSubscriptions::SubscriptionId).string())
+                    .col(timestamp(PushSubscriptions::ExpiresAt))
+                    .col(ColumnDef::new(PushSubscriptions::ClientState).text())
+                    .col(
+                        ColumnDef::new(PushSubscriptions::Status)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(PushSubscriptions::LastError).text())
+                    .col(timestamp(PushSubscriptions::DirtyAt))
+                    .col(timestamp(PushSubscriptions::UpdatedAt).not_null())
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(PushSubscriptions::Table, PushSubscriptions::AccountId)
+                            .to(Accounts::Table, Accounts::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(PushSubscriptions::Table, PushSubscriptions::FolderId)
+                            .to(Folders::Table, Folders::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_push_subscriptions_subscription")
+                    .table(PushSubscriptions::Table)
+                    .col(PushSubscriptions::SubscriptionId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_push_subscriptions_account")
+                    .table(PushSubscriptions::Table)
+                    .col(PushSubscriptions::AccountId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(PushSubscriptions::Table).to_owned())
+            .await
     }
 }

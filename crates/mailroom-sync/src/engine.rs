@@ -426,7 +426,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Stores what a connector hands over the moment it exists: refreshed credentials
 /// (re-encrypted, fenced by the worker's lease when there is one) and `Retry-After`
 /// deadlines.
-struct AccountSink {
+pub(crate) struct AccountSink {
     syncer: Syncer,
     account_id: i64,
     email: String,
@@ -438,7 +438,7 @@ struct AccountSink {
 }
 
 impl AccountSink {
-    fn new(syncer: Syncer, account: &Account, lease: Option<Lease>) -> AccountSink {
+    pub(crate) fn new(syncer: Syncer, account: &Account, lease: Option<Lease>) -> AccountSink {
         AccountSink {
             syncer,
             account_id: account.id,

@@ -10,6 +10,8 @@ use mailroom_graph::{GraphConfig, GraphConnector};
 use mailroom_imap::{ImapConnector, ImapOptions};
 use mailroom_store::Account;
 
+use crate::push::SubscriptionApi;
+
 /// Builds the connector for an account from its decrypted credentials.
 ///
 /// The rule (the Python system's): an `outlook` account with OAuth2 credentials uses
@@ -33,6 +35,17 @@ pub trait ConnectorFactory: Send + Sync {
     ) -> Option<Result<ImapConnector, ConnectorError>> {
         let _ = (account, credentials);
         None
+    }
+
+    /// The change-notification calls for `account`, when its server has them (Graph);
+    /// `None` (the default): the account is polled only.
+    fn subscriptions(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Result<Option<Arc<dyn SubscriptionApi>>, ConnectorError> {
+        let _ = (account, credentials);
+        Ok(None)
     }
 }
 
@@ -103,6 +116,24 @@ impl ConnectorFactory for DefaultFactory {
     ) -> Option<Result<ImapConnector, ConnectorError>> {
         let creds = Self::imap_credentials(account, credentials)?;
         Some(ImapConnector::new(creds, &account.email, self.imap.clone()))
+    }
+
+    fn subscriptions(
+        &self,
+        account: &Account,
+        credentials: Credentials,
+    ) -> Result<Option<Arc<dyn SubscriptionApi>>, ConnectorError> {
+        match (account.kind, credentials) {
+            (AccountKind::Outlook, Credentials::OAuth(oauth)) => {
+                Ok(Some(Arc::new(GraphConnector::from_credentials(
+                    &account.email,
+                    oauth,
+                    &self.authority_url,
+                    self.graph.clone(),
+                )?)))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn connector(

@@ -12,6 +12,9 @@
 //!   IMAP accounts whose server announces IDLE are watched by [`IdleWatchers`] (a
 //!   capped number of IDLE connections per worker): new mail or an expunge makes the
 //!   account due at once through [`request_sync`].
+//! - [`Push`] (module [`push`]): Graph change notifications — subscriptions kept by
+//!   the worker that holds an account, notifications that mark folders dirty and wake
+//!   a sync of them, polling slowed to a safety net while push is healthy.
 //!
 //! ```no_run
 //! # async fn demo(syncer: mailroom_sync::Syncer) -> Result<(), mailroom_sync::Error> {
@@ -32,6 +35,7 @@ mod engine;
 mod factory;
 mod idle;
 mod observer;
+pub mod push;
 mod telemetry;
 mod worker;
 
@@ -39,6 +43,7 @@ pub use engine::{AccountReport, FolderReport, GONE_RECHECK, Lease, Outcome, Sync
 pub use factory::{ConnectorFactory, DefaultFactory, GMAIL_IMAP_HOST};
 pub use idle::{IdleWatchers, request_sync};
 pub use observer::{NoopObserver, SyncObserver};
+pub use push::{Push, PushConfig, PushPlan, PushStats, SubscriptionApi};
 pub use worker::{WorkerConfig, WorkerStats};
 
 /// The crates a sync is made of, so that this crate alone builds a whole syncer: the

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Lease, Outcome, SyncRequest, Syncer};
 use crate::observer::{NoopObserver, SyncObserver};
+use crate::push::Push;
 use crate::{Error, Result};
 
 /// How a worker runs.
@@ -37,6 +38,9 @@ pub struct WorkerConfig {
     pub idle_connections: usize,
     /// How long one IDLE lasts before it is re-issued (RFC 2177: under 29 minutes).
     pub idle_renew: Duration,
+    /// Graph change notifications: subscriptions kept by this worker, wake-ups, and
+    /// the safety-net interval for accounts whose push is healthy. `None`: polling only.
+    pub push: Option<Push>,
 }
 
 impl Default for WorkerConfig {
@@ -51,6 +55,7 @@ impl Default for WorkerConfig {
             observer: Arc::new(NoopObserver),
             idle_connections: 100,
             idle_renew: mailroom_imap::DEFAULT_IDLE_RENEW,
+            push: None,
         }
     }
 }
@@ -65,6 +70,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("poll_interval", &self.poll_interval)
             .field("once", &self.once)
             .field("idle_connections", &self.idle_connections)
+            .field("push", &self.push)
             .finish_non_exhaustive()
     }
 }
@@ -153,11 +159,20 @@ impl Syncer {
                                 ..SyncRequest::default()
                             };
                             let idle = idle.clone();
+                            let push = config.push.clone();
                             running.spawn(async move {
-                                let outcome = syncer
-                                    .sync_account(account.id, &request)
-                                    .await
-                                    .map(|r| r.outcome);
+                                let outcome = match push {
+                                    None => syncer
+                                        .sync_account(account.id, &request)
+                                        .await
+                                        .map(|r| r.outcome),
+                                    Some(push) => {
+                                        crate::push::sync_with_push(
+                                            &syncer, &push, &account, request,
+                                        )
+                                        .await
+                                    }
+                                };
                                 if let (Some(idle), Ok(Outcome::Synced)) = (&idle, &outcome) {
                                     idle.after_sync(account.id);
                                 }
@@ -184,6 +199,7 @@ impl Syncer {
                     tokio::select! {
                         () = tokio::time::sleep(config.poll_interval) => {}
                         () = wake.notified() => {}
+                        () = woken(&config.push) => {}
                         () = shutdown.cancelled() => {}
                     }
                 }
@@ -196,6 +212,7 @@ impl Syncer {
                     joined = running.join_next() => joined,
                     () = tokio::time::sleep(config.poll_interval) => None,
                     () = wake.notified() => None,
+                    () = woken(&config.push) => None,
                     () = shutdown.cancelled() => None,
                 }
             };
@@ -205,6 +222,14 @@ impl Syncer {
         }
         tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
         Ok(stats)
+    }
+}
+
+/// A notification made accounts due (never, without push).
+async fn woken(push: &Option<Push>) {
+    match push {
+        Some(push) => push.woken().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -511,6 +511,7 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
         },
         Err(e) => json!({"error": output::error_text(&e)}),
     };
+    let subscriptions = store.list_subscriptions(account.id).await?;
     let mut folder_values = Vec::new();
     for f in &folders {
         let count = store
@@ -522,6 +523,7 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
             .await?;
         let mut value = crate::cmd::synced::folder_state_json(None, Some(f), count);
         value["cursor"] = json!(f.cursor.is_some());
+        value["push"] = push_json(subscriptions.iter().find(|s| s.folder_id == f.id));
         if let Some(object) = value.as_object_mut() {
             object.remove("name");
         }
@@ -595,7 +597,7 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
     }
     if !folders.is_empty() {
         println!();
-        let mut table = Table::new(&["FOLDER", "ROLE", "STATE", "MESSAGES", "LAST SYNCED"]);
+        let mut table = Table::new(&["FOLDER", "ROLE", "STATE", "MESSAGES", "LAST SYNCED", "PUSH"]);
         for f in record["folders"].as_array().into_iter().flatten() {
             let state = match f["state"].as_str().unwrap_or("") {
                 "gone" => format!("gone since {}", f["gone_since"].as_str().unwrap_or("?")),
@@ -607,11 +609,41 @@ async fn show(ctx: &Ctx, email: &str) -> Result<()> {
                 state,
                 f["messages"].to_string(),
                 f["last_synced_at"].as_str().unwrap_or("never").to_owned(),
+                push_text(&f["push"]),
             ]);
         }
         table.print()?;
     }
     Ok(())
+}
+
+/// A folder's change-notification subscription, for `account show`.
+fn push_json(sub: Option<&mailroom_store::PushSubscription>) -> Value {
+    let Some(sub) = sub else {
+        return Value::Null;
+    };
+    json!({
+        "status": sub.status.as_str(),
+        "subscription_id": sub.subscription_id,
+        "expires_at": sub.expires_at.map(output::time),
+        "error": sub.last_error,
+        "dirty_since": sub.dirty_at.map(output::time),
+    })
+}
+
+fn push_text(push: &Value) -> String {
+    match push["status"].as_str() {
+        None => "-".to_owned(),
+        Some("active") => format!(
+            "active until {}",
+            push["expires_at"].as_str().unwrap_or("?")
+        ),
+        Some("failed") => format!(
+            "failed, polling: {}",
+            push["error"].as_str().unwrap_or("unknown error")
+        ),
+        Some(other) => other.to_owned(),
+    }
 }
 
 async fn remove(ctx: &Ctx, email: &str, yes: bool) -> Result<()> {
@@ -643,6 +675,11 @@ async fn remove(ctx: &Ctx, email: &str, yes: bool) -> Result<()> {
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             return Err(Failure::err(Code::Failure, "not removed"));
         }
+    }
+    // Its change-notification subscriptions go first (best effort on the server).
+    if !store.list_subscriptions(account.id).await?.is_empty() {
+        let syncer = ctx.syncer().await?;
+        syncer.unsubscribe_account(&account).await?;
     }
     store.remove_account(account.id).await?;
     if ctx.json() {

@@ -160,6 +160,22 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
         worst: Mutex::new(Code::Success),
         health: health.clone(),
     });
+    let push = match &args.public_url {
+        Some(url) if args.listen.is_none() => {
+            return Err(Failure::err(
+                Code::Usage,
+                format!(
+                    "--public-url {url} needs --listen: Graph must reach this worker's listener"
+                ),
+            ));
+        }
+        Some(url) => {
+            let mut config = mailroom_sync::PushConfig::new(url.as_str());
+            config.safety_interval = args.push_safety_interval;
+            Some(mailroom_sync::Push::new(syncer.clone(), config))
+        }
+        None => None,
+    };
     let config = WorkerConfig {
         worker_id,
         interval: args.interval,
@@ -170,6 +186,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
         observer: log.clone(),
         idle_connections: args.idle_connections,
         idle_renew: defaults.idle_renew,
+        push: push.clone(),
     };
     eprintln!(
         "mailroom: worker {} started: every {} ({} at once){}; SIGINT/SIGTERM stops it",
@@ -206,6 +223,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
             let state = mailroom_server::ServerState {
                 syncer: syncer.clone(),
                 ops,
+                push: push.clone(),
             };
             let server = mailroom_server::Server::bind(addr, state)
                 .await

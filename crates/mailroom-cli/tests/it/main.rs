@@ -10,4 +10,5 @@ mod flow;
 mod folders;
 mod hardening;
 mod keys;
+mod push;
 mod support;

@@ -8,3 +8,4 @@ pub mod html;
 pub mod message;
 pub mod odata;
 pub mod retry;
+pub mod subscription;

@@ -5,4 +5,5 @@
 mod browser;
 mod metrics;
 mod probes;
+mod push;
 mod support;

@@ -81,6 +81,7 @@ pub async fn serve(syncer: &Syncer, ops: Ops) -> (SocketAddr, CancellationToken)
     let state = ServerState {
         syncer: syncer.clone(),
         ops,
+        push: None,
     };
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), state)
         .await

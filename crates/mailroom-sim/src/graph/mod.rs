@@ -12,7 +12,9 @@ mod json;
 mod mime;
 pub(crate) mod odata;
 pub(crate) mod store;
+pub(crate) mod subscriptions;
 pub(crate) mod synth;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +123,8 @@ pub(crate) enum Route {
     Attachment(String, String),
     AttachmentValue(String, String),
     Delta(String),
+    /// `/subscriptions` (None) or `/subscriptions/{id}`.
+    Subscriptions(Option<String>),
 }
 
 /// Rewrites OData key and function syntax to plain segments:
@@ -157,6 +161,9 @@ fn parse_route(method: &Method, seg: &[&str]) -> Result<(String, Route), String>
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    if let Some((template, id)) = subscriptions::route(&s, method) {
+        return Ok((template, Route::Subscriptions(id)));
+    }
     Ok(match s.as_slice() {
         ["$batch"] if post => (t("$batch"), Route::Batch),
         [me] if eq(me, "me") && get => (t("me"), Route::Me),
@@ -247,6 +254,7 @@ fn parse_route(method: &Method, seg: &[&str]) -> Result<(String, Route), String>
                 "delta",
                 "move",
                 "permanentDelete",
+                "subscriptions",
             ];
             let bad = other
                 .iter()
@@ -310,6 +318,21 @@ pub(crate) async fn handle_graph(shared: &Arc<Shared>, req: Req, seg: &[&str]) -
     };
     if route == Route::Batch {
         let resp = batch::run(shared, &req, &ctx).await;
+        return (template, ctx.finish(resp));
+    }
+    if let Route::Subscriptions(id) = &route {
+        let cell = match authenticate(shared, &req, &ctx) {
+            Ok(c) => c,
+            Err(resp) => return (template, ctx.finish(*resp)),
+        };
+        let resp = match admit(shared, &cell, &ctx, false) {
+            Err(resp) => *resp,
+            Ok(()) => {
+                let _slot = InFlight::new(cell.clone(), 1);
+                subscriptions::handle(shared, &cell, &req, id.as_deref(), &ctx).await
+            }
+        };
+        count_status(shared, &cell, &resp);
         return (template, ctx.finish(resp));
     }
     let cell = match authenticate(shared, &req, &ctx) {
@@ -634,6 +657,11 @@ pub(crate) fn execute(
         Route::Attachment(id, aid) => attachments(shared, cell, req, id, Some(aid), false, ctx),
         Route::AttachmentValue(id, aid) => attachments(shared, cell, req, id, Some(aid), true, ctx),
         Route::Delta(folder) => delta::delta(shared, cell, req, folder, &p, ctx),
+        Route::Subscriptions(_) => ctx.error(
+            400,
+            "BadRequest",
+            "The simulator does not take subscription requests in $batch.",
+        ),
     };
     applied(resp, &p)
 }

@@ -4,3 +4,4 @@ pub(crate) mod account;
 pub(crate) mod attachment;
 pub(crate) mod folder;
 pub(crate) mod message;
+pub(crate) mod push_subscription;

@@ -8,6 +8,7 @@ mod folders;
 mod leases;
 mod overview;
 mod pages;
+mod push;
 mod queries;
 mod support;
 mod values;
