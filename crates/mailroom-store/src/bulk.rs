@@ -193,17 +193,21 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
 }
 
 /// Deletes the attachment rows of the messages whose remote ids are listed.
-/// Parameters: 1 a JSON array of remote ids, 2 account id.
+/// Parameters: 1 the remote ids ([`remote_ids`]), 2 account id.
 pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Sqlite => {
             "DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM json_each(?1) AS k \
              CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = k.value)"
         }
+        // `= ANY(ARRAY(…))` probes the index on `message_id` for each id; `IN (…)`
+        // was planned as a sequential scan of all attachments for every page while
+        // the table's statistics said it was small (2.5 million rows read for an
+        // initial sync of 100,000 messages).
         Flavor::Postgres => {
-            "DELETE FROM attachments WHERE message_id IN (SELECT m.id \
-             FROM jsonb_array_elements_text($1::text::jsonb) AS k(remote_id) \
-             JOIN messages AS m ON m.account_id = $2 AND m.remote_id = k.remote_id)"
+            "DELETE FROM attachments WHERE message_id = ANY(ARRAY(SELECT m.id \
+             FROM unnest($1::text[]) AS k(remote_id) \
+             JOIN messages AS m ON m.account_id = $2 AND m.remote_id = k.remote_id))"
         }
     }
 }
@@ -684,7 +688,7 @@ pub(crate) fn upsert_values(
 }
 
 /// The remote ids of `messages` as one array parameter: JSONB on SQLite (which
-/// `json_each` reads without parsing text), JSON text on PostgreSQL.
+/// `json_each` reads without parsing text), `text[]` on PostgreSQL.
 pub(crate) fn remote_ids<'a>(
     flavor: Flavor,
     messages: impl Iterator<Item = &'a Message>,
@@ -704,7 +708,11 @@ pub(crate) fn remote_ids<'a>(
             })?;
             sea_orm::Value::Bytes(Some(array))
         }
-        Flavor::Postgres => json_list(&ids).into(),
+        Flavor::Postgres => ids
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+            .into(),
     })
 }
 

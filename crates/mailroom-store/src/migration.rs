@@ -478,3 +478,30 @@ impl MigrationTrait for PgwriteInlineRows {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+
+    /// The messages table of a migrated PostgreSQL keeps rows whole up to a page.
+    #[tokio::test]
+    async fn postgres_message_rows_stay_whole_up_to_a_page() {
+        let store = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let row = store
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT array_to_string(reloptions, ',') AS options FROM pg_class \
+                 WHERE oid = 'messages'::regclass",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.try_get::<String>("", "options").unwrap(),
+            "toast_tuple_target=8160"
+        );
+    }
+}
