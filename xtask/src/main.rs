@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod bench_graph;
 mod bench_imap;
 mod conformance;
 mod consumers;
@@ -45,10 +46,10 @@ Environment:
 const BENCHES: &[(&str, &str, &str)] = &[
     ("store-upsert", "mailroom-store", "upsert"),
     ("sim-pages", "mailroom-sim", "pages"),
-    ("graph-initial-sync", "mailroom-graph", "initial_sync"),
     ("imap", "mailroom-imap", "initial_sync"),
     ("sync", "mailroom-sync", "sync"),
     ("push", "mailroom-server", "push"),
+    ("graph", "mailroom-graph", "initial_sync"),
 ];
 
 fn main() -> ExitCode {
@@ -216,6 +217,10 @@ fn bench(only: Option<&str>) -> Result<()> {
         bench_imap::ensure_isync()?;
     }
     for (name, package, target) in selected {
+        if *name == "graph" {
+            bench_graph::run(&workspace_root())?;
+            continue;
+        }
         step(
             name,
             cargo(&["bench", "--package", package, "--bench", target]),

@@ -8,6 +8,13 @@
 //! after counting it, as a store would after writing it) and prints messages/s, HTTP
 //! requests per message (from the simulator's counters) and peak RSS.
 //!
+//! With `MAILROOM_BENCH_PEER_PYTHON` (a Python with `requests`; `cargo xtask bench graph`
+//! makes that venv), the same simulator then serves the seed-design peer,
+//! xtask/bench/graph_peer.py (requests + sqlite3, `$top=999`, one transaction per page
+//! into a fresh SQLite file), and its messages/s and CPU per message are printed on
+//! the next line. The fetch-only figure is the floor of an end-to-end sync; the
+//! end-to-end figures are `cargo bench -p mailroom-sync --bench sync`.
+//!
 //! Sizes: `MAILROOM_BENCH_SIZES=10000,100000` (default). The simulator binary:
 //! `MAILROOM_SIM_BIN`, else `mailroom-sim` in this bench's target directory, built
 //! there when missing (`mailroom_sim::process::SimProcess::binary`).
@@ -125,6 +132,7 @@ async fn run(size: usize) {
     let counters_url = format!("{}/counters", sim.control_url());
     let before = counters(http.clone(), counters_url.clone()).await;
 
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
     let (mut upserts, mut pages, mut cursor) = (0usize, 0usize, None);
     loop {
@@ -144,6 +152,7 @@ async fn run(size: usize) {
         cursor = Some(page.cursor);
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     let after = counters(http, counters_url).await;
     let graph_requests =
         |v: &serde_json::Value| -> u64 { v["requests_by_mailbox"][&mailbox].as_u64().unwrap_or(0) };
@@ -152,7 +161,7 @@ async fn run(size: usize) {
     let peak = status_kib(None, "VmHWM:") as f64 / 1024.0;
     let sim_peak = status_kib(Some(sim.pid()), "VmHWM:") as f64 / 1024.0;
     println!(
-        "{:>9} {:>8} {:>10.2} {:>9.0} {:>12} {:>14.5} {:>14.1} {:>14.1}",
+        "{:>9} {:>8} {:>10.2} {:>9.0} {:>12} {:>14.5} {:>14.1} {:>14.1}   fetch only, {:.1} µs CPU/message",
         size,
         pages,
         secs,
@@ -160,6 +169,60 @@ async fn run(size: usize) {
         requests,
         requests as f64 / size as f64,
         peak,
-        sim_peak
+        sim_peak,
+        cpu * 1e6 / size as f64,
     );
+    if let Ok(python) = std::env::var("MAILROOM_BENCH_PEER_PYTHON") {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../xtask/bench/graph_peer.py"
+        );
+        let db = std::env::temp_dir().join(format!("mailroom-peer-{}.sqlite", std::process::id()));
+        let output = Command::new(python)
+            .arg(script)
+            .arg(sim.graph_url())
+            .arg(tokens["access_token"].as_str().unwrap())
+            .arg(&db)
+            .output()
+            .expect("the Python peer runs");
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+        assert!(
+            output.status.success(),
+            "the Python peer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the peer prints one JSON line");
+        let n = report["messages"].as_f64().unwrap();
+        assert_eq!(n as usize, size, "the peer read every message");
+        println!(
+            "{:>9} {:>8} {:>10.2} {:>9.0} {:>12} {:>14} {:>14} {:>14}   Python peer (requests + sqlite3), {:.1} µs CPU/message",
+            size,
+            report["pages"],
+            report["seconds"].as_f64().unwrap(),
+            n / report["seconds"].as_f64().unwrap(),
+            "",
+            "",
+            "",
+            "",
+            report["cpu_seconds"].as_f64().unwrap() * 1e6 / n,
+        );
+    }
+}
+
+/// User + system CPU seconds of this process (`/proc/self/stat`, clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
 }

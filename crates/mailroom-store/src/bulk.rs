@@ -7,8 +7,11 @@
 //!   position (`->> '$[0][3]'`) straight from the blob, with no JSON text to parse.
 //!   Attachment rows travel the same way, and so do the remote ids whose attachments
 //!   are replaced (one JSONB array that `json_each` reads).
-//! - On PostgreSQL the whole chunk is ONE JSON text parameter unpacked by
-//!   `jsonb_array_elements`.
+//! - On PostgreSQL each column of the chunk is ONE array parameter (`text[]`,
+//!   `timestamptz[]`, `boolean[]`, `integer[]`, sent in binary), and one more array
+//!   says which fields are NULL; `unnest` turns them back into rows. This replaced one
+//!   JSON text unpacked by `jsonb_array_elements`: parsing that JSON was about a third
+//!   of the server's CPU per message (see docs/benchmarks.md, "PostgreSQL write path").
 //!
 //! The values are encoded so that the database stores exactly what binding them one by
 //! one stores: strings as strings (any Unicode), `null` for `None`, booleans and
@@ -67,15 +70,36 @@ const ROW: [&str; 16] = [
     "warnings",
 ];
 
-/// PostgreSQL type of each field of [`ROW`] (text needs no cast).
-fn pg_cast(column: &str) -> &'static str {
+/// PostgreSQL type of each field of [`ROW`], the element type of its array parameter.
+fn pg_type(column: &str) -> &'static str {
     match column {
-        "date_received" | "sent_at" => "::timestamptz",
-        "is_read" | "is_draft" | "has_attachments" => "::boolean",
-        "attachment_count" => "::integer",
-        _ => "",
+        "date_received" | "sent_at" => "timestamptz",
+        "is_read" | "is_draft" | "has_attachments" => "boolean",
+        "attachment_count" => "integer",
+        _ => "text",
     }
 }
+
+/// The fields of [`ROW`] that may be NULL. PostgreSQL array parameters here carry no
+/// NULL elements (sea-query binds `Vec<T>`), so a NULL field is sent as a placeholder
+/// and its bit (`1 << index in ROW`) set in the row's null mask.
+fn nullable(column: &str) -> bool {
+    matches!(
+        column,
+        "message_id"
+            | "subject"
+            | "sender_name"
+            | "sender_address"
+            | "date_received"
+            | "sent_at"
+            | "body"
+            | "conversation_id"
+    )
+}
+
+/// Number of array parameters of a PostgreSQL upsert: one per field of [`ROW`], then
+/// the null masks.
+const PG_ARRAYS: usize = ROW.len() + 1;
 
 /// Columns of an attachment row, in the order of its JSON array; the first field is
 /// the remote id of the message it belongs to.
@@ -102,7 +126,8 @@ fn pg_attachment_cast(column: &str) -> &'static str {
 /// `INSERT … SELECT … FROM <the rows> ON CONFLICT (account_id, remote_id) DO UPDATE`.
 /// Parameters, in order ([`upsert_values`] lays them out): on SQLite account id, folder
 /// id, generation, update time, then [`SQLITE_ROWS_PER_STATEMENT`] JSONB rows or NULLs;
-/// on PostgreSQL the JSON rows, account id, folder id, generation, update time.
+/// on PostgreSQL the [`PG_ARRAYS`] column arrays, account id, folder id, generation,
+/// update time.
 ///
 /// SQLite's parameters are anonymous `?` on purpose: sqlx looks every parameter's name
 /// up, and SQLite finds a name in a list as long as the named parameters, so a
@@ -127,14 +152,24 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
             sql.push_str(" WHERE r.column1 IS NOT NULL");
         }
         Flavor::Postgres => {
-            sql.push_str("$2, $3, ");
+            let _ = write!(sql, "${}, ${}, ", PG_ARRAYS + 1, PG_ARRAYS + 2);
             for (i, c) in ROW.iter().enumerate() {
-                let _ = write!(sql, "(j.value ->> {i}){}, ", pg_cast(c));
+                if nullable(c) {
+                    let _ = write!(sql, "CASE WHEN r.nulls & {} = 0 THEN r.{c} END, ", 1 << i);
+                } else {
+                    let _ = write!(sql, "r.{c}, ");
+                }
             }
-            sql.push_str(
-                "$4, $5 FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS j(value, n) \
-                 ORDER BY j.n",
-            );
+            let _ = write!(sql, "${}, ${} FROM unnest(", PG_ARRAYS + 3, PG_ARRAYS + 4);
+            for (i, c) in ROW.iter().enumerate() {
+                let _ = write!(sql, "${}::{}[], ", i + 1, pg_type(c));
+            }
+            let _ = write!(sql, "${PG_ARRAYS}::integer[]) AS r(");
+            for c in ROW {
+                let _ = write!(sql, "{c}, ");
+            }
+            // `unnest` yields the rows in order, so ids are given in page order.
+            sql.push_str("nulls)");
         }
     }
     sql.push_str(" ON CONFLICT (account_id, remote_id) DO UPDATE SET ");
@@ -158,17 +193,21 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
 }
 
 /// Deletes the attachment rows of the messages whose remote ids are listed.
-/// Parameters: 1 a JSON array of remote ids, 2 account id.
+/// Parameters: 1 the remote ids ([`remote_ids`]), 2 account id.
 pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Sqlite => {
             "DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM json_each(?1) AS k \
              CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = k.value)"
         }
+        // `= ANY(ARRAY(…))` probes the index on `message_id` for each id; `IN (…)`
+        // was planned as a sequential scan of all attachments for every page while
+        // the table's statistics said it was small (2.5 million rows read for an
+        // initial sync of 100,000 messages).
         Flavor::Postgres => {
-            "DELETE FROM attachments WHERE message_id IN (SELECT m.id \
-             FROM jsonb_array_elements_text($1::text::jsonb) AS k(remote_id) \
-             JOIN messages AS m ON m.account_id = $2 AND m.remote_id = k.remote_id)"
+            "DELETE FROM attachments WHERE message_id = ANY(ARRAY(SELECT m.id \
+             FROM unnest($1::text[]) AS k(remote_id) \
+             JOIN messages AS m ON m.account_id = $2 AND m.remote_id = k.remote_id))"
         }
     }
 }
@@ -295,13 +334,6 @@ fn row_fields(flavor: Flavor, m: &Message) -> Result<[jsonb::Field<'_>; ROW.len(
         text(m.conversation_id.as_ref()),
         Field::Text(json_list(&m.warnings).into()),
     ])
-}
-
-/// Appends the JSON text row of `m` (see [`ROW`]) to `out`.
-fn push_json_row(out: &mut Vec<u8>, flavor: Flavor, m: &Message) -> Result<()> {
-    let fields = row_fields(flavor, m)?;
-    serde_json::to_writer(out, &fields).expect("plain data serializes");
-    Ok(())
 }
 
 /// SQLite's binary JSON, JSONB (<https://sqlite.org/jsonb.html>, SQLite 3.45+), for one
@@ -442,7 +474,7 @@ pub(crate) mod jsonb {
 pub(crate) struct Chunk<'a> {
     /// The messages, in order.
     pub messages: &'a [&'a Message],
-    /// SQLite: one JSONB row per message. PostgreSQL: one JSON text, `[[…row…], …]`.
+    /// SQLite: one JSONB row per message. PostgreSQL: [`PG_ARRAYS`] column arrays.
     pub rows: Vec<sea_orm::Value>,
     /// The size of `rows`: about what the chunk adds to the WAL.
     pub bytes: usize,
@@ -466,20 +498,12 @@ pub(crate) fn next_chunk<'a>(
         Flavor::Sqlite => sqlite_rows(messages, max_rows),
         Flavor::Postgres => postgres_rows(messages, max_rows),
     };
-    let (n, rows) = match encoded {
+    let (n, rows, bytes) = match encoded {
         Ok(encoded) => encoded,
         Err(e) => return Some(Err(e)),
     };
     let (taken, rest) = messages.split_at(n);
     *messages = rest;
-    let bytes = rows
-        .iter()
-        .map(|v| match v {
-            sea_orm::Value::Bytes(Some(b)) => b.len(),
-            sea_orm::Value::String(Some(s)) => s.len(),
-            _ => 0,
-        })
-        .sum();
     Some(Ok(Chunk {
         messages: taken,
         rows,
@@ -487,8 +511,11 @@ pub(crate) fn next_chunk<'a>(
     }))
 }
 
-/// The JSONB rows of the first messages (at least one), and how many.
-fn sqlite_rows(messages: &[&Message], max_rows: usize) -> Result<(usize, Vec<sea_orm::Value>)> {
+/// The JSONB rows of the first messages (at least one), how many, and their size.
+fn sqlite_rows(
+    messages: &[&Message],
+    max_rows: usize,
+) -> Result<(usize, Vec<sea_orm::Value>, usize)> {
     let mut rows = Vec::with_capacity(messages.len().min(max_rows));
     let mut bytes = 0;
     for m in messages.iter().take(max_rows) {
@@ -504,24 +531,132 @@ fn sqlite_rows(messages: &[&Message], max_rows: usize) -> Result<(usize, Vec<sea
         bytes += row.len();
         rows.push(sea_orm::Value::Bytes(Some(row)));
     }
-    Ok((rows.len(), rows))
+    Ok((rows.len(), rows, bytes))
 }
 
-/// The JSON text array of the rows of the first messages (at least one), and how many.
-fn postgres_rows(messages: &[&Message], max_rows: usize) -> Result<(usize, Vec<sea_orm::Value>)> {
-    let mut out = Vec::with_capacity(messages.len().min(max_rows) * 1536);
-    out.push(b'[');
+/// The column arrays of the first messages (at least one, see [`PG_ARRAYS`]), how
+/// many, and the size of their text.
+fn postgres_rows(
+    messages: &[&Message],
+    max_rows: usize,
+) -> Result<(usize, Vec<sea_orm::Value>, usize)> {
+    let cap = messages.len().min(max_rows);
+    let mut columns = PgColumns {
+        text: std::array::from_fn(|_| Vec::with_capacity(cap)),
+        times: std::array::from_fn(|_| Vec::with_capacity(cap)),
+        flags: std::array::from_fn(|_| Vec::with_capacity(cap)),
+        counts: Vec::with_capacity(cap),
+        nulls: Vec::with_capacity(cap),
+        bytes: 0,
+    };
     let mut n = 0;
-    while n < messages.len() && n < max_rows && out.len() < MAX_BYTES {
-        if n > 0 {
-            out.push(b',');
-        }
-        push_json_row(&mut out, Flavor::Postgres, messages[n])?;
+    while n < messages.len() && n < max_rows && columns.bytes < MAX_BYTES {
+        columns.push(messages[n]);
         n += 1;
     }
-    out.push(b']');
-    let json = String::from_utf8(out).expect("serde_json writes UTF-8");
-    Ok((n, vec![json.into()]))
+    let bytes = columns.bytes;
+    Ok((n, columns.into_values(), bytes))
+}
+
+/// The columns of a PostgreSQL chunk, by element type.
+struct PgColumns {
+    /// remote_id, message_id, subject, sender_name, sender_address, body,
+    /// conversation_id, to_recipients, cc_recipients, warnings.
+    text: [Vec<String>; 10],
+    /// date_received, sent_at.
+    times: [Vec<DateTime<Utc>>; 2],
+    /// is_read, is_draft, has_attachments.
+    flags: [Vec<bool>; 3],
+    counts: Vec<i32>,
+    /// Bit `1 << i` set: field `i` of [`ROW`] is NULL.
+    nulls: Vec<i32>,
+    bytes: usize,
+}
+
+impl PgColumns {
+    fn push(&mut self, m: &Message) {
+        let mut nulls = 0;
+        let sender = m.sender.as_ref();
+        let texts: [(usize, Option<&str>); 5] = [
+            (1, m.message_id.as_deref()),
+            (2, m.subject.as_deref()),
+            (3, sender.and_then(|s| s.name.as_deref())),
+            (4, sender.and_then(|s| s.address.as_deref())),
+            (9, m.body.as_deref()),
+        ];
+        let mut put = |slot: usize, field: usize, t: Option<&str>, bytes: &mut usize| {
+            if t.is_none() {
+                nulls |= 1 << field;
+            }
+            let t = t.unwrap_or_default();
+            *bytes += t.len();
+            self.text[slot].push(t.to_owned());
+        };
+        put(0, 0, Some(&m.remote_id), &mut self.bytes);
+        for (slot, (field, t)) in texts.into_iter().enumerate() {
+            put(slot + 1, field, t, &mut self.bytes);
+        }
+        put(6, 14, m.conversation_id.as_deref(), &mut self.bytes);
+        for (slot, list) in [json_list(&m.to), json_list(&m.cc), json_list(&m.warnings)]
+            .into_iter()
+            .enumerate()
+        {
+            self.bytes += list.len();
+            self.text[7 + slot].push(list);
+        }
+        for (slot, (field, t)) in [(7, m.date_received), (8, m.sent_at)]
+            .into_iter()
+            .enumerate()
+        {
+            if t.is_none() {
+                nulls |= 1 << field;
+            }
+            self.times[slot].push(t.unwrap_or_default());
+        }
+        self.flags[0].push(m.is_read);
+        self.flags[1].push(m.is_draft);
+        self.flags[2].push(m.has_attachments);
+        self.counts
+            .push(i32::try_from(m.attachment_count).unwrap_or(i32::MAX));
+        self.nulls.push(nulls);
+    }
+
+    /// The arrays in the order of [`ROW`], then the null masks.
+    fn into_values(self) -> Vec<sea_orm::Value> {
+        let [
+            remote_id,
+            message_id,
+            subject,
+            sender_name,
+            sender_address,
+            body,
+            conversation_id,
+            to,
+            cc,
+            warnings,
+        ] = self.text;
+        let [date_received, sent_at] = self.times;
+        let [is_read, is_draft, has_attachments] = self.flags;
+        vec![
+            remote_id.into(),
+            message_id.into(),
+            subject.into(),
+            sender_name.into(),
+            sender_address.into(),
+            to.into(),
+            cc.into(),
+            date_received.into(),
+            sent_at.into(),
+            body.into(),
+            is_read.into(),
+            is_draft.into(),
+            has_attachments.into(),
+            self.counts.into(),
+            conversation_id.into(),
+            warnings.into(),
+            self.nulls.into(),
+        ]
+    }
 }
 
 /// The parameters of [`upsert_sql`] for `chunk`.
@@ -553,7 +688,7 @@ pub(crate) fn upsert_values(
 }
 
 /// The remote ids of `messages` as one array parameter: JSONB on SQLite (which
-/// `json_each` reads without parsing text), JSON text on PostgreSQL.
+/// `json_each` reads without parsing text), `text[]` on PostgreSQL.
 pub(crate) fn remote_ids<'a>(
     flavor: Flavor,
     messages: impl Iterator<Item = &'a Message>,
@@ -573,7 +708,11 @@ pub(crate) fn remote_ids<'a>(
             })?;
             sea_orm::Value::Bytes(Some(array))
         }
-        Flavor::Postgres => json_list(&ids).into(),
+        Flavor::Postgres => ids
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+            .into(),
     })
 }
 
@@ -712,12 +851,11 @@ mod tests {
                 let rows = match flavor {
                     Flavor::Sqlite => chunk.rows.len(),
                     Flavor::Postgres => {
-                        let [sea_orm::Value::String(Some(json))] = &chunk.rows[..] else {
-                            panic!("one JSON text: {:?}", chunk.rows);
+                        assert_eq!(chunk.rows.len(), PG_ARRAYS);
+                        let sea_orm::Value::Array(_, Some(ids)) = &chunk.rows[0] else {
+                            panic!("an array of remote ids: {:?}", chunk.rows[0]);
                         };
-                        serde_json::from_str::<Vec<serde_json::Value>>(json)
-                            .unwrap()
-                            .len()
+                        ids.len()
                     }
                 };
                 assert_eq!(rows, chunk.messages.len());

@@ -50,3 +50,20 @@ pub async fn fresh_postgres_url() -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
+
+/// The process ids of the server backends whose connections call themselves
+/// `application_name` (`pg_stat_activity`), for benchmarks that read the CPU time of
+/// their own backends from `/proc/<pid>/stat`; connects to `base`.
+pub async fn backend_pids(base: &str, application_name: &str) -> crate::Result<Vec<u32>> {
+    let mut conn = PgConnection::connect(base)
+        .await
+        .map_err(|e| crate::Error::Invalid(format!("cannot connect to PostgreSQL: {e}")))?;
+    let pids: Vec<(i32,)> =
+        sea_orm::sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind(application_name)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| crate::Error::Invalid(format!("cannot list PostgreSQL backends: {e}")))?;
+    let _ = conn.close().await;
+    Ok(pids.into_iter().map(|(p,)| p.unsigned_abs()).collect())
+}

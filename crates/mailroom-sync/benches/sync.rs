@@ -103,11 +103,41 @@ impl Setup {
 
 /// Starts `mailroom-sim ARGS` and a SQLite store with one Outlook account per mailbox.
 async fn setup(args: &[&str]) -> Setup {
+    setup_on(args, Db::Sqlite).await
+}
+
+/// The database a scenario writes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Db {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh schema in the test PostgreSQL (`MAILROOM_TEST_POSTGRES_URL`), its
+    /// connections named [`pg_application_name`].
+    Postgres,
+}
+
+/// The `application_name` of this process's PostgreSQL connections.
+fn pg_application_name() -> String {
+    format!("mailroom-bench-{}", std::process::id())
+}
+
+/// User + system CPU seconds of each of this process's PostgreSQL backends.
+async fn pg_backend_cpu() -> std::collections::HashMap<u32, f64> {
+    let base = mailroom_store::testing::postgres_base_url();
+    let pids = mailroom_store::testing::backend_pids(&base, &pg_application_name())
+        .await
+        .unwrap();
+    pids.into_iter()
+        .map(|p| (p, cpu_seconds(Some(p))))
+        .collect()
+}
+
+async fn setup_on(args: &[&str], db: Db) -> Setup {
     let sim = SimProcess::spawn(SimProcess::binary().unwrap(), args).unwrap();
     // Our reqwest has no rustls crypto provider of its own: use ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let (store, syncer, dir) = fresh_store(&sim, &http, GraphConfig::default()).await;
+    let (store, syncer, dir) = fresh_store_on(&sim, &http, GraphConfig::default(), db).await;
     Setup {
         sim,
         http,
@@ -124,11 +154,27 @@ async fn fresh_store(
     http: &reqwest::Client,
     graph: GraphConfig,
 ) -> (Store, Syncer, tempfile::TempDir) {
+    fresh_store_on(sim, http, graph, Db::Sqlite).await
+}
+
+async fn fresh_store_on(
+    sim: &SimProcess,
+    http: &reqwest::Client,
+    graph: GraphConfig,
+    db: Db,
+) -> (Store, Syncer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.sqlite").display()
-    );
+    let url = match db {
+        Db::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.sqlite").display()
+        ),
+        Db::Postgres => format!(
+            "{}&application_name={}",
+            mailroom_store::testing::fresh_postgres_url().await,
+            pg_application_name()
+        ),
+    };
     let store = Store::connect(&url).await.unwrap();
     let vault = Arc::new(Vault::new(vec![FernetKey::generate()]).unwrap());
     let factory = DefaultFactory::new(
@@ -176,11 +222,15 @@ async fn fresh_store(
     (store, syncer, dir)
 }
 
-async fn initial(n: usize) {
-    let s = setup(&["--messages", &n.to_string(), "--all-in", "inbox"]).await;
+async fn initial(n: usize, db: Db) {
+    let s = setup_on(&["--messages", &n.to_string(), "--all-in", "inbox"], db).await;
     let account = s.store.list_accounts().await.unwrap().remove(0);
     let before = graph_requests(&s.counters().await);
     let rss_before = status_mib(None, "VmRSS:");
+    let pg_before = match db {
+        Db::Postgres => pg_backend_cpu().await,
+        Db::Sqlite => Default::default(),
+    };
     let (cpu_before, sim_cpu_before) = (cpu_seconds(None), cpu_seconds(Some(s.sim.pid())));
     let start = Instant::now();
     let report = s
@@ -191,6 +241,15 @@ async fn initial(n: usize) {
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(None) - cpu_before;
     let sim_cpu = cpu_seconds(Some(s.sim.pid())) - sim_cpu_before;
+    // Backends that appeared during the sync count in full.
+    let pg_cpu: f64 = match db {
+        Db::Postgres => pg_backend_cpu()
+            .await
+            .into_iter()
+            .map(|(pid, cpu)| cpu - pg_before.get(&pid).copied().unwrap_or(0.0))
+            .sum(),
+        Db::Sqlite => 0.0,
+    };
     // Taken before the checks below, which read the whole folder.
     let peak = status_mib(None, "VmHWM:");
     assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
@@ -211,8 +270,15 @@ async fn initial(n: usize) {
         inbox.as_array().unwrap().len(),
         "every message of the inbox stored once"
     );
+    let db_cpu = match db {
+        Db::Sqlite => "SQLite".to_owned(),
+        Db::Postgres => format!(
+            "PostgreSQL, backends {:.1} µs/message",
+            pg_cpu * 1e6 / rows as f64
+        ),
+    };
     println!(
-        "  initial sync {rows:>7} messages  {secs:>6.2} s  {:>6.0} messages/s  cpu {:>5.1} µs/message (simulator {:>4.1})  {requests:>4} Graph requests (1 per {:.0} messages)  peak RSS {peak:.0} MiB (before the sync {rss_before:.0})",
+        "  initial sync {rows:>7} messages  {secs:>6.2} s  {:>6.0} messages/s  cpu {:>5.1} µs/message ({db_cpu}; simulator {:>4.1})  {requests:>4} Graph requests (1 per {:.0} messages)  peak RSS {peak:.0} MiB (before the sync {rss_before:.0})",
         rows as f64 / secs,
         cpu * 1e6 / rows as f64,
         sim_cpu * 1e6 / rows as f64,
@@ -375,7 +441,8 @@ fn main() {
             .unwrap();
         let n: usize = args[pos + 2].parse().unwrap();
         match args[pos + 1].as_str() {
-            "initial" => runtime.block_on(initial(n)),
+            "initial" => runtime.block_on(initial(n, Db::Sqlite)),
+            "initial-postgres" => runtime.block_on(initial(n, Db::Postgres)),
             "cycle" => runtime.block_on(cycle(n)),
             "attachments" => runtime.block_on(attachments(n)),
             other => panic!("unknown scenario {other}"),
@@ -389,11 +456,22 @@ fn main() {
     );
     let sizes =
         std::env::var("MAILROOM_BENCH_SIZES").unwrap_or_else(|_| "10000,100000,300000".into());
+    // `MAILROOM_BENCH_STORES=sqlite,postgres` runs each initial sync on both,
+    // alternately; PostgreSQL is the test server (`MAILROOM_TEST_POSTGRES_URL`).
+    let stores = std::env::var("MAILROOM_BENCH_STORES").unwrap_or_else(|_| "sqlite".into());
+    let stores: Vec<&'static str> = stores
+        .split(',')
+        .map(|s| match s.trim() {
+            "sqlite" => "initial",
+            "postgres" => "initial-postgres",
+            other => panic!("unknown store {other} in MAILROOM_BENCH_STORES"),
+        })
+        .collect();
     let scenarios = sizes
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|n| ("initial", n.to_owned()))
+        .flat_map(|n| stores.iter().map(move |s| (*s, n.to_owned())))
         .chain(
             Some(std::env::var("MAILROOM_BENCH_ATTACHMENTS").unwrap_or_else(|_| "20000".into()))
                 .filter(|n| !n.trim().is_empty() && n.trim() != "0")
