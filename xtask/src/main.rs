@@ -48,6 +48,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("graph-initial-sync", "mailroom-graph", "initial_sync"),
     ("imap", "mailroom-imap", "initial_sync"),
     ("sync", "mailroom-sync", "sync"),
+    ("fleet", "mailroom-sync", "fleet"),
 ];
 
 fn main() -> ExitCode {

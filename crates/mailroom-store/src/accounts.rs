@@ -5,7 +5,7 @@ use mailroom_core::{AccountKind, AccountStatus};
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, Statement,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect as _, Statement,
 };
 
 use crate::entity::account::{self, Entity as Accounts};
@@ -212,6 +212,22 @@ impl Store {
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
         Accounts::find()
             .order_by_asc(account::Column::Id)
+            .all(&self.db)
+            .await
+            .context(|| "cannot list accounts".into())?
+            .into_iter()
+            .map(to_account)
+            .collect()
+    }
+
+    /// Up to `limit` accounts with an id above `after`, by id: to go through every
+    /// account a page at a time (start with `after = 0`, then the last id seen), so
+    /// that memory does not grow with the number of accounts.
+    pub async fn list_accounts_after(&self, after: i64, limit: u64) -> Result<Vec<Account>> {
+        Accounts::find()
+            .filter(account::Column::Id.gt(after))
+            .order_by_asc(account::Column::Id)
+            .limit(limit)
             .all(&self.db)
             .await
             .context(|| "cannot list accounts".into())?
