@@ -415,7 +415,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         if explicit {
             futures::stream::iter(named.clone().into_iter().map(Ok)).boxed()
         } else {
-            all_accounts(&store).boxed()
+            all_accounts(store).boxed()
         }
     };
     let syncer = ctx.syncer().await?;
