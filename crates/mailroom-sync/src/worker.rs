@@ -119,7 +119,7 @@ impl Syncer {
         // statement leases a batch instead of one account per finished sync.
         let batch = claim_batch(concurrency);
         // When a claim found fewer due accounts than it asked for, the next one waits
-        // for the poll interval.
+        // for the poll interval (or a wake-up).
         let mut short_claim_at: Option<std::time::Instant> = None;
         let mut running: JoinSet<Result<Outcome>> = JoinSet::new();
         let mut stats = WorkerStats::default();
@@ -204,7 +204,8 @@ impl Syncer {
                 if !claimed_any {
                     tokio::select! {
                         () = tokio::time::sleep(config.poll_interval) => {}
-                        () = wake.notified() => {}
+                        // An account was made due: claim at once.
+                        () = wake.notified() => short_claim_at = None,
                         () = shutdown.cancelled() => {}
                     }
                 }
@@ -216,7 +217,10 @@ impl Syncer {
                 tokio::select! {
                     joined = running.join_next() => joined,
                     () = tokio::time::sleep(config.poll_interval) => None,
-                    () = wake.notified() => None,
+                    () = wake.notified() => {
+                        short_claim_at = None;
+                        None
+                    }
                     () = shutdown.cancelled() => None,
                 }
             };
