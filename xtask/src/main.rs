@@ -50,6 +50,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("sync", "mailroom-sync", "sync"),
     ("push", "mailroom-server", "push"),
     ("graph", "mailroom-graph", "initial_sync"),
+    ("fleet", "mailroom-sync", "fleet"),
 ];
 
 fn main() -> ExitCode {

@@ -5,7 +5,7 @@ use mailroom_core::{AccountKind, AccountStatus};
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, Statement,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect as _, Statement,
 };
 
 use crate::entity::account::{self, Entity as Accounts};
@@ -220,6 +220,22 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` accounts with an id above `after`, by id: to go through every
+    /// account a page at a time (start with `after = 0`, then the last id seen), so
+    /// that memory does not grow with the number of accounts.
+    pub async fn list_accounts_after(&self, after: i64, limit: u64) -> Result<Vec<Account>> {
+        Accounts::find()
+            .filter(account::Column::Id.gt(after))
+            .order_by_asc(account::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .context(|| "cannot list accounts".into())?
+            .into_iter()
+            .map(to_account)
+            .collect()
+    }
+
     /// Removes an account with its folders, messages and attachments.
     pub async fn remove_account(&self, id: i64) -> Result<()> {
         let res = Accounts::delete_by_id(id)
@@ -411,9 +427,13 @@ impl Store {
     }
 
     /// Leases up to `limit` active accounts that are due at `now` and not leased by a
-    /// live worker, to `owner` until `lease_until`. Safe with several workers on one
-    /// PostgreSQL database (`FOR UPDATE SKIP LOCKED`); on SQLite the single UPDATE is
-    /// atomic. An expired lease (a worker that died) is taken over.
+    /// live worker, to `owner` until `lease_until`, the longest due first, in one
+    /// statement. Safe with several workers on one PostgreSQL database (`FOR UPDATE
+    /// SKIP LOCKED`); on SQLite the single UPDATE is atomic. An expired lease (a worker
+    /// that died) is taken over.
+    ///
+    /// The accounts are found through the index `idx_accounts_claim`, in the order it
+    /// keeps: the cost of a claim does not grow with the number of accounts.
     pub async fn claim_due_accounts(
         &self,
         owner: &str,
@@ -421,55 +441,85 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Account>> {
-        let backend = self.db_backend();
-        let (sql, values): (&str, Vec<sea_orm::Value>) = match self.backend {
-            Backend::Postgres => (
-                "UPDATE accounts SET lease_owner = $1, lease_expires_at = $2 \
-                 WHERE id IN (SELECT id FROM accounts \
-                   WHERE status = 'active' \
-                     AND (next_sync_at IS NULL OR next_sync_at <= $3) \
-                     AND (throttled_until IS NULL OR throttled_until <= $3) \
-                     AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
-                   ORDER BY next_sync_at NULLS FIRST, id LIMIT $4 \
-                   FOR UPDATE SKIP LOCKED) \
-                 RETURNING *",
-                vec![
-                    owner.into(),
-                    lease_until.into(),
-                    now.into(),
-                    (limit as i64).into(),
-                ],
-            ),
-            Backend::Sqlite => (
-                "UPDATE accounts SET lease_owner = ?, lease_expires_at = ? \
-                 WHERE id IN (SELECT id FROM accounts \
-                   WHERE status = 'active' \
-                     AND (next_sync_at IS NULL OR next_sync_at <= ?) \
-                     AND (throttled_until IS NULL OR throttled_until <= ?) \
-                     AND (lease_expires_at IS NULL OR lease_expires_at <= ?) \
-                   ORDER BY next_sync_at IS NOT NULL, next_sync_at, id LIMIT ?) \
-                 RETURNING *",
-                vec![
-                    owner.into(),
-                    lease_until.into(),
-                    now.into(),
-                    now.into(),
-                    now.into(),
-                    (limit as i64).into(),
-                ],
-            ),
-        };
-        let rows =
-            account::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-                .all(&self.writer)
-                .await
-                .context(|| format!("cannot lease accounts for worker {owner}"))?;
+        let statement = self.claim_statement("", owner, limit, now, lease_until);
+        let rows = account::Model::find_by_statement(statement)
+            .all(&self.writer)
+            .await
+            .context(|| format!("cannot lease accounts for worker {owner}"))?;
         let mut accounts = rows
             .into_iter()
             .map(to_account)
             .collect::<Result<Vec<_>>>()?;
         accounts.sort_by_key(|a| a.id);
         Ok(accounts)
+    }
+
+    /// The plan the database makes for [`Store::claim_due_accounts`] (`EXPLAIN`, one
+    /// line per row), to check that it uses the index; nothing is claimed.
+    #[cfg(feature = "testing")]
+    pub async fn claim_plan(&self, limit: u64, now: DateTime<Utc>) -> Result<String> {
+        let prefix = match self.backend {
+            Backend::Postgres => "EXPLAIN ",
+            Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+        };
+        let statement = self.claim_statement(prefix, "explain", limit, now, now);
+        let rows = self
+            .writer
+            .query_all_raw(statement)
+            .await
+            .context(|| "cannot explain the claim of due accounts".into())?;
+        let column = match self.backend {
+            Backend::Postgres => "QUERY PLAN",
+            Backend::Sqlite => "detail",
+        };
+        let lines = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", column))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .context(|| "cannot read the plan of the claim".into())?;
+        Ok(lines.join("\n"))
+    }
+
+    fn claim_statement(
+        &self,
+        prefix: &str,
+        owner: &str,
+        limit: u64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Statement {
+        // The key must be written exactly as in the index for the planner to use it.
+        // On PostgreSQL the ids go through an array so that the rows are updated
+        // through the primary key whatever the batch size (with `IN (SELECT …)` the
+        // planner may hash-join a scan of the table for a large batch).
+        let sql = match self.backend {
+            Backend::Postgres => format!(
+                "{prefix}UPDATE accounts SET lease_owner = $1, lease_expires_at = $2 \
+                 WHERE id = ANY(ARRAY(SELECT id FROM accounts \
+                   WHERE status = 'active' AND {key} <= $3 \
+                   ORDER BY {key}, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+                 RETURNING *",
+                key = crate::migration::CLAIMABLE_AT_POSTGRES,
+            ),
+            Backend::Sqlite => format!(
+                "{prefix}UPDATE accounts SET lease_owner = ?, lease_expires_at = ? \
+                 WHERE id IN (SELECT id FROM accounts \
+                   WHERE status = 'active' AND {key} <= ? \
+                   ORDER BY {key}, id LIMIT ?) \
+                 RETURNING *",
+                key = crate::migration::CLAIMABLE_AT_SQLITE,
+            ),
+        };
+        Statement::from_sql_and_values(
+            self.db_backend(),
+            sql,
+            [
+                owner.into(),
+                lease_until.into(),
+                now.into(),
+                (limit as i64).into(),
+            ],
+        )
     }
 
     /// Extends `owner`'s lease on an account; fails with [`Error::LeaseLost`] if another

@@ -79,6 +79,8 @@ pub struct Store {
     backend: Backend,
     /// For a SQLite file: copies the WAL into the database file behind the writer.
     checkpointer: Option<Checkpointer>,
+    /// Statements sent since [`Store::connect`] returned, by every clone.
+    statements: Arc<AtomicU64>,
 }
 
 /// Background WAL checkpoints for a SQLite file.
@@ -177,7 +179,7 @@ impl Store {
         if backend == Backend::Postgres {
             probe_postgres(url).await?;
         }
-        let db = match backend {
+        let mut db = match backend {
             // Every connection to :memory: is a different database: keep exactly one.
             Backend::Sqlite if in_memory => connect(1).await?,
             Backend::Sqlite => connect(4).await?,
@@ -186,8 +188,17 @@ impl Store {
         migration::Migrator::up(&db, None)
             .await
             .map_err(|e| Error::database("cannot migrate the database schema", e))?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         let writer = if backend == Backend::Sqlite && !in_memory {
-            let writer = connect(1).await?;
+            let mut writer = connect(1).await?;
+            let counter = statements.clone();
+            writer.set_metric_callback(move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            });
             checkpoint_every(&writer, WAL_CHECKPOINT_BYTES)
                 .await
                 .map_err(|e| Error::database("cannot set up the SQLite writer", e))?;
@@ -205,7 +216,14 @@ impl Store {
             writer,
             backend,
             checkpointer,
+            statements,
         })
+    }
+
+    /// How many SQL statements this store (with its clones) has sent since it was
+    /// connected; to measure what an operation costs the database.
+    pub fn statements_sent(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// To call after the writer committed `bytes` of rows: lets the background

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(Throttle),
             Box::new(FolderState),
+            Box::new(FleetClaim),
             Box::new(Push),
             Box::new(PgwriteInlineRows),
         ]
@@ -441,6 +442,67 @@ impl MigrationTrait for FolderState {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The claim index (issue 17): workers claim due accounts by walking one index in
+/// the order they are due, instead of scanning and sorting the whole table.
+///
+/// An account is claimable once the latest of `next_sync_at`, `throttled_until` and
+/// `lease_expires_at` has passed (a `NULL` is no constraint). That instant, never
+/// `NULL`, is the key of a partial index over the active accounts, with the id as
+/// tie-breaker; [`crate::accounts`] writes the very same expression in its claim so
+/// that the planner matches it. No column has to be kept in step by the code that
+/// writes those three. It replaces `idx_accounts_due (status, next_sync_at)`, which no
+/// query could use.
+struct FleetClaim;
+
+impl MigrationName for FleetClaim {
+    fn name(&self) -> &str {
+        "m20261206_000004_fleet_claim"
+    }
+}
+
+/// The key of `idx_accounts_claim` on PostgreSQL (`GREATEST` ignores `NULL`s).
+pub(crate) const CLAIMABLE_AT_POSTGRES: &str = "COALESCE(GREATEST(next_sync_at, throttled_until, \
+     lease_expires_at), '-infinity'::timestamptz)";
+
+/// The key of `idx_accounts_claim` on SQLite, where timestamps are RFC 3339 text (the
+/// many-argument `max` is `NULL` if any argument is: each is coalesced to `''`).
+pub(crate) const CLAIMABLE_AT_SQLITE: &str = "max(COALESCE(next_sync_at, ''), \
+     COALESCE(throttled_until, ''), COALESCE(lease_expires_at, ''))";
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for FleetClaim {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let key = match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => CLAIMABLE_AT_POSTGRES,
+            _ => CLAIMABLE_AT_SQLITE,
+        };
+        let db = manager.get_connection();
+        db.execute_unprepared(&format!(
+            "CREATE INDEX idx_accounts_claim ON accounts (({key}), id) WHERE status = 'active'"
+        ))
+        .await?;
+        db.execute_unprepared("DROP INDEX idx_accounts_due").await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP INDEX idx_accounts_claim")
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_accounts_due")
+                    .table(Accounts::Table)
+                    .col(Accounts::Status)
+                    .col(Accounts::NextSyncAt)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

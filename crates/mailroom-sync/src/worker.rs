@@ -99,6 +99,15 @@ pub struct WorkerStats {
     pub lease_lost: u64,
     /// Account syncs stopped by the shutdown.
     pub interrupted: u64,
+    /// Claim statements sent (each leases a batch of due accounts, maybe none).
+    pub claims: u64,
+}
+
+impl WorkerStats {
+    /// Account syncs started, however they ended.
+    pub fn syncs(&self) -> u64 {
+        self.synced + self.failed + self.lease_lost + self.interrupted
+    }
 }
 
 impl Syncer {
@@ -112,6 +121,12 @@ impl Syncer {
         shutdown: CancellationToken,
     ) -> Result<WorkerStats> {
         let concurrency = config.concurrency.max(1);
+        // Claims wait until this many slots are free (or none is busy), so that one
+        // statement leases a batch instead of one account per finished sync.
+        let batch = claim_batch(concurrency);
+        // When a claim found fewer due accounts than it asked for, the next one waits
+        // for the poll interval (or a wake-up).
+        let mut short_claim_at: Option<std::time::Instant> = None;
         let mut running: JoinSet<Result<Outcome>> = JoinSet::new();
         let mut stats = WorkerStats::default();
         let mut store_backoff = Duration::from_millis(500);
@@ -133,7 +148,10 @@ impl Syncer {
         loop {
             config.observer.worker_polled(&config.worker_id);
             let mut claimed_any = false;
-            if !shutdown.is_cancelled() && running.len() < concurrency {
+            let may_claim = !shutdown.is_cancelled()
+                && (running.is_empty() || concurrency - running.len() >= batch)
+                && short_claim_at.is_none_or(|at| at.elapsed() >= config.poll_interval);
+            if may_claim {
                 let now = if config.once { pass_start } else { Utc::now() };
                 let until =
                     Utc::now() + chrono::Duration::from_std(config.lease_ttl).unwrap_or_default();
@@ -144,7 +162,10 @@ impl Syncer {
                     .await
                 {
                     Ok(accounts) => {
+                        stats.claims += 1;
                         store_backoff = Duration::from_millis(500);
+                        short_claim_at =
+                            ((accounts.len() as u64) < free).then(std::time::Instant::now);
                         claimed_any = !accounts.is_empty();
                         for account in accounts {
                             let syncer = self.clone();
@@ -198,8 +219,9 @@ impl Syncer {
                 if !claimed_any {
                     tokio::select! {
                         () = tokio::time::sleep(config.poll_interval) => {}
-                        () = wake.notified() => {}
-                        () = woken(&config.push) => {}
+                        // An account was made due: claim at once.
+                        () = wake.notified() => short_claim_at = None,
+                        () = woken(&config.push) => short_claim_at = None,
                         () = shutdown.cancelled() => {}
                     }
                 }
@@ -211,13 +233,22 @@ impl Syncer {
                 tokio::select! {
                     joined = running.join_next() => joined,
                     () = tokio::time::sleep(config.poll_interval) => None,
-                    () = wake.notified() => None,
-                    () = woken(&config.push) => None,
+                    () = wake.notified() => {
+                        short_claim_at = None;
+                        None
+                    }
+                    () = woken(&config.push) => {
+                        short_claim_at = None;
+                        None
+                    }
                     () = shutdown.cancelled() => None,
                 }
             };
             if let Some(joined) = joined {
                 record(&config.worker_id, joined, &mut stats);
+                while let Some(joined) = running.try_join_next() {
+                    record(&config.worker_id, joined, &mut stats);
+                }
             }
         }
         tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
@@ -231,6 +262,12 @@ async fn woken(push: &Option<Push>) {
         Some(push) => push.woken().await,
         None => std::future::pending().await,
     }
+}
+
+/// How many free slots make a claim worth a statement: an eighth of the slots (at
+/// most an eighth of them stay idle until the batch fills), at least one.
+fn claim_batch(concurrency: usize) -> usize {
+    (concurrency / 8).max(1)
 }
 
 fn record(

@@ -26,6 +26,9 @@ pub struct Progress {
     accounts: Mutex<HashMap<i64, ProgressBar>>,
     last_of_account: Mutex<HashMap<i64, ProgressBar>>,
     folders: Mutex<HashMap<i64, ProgressBar>>,
+    /// The bars of each running account's folders, taken off the screen (and out of
+    /// memory) with the account's own when it finishes: a line stays instead.
+    bars_of_account: Mutex<HashMap<i64, Vec<ProgressBar>>>,
 }
 
 impl std::fmt::Debug for Progress {
@@ -53,6 +56,7 @@ impl Progress {
             accounts: Mutex::new(HashMap::new()),
             last_of_account: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
+            bars_of_account: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -123,6 +127,12 @@ impl SyncObserver for Progress {
         }
         bar.enable_steady_tick(Duration::from_millis(120));
         last.insert(account.id, bar.clone());
+        self.bars_of_account
+            .lock()
+            .expect("not poisoned")
+            .entry(account.id)
+            .or_default()
+            .push(bar.clone());
         self.folders
             .lock()
             .expect("not poisoned")
@@ -174,6 +184,29 @@ impl SyncObserver for Progress {
                 "✘"
             };
             bar.finish_with_message(format!("{mark} {}", outcome_text(&report.outcome)));
+            // The account's bars leave the screen and memory, a line stays: the bars
+            // of thousands of accounts would otherwise all be kept to the end.
+            self.multi.remove(&bar);
+            let totals = report.totals();
+            let _ = self.multi.println(format!(
+                "{mark} {} {}: {} new/updated, {} removed",
+                report.email,
+                outcome_text(&report.outcome),
+                totals.upserted,
+                totals.removed + totals.reconciled
+            ));
+        }
+        self.last_of_account
+            .lock()
+            .expect("not poisoned")
+            .remove(&report.account_id);
+        let bars = self
+            .bars_of_account
+            .lock()
+            .expect("not poisoned")
+            .remove(&report.account_id);
+        for bar in bars.into_iter().flatten() {
+            self.multi.remove(&bar);
         }
     }
 }
@@ -186,9 +219,77 @@ struct Row {
 }
 
 enum RowResult {
-    Report(AccountReport),
+    Report(Summary),
     Skipped(AccountStatus),
     Error(anyhow::Error),
+}
+
+/// What the summary needs of an [`AccountReport`], kept instead of it (the report
+/// holds every folder's stored row) so that the memory of a sync of many accounts
+/// stays small.
+struct Summary {
+    outcome: Outcome,
+    folders: usize,
+    totals: PageStats,
+    credentials_refreshed: bool,
+    /// The folders' JSON entries, only with `--json`.
+    folder_json: Vec<Value>,
+    /// What to say about gone folders.
+    gone: Vec<String>,
+}
+
+impl Summary {
+    fn of(r: AccountReport, json: bool) -> Summary {
+        let folder_json = if json {
+            r.folders
+                .iter()
+                .map(|f| {
+                    json!({
+                        "folder": f.folder.folder.path,
+                        "pages": f.pages,
+                        "upserted": f.stats.upserted,
+                        "removed": f.stats.removed,
+                        "reconciled": f.stats.reconciled,
+                        "read_state": f.stats.read_state,
+                        "reset": f.reset,
+                        "error": f.error,
+                        "gone_since": output::json_time(f.gone_since),
+                        "purged": f.purged,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let gone = r
+            .folders
+            .iter()
+            .filter(|f| f.gone_since.is_some())
+            .map(|f| {
+                format!(
+                    "{}: folder {} is gone on the server (since {}){}",
+                    r.email,
+                    f.folder.folder.path,
+                    output::opt_time(f.gone_since),
+                    match (f.purged, f.folder.missed_syncs) {
+                        (0, 0 | 1) =>
+                            " — its local copies are deleted if the next sync still misses it"
+                                .to_owned(),
+                        (0, _) => String::new(),
+                        (n, _) => format!(" — its {n} local messages were deleted"),
+                    }
+                )
+            })
+            .collect();
+        Summary {
+            totals: r.totals(),
+            folders: r.folders.len(),
+            credentials_refreshed: r.credentials_refreshed,
+            outcome: r.outcome,
+            folder_json,
+            gone,
+        }
+    }
 }
 
 impl Row {
@@ -264,7 +365,7 @@ impl Row {
         });
         match &self.result {
             RowResult::Report(r) => {
-                let totals = r.totals();
+                let totals = r.totals;
                 v["upserted"] = json!(totals.upserted);
                 v["removed"] = json!(totals.removed + totals.reconciled);
                 v["read_state"] = json!(totals.read_state);
@@ -274,24 +375,7 @@ impl Row {
                     Outcome::Failed { kind, .. } => v["error_kind"] = json!(kind.as_str()),
                     _ => {}
                 }
-                v["folders"] = r
-                    .folders
-                    .iter()
-                    .map(|f| {
-                        json!({
-                            "folder": f.folder.folder.path,
-                            "pages": f.pages,
-                            "upserted": f.stats.upserted,
-                            "removed": f.stats.removed,
-                            "reconciled": f.stats.reconciled,
-                            "read_state": f.stats.read_state,
-                            "reset": f.reset,
-                            "error": f.error,
-                            "gone_since": output::json_time(f.gone_since),
-                            "purged": f.purged,
-                        })
-                    })
-                    .collect();
+                v["folders"] = Value::Array(r.folder_json.clone());
             }
             RowResult::Skipped(status) => v["status"] = json!(status.as_str()),
             RowResult::Error(_) => {}
@@ -314,29 +398,35 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let store = ctx.store().await?;
     let explicit = !args.accounts.is_empty();
-    let mut accounts: Vec<Account> = Vec::new();
-    if explicit {
-        for email in &args.accounts {
-            let a = ctx.account(email).await?;
-            if !accounts.iter().any(|b| b.id == a.id) {
-                accounts.push(a);
-            }
+    // Named accounts are read here; all accounts are read a page at a time as the
+    // sync goes, so that memory does not grow with their number.
+    let mut named: Vec<Account> = Vec::new();
+    for email in &args.accounts {
+        let a = ctx.account(email).await?;
+        if !named.iter().any(|b| b.id == a.id) {
+            named.push(a);
         }
-    } else {
-        accounts = store.list_accounts().await?;
     }
-    if accounts.is_empty() {
+    if !explicit && store.list_accounts_after(0, 1).await?.is_empty() {
         eprintln!("no accounts yet — add one with `mailroom account add outlook --email …`");
         return Ok(());
     }
+    let accounts = || -> futures::stream::BoxStream<'_, Result<Account>> {
+        if explicit {
+            futures::stream::iter(named.clone().into_iter().map(Ok)).boxed()
+        } else {
+            all_accounts(store).boxed()
+        }
+    };
     let syncer = ctx.syncer().await?;
     let vault = ctx.vault().await?;
     if !args.folders.is_empty() {
-        for a in accounts
-            .iter()
-            .filter(|a| explicit || a.status == AccountStatus::Active)
-        {
-            named_folders(ctx, a, &args.folders, args.add).await?;
+        let mut pass = accounts();
+        while let Some(a) = pass.next().await {
+            let a = a?;
+            if explicit || a.status == AccountStatus::Active {
+                named_folders(ctx, &a, &args.folders, args.add).await?;
+            }
         }
     }
 
@@ -360,58 +450,60 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         interval: None,
         ..SyncRequest::default()
     };
-    let mut rows: Vec<(usize, Row)> = Vec::new();
-    let mut due = Vec::new();
-    for (i, a) in accounts.into_iter().enumerate() {
-        if !explicit && a.status != AccountStatus::Active {
-            rows.push((
-                i,
-                Row {
-                    email: a.email.clone(),
-                    result: RowResult::Skipped(a.status),
-                    duration: Duration::ZERO,
-                },
-            ));
-        } else if let Err(e) = ctx.decrypt(&vault, &a) {
-            // Said here in plain words, with the key to check; the engine would only
-            // record it on the account.
-            rows.push((
-                i,
-                Row {
-                    email: a.email.clone(),
-                    result: RowResult::Error(e),
-                    duration: Duration::ZERO,
-                },
-            ));
-        } else {
-            due.push((i, a));
-        }
-    }
-    let synced: Vec<(usize, Row)> = futures::stream::iter(due)
+    let json = ctx.json();
+    let mut results = accounts()
+        .enumerate()
         .map(|(i, a)| {
             let syncer = &syncer;
             let request = &request;
+            let vault = &vault;
             async move {
+                let a = a?;
                 let started = Instant::now();
-                let result = match syncer.sync_account(a.id, request).await {
-                    Ok(report) => RowResult::Report(report),
-                    Err(e) => RowResult::Error(anyhow::Error::new(e)),
+                let result = if !explicit && a.status != AccountStatus::Active {
+                    RowResult::Skipped(a.status)
+                } else if let Err(e) = ctx.decrypt(vault, &a) {
+                    // Said here in plain words, with the key to check; the engine would
+                    // only record it on the account.
+                    RowResult::Error(e)
+                } else {
+                    match syncer.sync_account(a.id, request).await {
+                        Ok(report) => RowResult::Report(Summary::of(report, json)),
+                        Err(e) => RowResult::Error(anyhow::Error::new(e)),
+                    }
                 };
-                (
+                let duration = match result {
+                    RowResult::Report(_) | RowResult::Error(_) => started.elapsed(),
+                    RowResult::Skipped(_) => Duration::ZERO,
+                };
+                Ok::<_, anyhow::Error>((
                     i,
                     Row {
                         email: a.email,
                         result,
-                        duration: started.elapsed(),
+                        duration,
                     },
-                )
+                ))
             }
         })
-        .buffer_unordered(usize::from(args.concurrency))
-        .collect()
-        .await;
+        .buffer_unordered(usize::from(args.concurrency));
+    let mut rows: Vec<(usize, Row)> = Vec::new();
+    let mut failed = None;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(row) => rows.push(row),
+            // The syncs under way finish; no new one starts.
+            Err(e) => {
+                cancel.cancel();
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    drop(results);
     watcher.abort();
-    rows.extend(synced);
+    if let Some(e) = failed {
+        return Err(e);
+    }
     rows.sort_by_key(|(i, _)| *i);
     let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
     let _ = progress.multi.clear();
@@ -430,9 +522,9 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         for row in &rows {
             let (folders, upserted, removed) = match &row.result {
                 RowResult::Report(r) => {
-                    let t = r.totals();
+                    let t = r.totals;
                     (
-                        r.folders.len().to_string(),
+                        r.folders.to_string(),
                         t.upserted.to_string(),
                         (t.removed + t.reconciled).to_string(),
                     )
@@ -455,20 +547,8 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
             eprintln!("{}: {problem}", row.email);
         }
         if let RowResult::Report(r) = &row.result {
-            for f in r.folders.iter().filter(|f| f.gone_since.is_some()) {
-                eprintln!(
-                    "{}: folder {} is gone on the server (since {}){}",
-                    row.email,
-                    f.folder.folder.path,
-                    output::opt_time(f.gone_since),
-                    match (f.purged, f.folder.missed_syncs) {
-                        (0, 0 | 1) =>
-                            " — its local copies are deleted if the next sync still misses it"
-                                .to_owned(),
-                        (0, _) => String::new(),
-                        (n, _) => format!(" — its {n} local messages were deleted"),
-                    }
-                );
+            for line in &r.gone {
+                eprintln!("{line}");
             }
         }
     }
@@ -492,6 +572,26 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         ),
     };
     Err(Failure::err(code, message))
+}
+
+/// Every account, read a page at a time.
+fn all_accounts(
+    store: &mailroom_store::Store,
+) -> impl futures::Stream<Item = Result<Account>> + Send + '_ {
+    use futures::TryStreamExt as _;
+    const PAGE: u64 = 256;
+    futures::stream::try_unfold(Some(0_i64), move |after| async move {
+        let Some(after) = after else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        let page = store.list_accounts_after(after, PAGE).await?;
+        let next = (page.len() as u64 == PAGE).then(|| page.last().map_or(after, |a| a.id));
+        Ok(Some((
+            futures::stream::iter(page.into_iter().map(Ok)),
+            next,
+        )))
+    })
+    .try_flatten()
 }
 
 /// `sync --folder`: every name is checked. A folder the account syncs anyway is fine;

@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use mailroom_core::AccountStatus;
 use mailroom_server::ops::{Ops, WorkerHealth};
 use mailroom_store::Account;
-use mailroom_sync::{AccountReport, Outcome, SyncObserver, WorkerConfig, WorkerStats};
+use mailroom_sync::{AccountReport, Outcome, SyncObserver, WorkerConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -253,7 +253,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
         "mailroom: worker stopped: {} synced, {} failed, {} interrupted, {} lost to another worker",
         stats.synced, stats.failed, stats.interrupted, stats.lease_lost
     );
-    if args.once && stats == WorkerStats::default() {
+    if args.once && stats.syncs() == 0 {
         eprintln!("mailroom: {}", nothing_due(ctx).await?);
     }
     let worst = *log.worst.lock().expect("not poisoned");

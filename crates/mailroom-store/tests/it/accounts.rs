@@ -142,3 +142,27 @@ async fn key_rotation_reseals_every_account() {
         );
     }
 }
+
+#[tokio::test]
+async fn accounts_are_listed_a_page_at_a_time_by_id() {
+    for store in crate::support::stores().await {
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            ids.push(
+                crate::support::account(&store, &format!("page{i}@example.com"))
+                    .await
+                    .id,
+            );
+        }
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.list_accounts_after(after, 3).await.unwrap();
+            assert!(page.len() <= 3);
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            seen.extend(page.iter().map(|a| a.id));
+        }
+        assert_eq!(seen, ids, "{:?}", store.backend());
+    }
+}

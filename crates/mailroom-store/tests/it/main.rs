@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh schema per test; `cargo xtask ci` starts the server).
 
 mod accounts;
+mod claims;
 mod connect;
 mod examples;
 mod folders;

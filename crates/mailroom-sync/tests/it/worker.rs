@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use mailroom_store::MessageQuery;
-use mailroom_sync::{WorkerConfig, WorkerStats};
+use mailroom_sync::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{setup, stores, syncer};
@@ -44,7 +44,7 @@ async fn a_worker_pass_syncs_every_due_account_once_and_releases_leases() {
             .run_worker(config.clone(), CancellationToken::new())
             .await
             .unwrap();
-        assert_eq!(stats, WorkerStats::default());
+        assert_eq!(stats.syncs(), 0, "{stats:?}");
 
         // With a zero interval an account is due again as soon as it is synced; a pass
         // still syncs each due account exactly once and ends.
@@ -99,5 +99,61 @@ async fn shutdown_stops_the_worker_and_releases_leases() {
         for a in &accounts {
             assert_eq!(store.get_account(a.id).await.unwrap().lease_owner, None);
         }
+    }
+}
+
+/// A worker pass over `n` accounts already synced once, with no change, `concurrency`
+/// 16: (statements per account besides the claims, claim statements).
+async fn no_change_pass(store: &mailroom_store::Store, n: usize) -> (f64, u64) {
+    let emails: Vec<String> = (0..n).map(|i| format!("u{i}@x")).collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (vault, _) = setup(store, &refs).await;
+    let syncer = syncer(store, vault, |c| {
+        FakeConnector::new(10, 7, c, Script::default())
+    });
+    let config = WorkerConfig {
+        worker_id: "w-count".into(),
+        concurrency: 16,
+        once: true,
+        interval: Duration::ZERO,
+        poll_interval: Duration::from_millis(20),
+        ..WorkerConfig::default()
+    };
+    let first = syncer
+        .run_worker(config.clone(), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(first.synced as usize, n, "{first:?}");
+    let before = store.statements_sent();
+    let second = syncer
+        .run_worker(config, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(second.synced as usize, n, "{second:?}");
+    let statements = store.statements_sent() - before - second.claims;
+    (statements as f64 / n as f64, second.claims)
+}
+
+#[tokio::test]
+async fn a_no_change_sync_costs_a_few_statements_whatever_the_number_of_accounts() {
+    let mut per_account = Vec::new();
+    for n in [8, 64] {
+        for store in stores().await {
+            let b = store.backend();
+            let (statements, claims) = no_change_pass(&store, n).await;
+            // Leases come in batches: a claim waits for 16 / 8 = 2 free slots.
+            assert!(claims as usize <= n / 2 + 2, "{b:?} {n}: {claims} claims");
+            // Read the account and its folders, renew the lease, store the cursor,
+            // record the outcome.
+            assert!(statements <= 7.0, "{b:?} {n}: {statements} per account");
+            per_account.push((b, n, statements));
+        }
+    }
+    for (b, n, statements) in &per_account[2..] {
+        let (_, _, few) = per_account.iter().find(|p| p.0 == *b).unwrap();
+        assert!(
+            (statements - few).abs() < 0.01,
+            "{b:?}: {statements} statements per account for {n}, {few} for 8"
+        );
     }
 }
