@@ -9,8 +9,7 @@
 //! front of it, and the default address is loopback.
 //!
 //! ```no_run
-//! use mailroom_server::{Server, ServerState};
-//! use mailroom_sync::CancellationToken;
+//! use mailroom_server::{CancellationToken, Server, ServerState};
 //!
 //! # async fn demo(state: ServerState) -> std::io::Result<()> {
 //! let server = Server::bind("127.0.0.1:0".parse().unwrap(), state).await?;
@@ -24,7 +23,13 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use mailroom_sync::{CancellationToken, Push, Syncer};
+use mailroom_sync::{Push, Syncer};
+
+/// The sync engine this server hands over to (its `Syncer`, `Push`, store, …), so
+/// that this crate alone builds a whole worker.
+pub use mailroom_sync as sync;
+/// How the listener is told to stop, shared with the worker.
+pub use mailroom_sync::CancellationToken;
 
 pub mod notifications;
 pub mod ops;
