@@ -89,11 +89,11 @@ async fn sync_killed_fifty_times_just_after_refreshes_loses_no_account() {
         // refresh is in flight (the next one of an account comes a second later). No
         // client survives a kill between the server's rotation and the answer being
         // stored (a few ms, but behind the one SQLite writer's current page on a
-        // loaded machine: 100 ms was seen to be too short once in CI): the 250 ms
-        // minimum keeps the test out of that window, while the old code (storing after
-        // the Graph call and its retries, `Retry-After: 1`) lost every account within 8
-        // kills.
-        let delay = Duration::from_millis(rng.range(250, 400));
+        // loaded machine: 100 ms, then 250 ms, were each seen to be too short once in
+        // CI at load average ~10): the 400 ms minimum keeps the test out of that
+        // window, while the old code (storing after the Graph call and its retries,
+        // `Retry-After: 1`) lost every account within 8 kills.
+        let delay = Duration::from_millis(rng.range(400, 700));
         let mut seen = refreshes(&env);
         let mut last: Option<Instant> = None;
         let deadline = Instant::now() + Duration::from_secs(10);
