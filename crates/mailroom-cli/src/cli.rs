@@ -494,7 +494,8 @@ pub struct WorkerArgs {
     /// https address of the reverse proxy in front of --listen); needs --listen
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
-    /// With push healthy, poll an account this often anyway (the safety net)
+    /// With push healthy (every folder's Graph subscription, or IMAP IDLE on an account
+    /// that syncs only its Inbox), poll the account this often anyway (the safety net)
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub push_safety_interval: Duration,
 }

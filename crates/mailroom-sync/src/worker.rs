@@ -38,6 +38,10 @@ pub struct WorkerConfig {
     pub idle_connections: usize,
     /// How long one IDLE lasts before it is re-issued (RFC 2177: under 29 minutes).
     pub idle_renew: Duration,
+    /// How often an IMAP account is polled anyway while this worker watches it with
+    /// IDLE (the safety net), when the Inbox is all it syncs (IDLE watches only the
+    /// Inbox). Never less than `interval`.
+    pub idle_safety_interval: Duration,
     /// Graph change notifications: subscriptions kept by this worker, wake-ups, and
     /// the safety-net interval for accounts whose push is healthy. `None`: polling only.
     pub push: Option<Push>,
@@ -55,6 +59,7 @@ impl Default for WorkerConfig {
             observer: Arc::new(NoopObserver),
             idle_connections: 100,
             idle_renew: mailroom_imap::DEFAULT_IDLE_RENEW,
+            idle_safety_interval: Duration::from_secs(3600),
             push: None,
         }
     }
@@ -179,6 +184,15 @@ impl Syncer {
                                 observer: config.observer.clone(),
                                 ..SyncRequest::default()
                             };
+                            let mut request = request;
+                            if let Some(idle) = &idle
+                                && idle.is_watching(account.id)
+                                && inbox_only(&account)
+                            {
+                                // New mail wakes a sync: polling is only the safety net.
+                                request.interval =
+                                    Some(config.interval.max(config.idle_safety_interval));
+                            }
                             let idle = idle.clone();
                             let push = config.push.clone();
                             running.spawn(async move {
@@ -254,6 +268,14 @@ impl Syncer {
         tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
         Ok(stats)
     }
+}
+
+/// Whether `account` syncs its Inbox alone (the folder IDLE watches).
+fn inbox_only(account: &mailroom_store::Account) -> bool {
+    account
+        .sync_folders
+        .iter()
+        .all(|f| f.eq_ignore_ascii_case("inbox"))
 }
 
 /// A notification made accounts due (never, without push).

@@ -185,6 +185,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> Result<()> {
         once: args.once,
         observer: log.clone(),
         idle_connections: args.idle_connections,
+        idle_safety_interval: args.push_safety_interval,
         idle_renew: defaults.idle_renew,
         push: push.clone(),
     };

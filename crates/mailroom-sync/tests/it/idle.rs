@@ -223,3 +223,42 @@ async fn idle_connections_are_capped_and_unwatched_accounts_wait_for_polling() {
     request_sync(&store, ids[2], &wake).await.unwrap();
     assert!(due(&store.get_account(ids[2]).await.unwrap()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_inbox_is_polled_only_at_the_safety_interval() {
+    let dovecot = Dovecot::start().expect("Dovecot starts (apt-get install dovecot-imapd)");
+    let mut admin = dovecot.admin("ann").await.unwrap();
+    append(&mut admin, 0).await;
+    let (syncer, ids) = setup(&dovecot, &["ann"]).await;
+    let store = syncer.store().clone();
+    let shutdown = CancellationToken::new();
+    // Polled every second, unless IDLE watches the account.
+    let config = WorkerConfig {
+        interval: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(200),
+        idle_safety_interval: Duration::from_secs(3600),
+        ..worker_config()
+    };
+    let worker = tokio::spawn({
+        let syncer = syncer.clone();
+        let shutdown = shutdown.clone();
+        async move { syncer.run_worker(config, shutdown).await }
+    });
+    until_stored(&store, ids[0], 1, Duration::from_secs(20)).await;
+    // The first sync is due again a second later; from then on the watcher is there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    append(&mut admin, 1).await;
+    until_stored(&store, ids[0], 2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    shutdown.cancel();
+    let stats = worker.await.unwrap().unwrap();
+    // Polled every second, 7 s would be 7 syncs or more.
+    assert!((2..=4).contains(&stats.synced), "{stats:?}");
+    let account = store.get_account(ids[0]).await.unwrap();
+    let next = account.next_sync_at.expect("a next sync time");
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::minutes(30),
+        "next sync at {next}, not an hour away"
+    );
+}
