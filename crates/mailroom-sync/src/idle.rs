@@ -70,6 +70,31 @@ struct Inner {
     wake: Arc<Notify>,
     shutdown: CancellationToken,
     watched: Mutex<HashMap<i64, tokio::task::AbortHandle>>,
+    /// Accounts whose watcher is in IDLE now (connected, not in a back-off).
+    idling: Mutex<std::collections::HashSet<i64>>,
+}
+
+/// Marks an account as in IDLE while alive.
+struct Idling<'a> {
+    inner: &'a Inner,
+    account_id: i64,
+}
+
+impl<'a> Idling<'a> {
+    fn start(inner: &'a Inner, account_id: i64) -> Self {
+        inner.idling.lock().expect("idle set").insert(account_id);
+        Idling { inner, account_id }
+    }
+}
+
+impl Drop for Idling<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .idling
+            .lock()
+            .expect("idle set")
+            .remove(&self.account_id);
+    }
 }
 
 impl std::fmt::Debug for IdleWatchers {
@@ -100,6 +125,7 @@ impl IdleWatchers {
                 wake,
                 shutdown,
                 watched: Mutex::new(HashMap::new()),
+                idling: Mutex::new(Default::default()),
             }),
         }
     }
@@ -116,6 +142,16 @@ impl IdleWatchers {
             .lock()
             .expect("idle map")
             .contains_key(&account_id)
+    }
+
+    /// Whether a watcher of `account_id` is in IDLE now: connected, not starting, not
+    /// waiting to reconnect.
+    pub fn is_idling(&self, account_id: i64) -> bool {
+        self.inner
+            .idling
+            .lock()
+            .expect("idle set")
+            .contains(&account_id)
     }
 
     /// After this worker synced account `account_id`: starts watching its Inbox, unless
@@ -225,6 +261,7 @@ async fn watch_once(inner: &Inner, account_id: i64, first: bool) -> Stop {
         }
     };
     tracing::debug!(account = %account.email, "imap idle watching the inbox");
+    let _idling = Idling::start(inner, account_id);
     if !first {
         wake(inner, account_id).await;
     }

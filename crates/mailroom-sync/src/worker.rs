@@ -38,8 +38,8 @@ pub struct WorkerConfig {
     pub idle_connections: usize,
     /// How long one IDLE lasts before it is re-issued (RFC 2177: under 29 minutes).
     pub idle_renew: Duration,
-    /// How often an IMAP account is polled anyway while this worker watches it with
-    /// IDLE (the safety net), when the Inbox is all it syncs (IDLE watches only the
+    /// How often an IMAP account is polled anyway while this worker's watcher of it is
+    /// in IDLE (the safety net), when the Inbox is all it syncs (IDLE watches only the
     /// Inbox). Never less than `interval`.
     pub idle_safety_interval: Duration,
     /// Graph change notifications: subscriptions kept by this worker, wake-ups, and
@@ -186,7 +186,7 @@ impl Syncer {
                             };
                             let mut request = request;
                             if let Some(idle) = &idle
-                                && idle.is_watching(account.id)
+                                && idle.is_idling(account.id)
                                 && inbox_only(&account)
                             {
                                 // New mail wakes a sync: polling is only the safety net.
