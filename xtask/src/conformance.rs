@@ -46,7 +46,11 @@ pub(crate) fn run(root: &Path, build: bool) -> Result<()> {
             cargo(&["build", "-p", "mailroom-sim", "--bin", "mailroom-sim"]),
         )?;
     }
-    let venv = ensure_venv(root, &target.join("conformance-venv"))?;
+    let venv = ensure_venv(
+        &root.join(SUITE).join("requirements.txt"),
+        &target.join("conformance-venv"),
+        "conformance",
+    )?;
     let mut child = Simulator::start(&sim)?;
     let urls = child.urls.clone();
     let get = |key: &str| {
@@ -78,7 +82,8 @@ fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-fn python(venv: &Path) -> PathBuf {
+/// The interpreter of a virtual environment.
+pub(crate) fn python(venv: &Path) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join("python.exe")
     } else {
@@ -86,11 +91,11 @@ fn python(venv: &Path) -> PathBuf {
     }
 }
 
-/// Creates the virtual environment, or keeps it when its stamp (the
-/// requirements and the interpreter's version) still matches.
-fn ensure_venv(root: &Path, venv: &Path) -> Result<PathBuf> {
-    let requirements = root.join(SUITE).join("requirements.txt");
-    let pins = std::fs::read_to_string(&requirements)
+/// Creates the virtual environment `venv` of `requirements` (`what` names it in
+/// messages), or keeps it when its stamp (the requirements and the interpreter's
+/// version) still matches.
+pub(crate) fn ensure_venv(requirements: &Path, venv: &Path, what: &str) -> Result<PathBuf> {
+    let pins = std::fs::read_to_string(requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;
     let version = Command::new("python3")
         .arg("--version")
@@ -102,7 +107,7 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<PathBuf> {
     );
     let stamp = venv.join("mailroom-requirements.txt");
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) && python(venv).exists() {
-        eprintln!("xtask: conformance venv up to date ({})", venv.display());
+        eprintln!("xtask: {what} venv up to date ({})", venv.display());
         return Ok(venv.to_owned());
     }
     if venv.exists() {
@@ -123,8 +128,8 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<PathBuf> {
             "--no-input",
             "-r",
         ])
-        .arg(&requirements);
-    step("pip install (conformance requirements)", install)?;
+        .arg(requirements);
+    step(&format!("pip install ({what} requirements)"), install)?;
     std::fs::write(&stamp, stamp_text)
         .with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(venv.to_owned())

@@ -103,61 +103,36 @@ fn ensure_postgres() -> Result<()> {
 /// Installs Dovecot's IMAP server from Debian if `dovecot` is missing. The tests run
 /// their own unprivileged instances; the system service is not needed.
 pub(crate) fn ensure_dovecot() -> Result<()> {
-    if have("dovecot") {
-        return Ok(());
-    }
-    eprintln!("xtask: installing dovecot-imapd (apt-get)");
-    run(
-        "apt-get update",
-        Command::new("apt-get").args(["update", "-qq"]),
-    )?;
-    let install = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "dovecot-imapd",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .context("cannot run apt-get install")?;
-    // The package's post-install may fail to start the system service in a container;
-    // what the tests need is the binary.
-    if !have("dovecot") {
-        bail!(
-            "apt-get install dovecot-imapd failed: {}",
-            String::from_utf8_lossy(&install.stderr).trim()
-        );
-    }
-    Ok(())
+    apt_install("dovecot-imapd", "dovecot")
 }
 
 /// Installs Debian's Chromium for the status page's headless browser test
 /// (crates/mailroom-server) if `chromium` is missing.
 pub(crate) fn ensure_chromium() -> Result<()> {
-    if have("chromium") {
+    apt_install("chromium", "chromium")
+}
+
+/// Installs Debian's `package` (apt-get) unless `program` is already on the PATH;
+/// does nothing the second time.
+pub(crate) fn apt_install(package: &str, program: &str) -> Result<()> {
+    if have(program) {
         return Ok(());
     }
-    eprintln!("xtask: installing chromium (apt-get)");
+    eprintln!("xtask: installing {package} (apt-get)");
     run(
         "apt-get update",
         Command::new("apt-get").args(["update", "-qq"]),
     )?;
     let install = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-        ])
+        .args(["install", "-y", "-qq", "--no-install-recommends", package])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .output()
-        .context("cannot run apt-get install")?;
-    if !have("chromium") {
+        .with_context(|| format!("cannot run apt-get install {package}"))?;
+    // A package's post-install may fail to start its system service in a container;
+    // what is needed is the binary.
+    if !have(program) {
         bail!(
-            "apt-get install chromium failed: {}",
+            "apt-get install {package} failed: {}",
             String::from_utf8_lossy(&install.stderr).trim()
         );
     }

@@ -291,19 +291,7 @@ fn collect_pieces(r: &Response<'_>, pieces: &mut Pieces) {
     }) else {
         return;
     };
-    for a in attrs {
-        if let AttributeValue::BodySection {
-            section: Some(SectionPath::Part(path, None)),
-            index,
-            data: Some(data),
-        } = a
-        {
-            let n = path
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(".");
-            pieces.insert((uid, n, index.unwrap_or(0)), data.to_vec());
-        }
+    for (n, index, data) in crate::sizes::part_sections(attrs) {
+        pieces.insert((uid, n, index), data.to_vec());
     }
 }

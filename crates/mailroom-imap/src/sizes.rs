@@ -143,25 +143,35 @@ impl Conn {
             {
                 return;
             }
-            for a in attrs {
-                if let AttributeValue::BodySection {
-                    section: Some(SectionPath::Part(path, None)),
-                    index,
-                    data: Some(data),
-                } = a
-                {
-                    let n = path
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(".");
-                    pieces.insert((n, index.unwrap_or(0)), data.to_vec());
-                }
+            for (n, index, data) in part_sections(attrs) {
+                pieces.insert((n, index), data.to_vec());
             }
         })
         .await?;
         Ok(pieces)
     }
+}
+
+/// The partial body sections (`BODY[n]<i>`) of a FETCH response's attributes: part
+/// number as text (`1.2`), start offset, bytes.
+pub(crate) fn part_sections<'a>(
+    attrs: &'a [AttributeValue<'_>],
+) -> impl Iterator<Item = (String, u32, &'a [u8])> {
+    attrs.iter().filter_map(|a| match a {
+        AttributeValue::BodySection {
+            section: Some(SectionPath::Part(path, None)),
+            index,
+            data: Some(data),
+        } => {
+            let n = path
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".");
+            Some((n, index.unwrap_or(0), data.as_ref()))
+        }
+        _ => None,
+    })
 }
 
 fn number(part: &StructurePart) -> String {
