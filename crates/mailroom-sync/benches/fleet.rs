@@ -244,9 +244,9 @@ async fn sealed_tokens(
     rows.into_iter().map(|r| (r.1, r.2)).collect()
 }
 
-/// Peak RSS of `mailroom sync` (the release binary, summary table) over `n` accounts
-/// in a SQLite file, 64 at once (`--concurrency 64`), their first sync.
-async fn sync_rss(n: usize, mailroom: &std::path::Path) {
+/// Peak RSS of `mailroom sync` (the release binary, summary table or `--json`) over
+/// `n` accounts in a SQLite file, 64 at once (`--concurrency 64`), their first sync.
+async fn sync_rss(n: usize, mailroom: &std::path::Path, json: bool) {
     let sim = SimProcess::spawn(
         SimProcess::binary().unwrap(),
         [
@@ -285,6 +285,7 @@ async fn sync_rss(n: usize, mailroom: &std::path::Path) {
     let out = std::process::Command::new("/usr/bin/time")
         .args(["-f", "peak-rss-kib %M"])
         .arg(mailroom)
+        .args(json.then_some("--json"))
         .args(["sync", "--concurrency", "64"])
         .env("MAILROOM_DATABASE_URL", &url)
         .env("MAILROOM_KEY", key.secret())
@@ -298,17 +299,24 @@ async fn sync_rss(n: usize, mailroom: &std::path::Path) {
     let secs = start.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "mailroom sync failed: {stderr}");
-    // The summary table: a header, then a line per account.
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(table.lines().count(), n + 1, "{table}");
-    assert_eq!(table.lines().filter(|l| l.contains(" synced ")).count(), n);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if json {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(rows.len(), n);
+        assert!(rows.iter().all(|r| r["outcome"] == "synced"), "{stdout}");
+    } else {
+        // The summary table: a header, then a line per account.
+        assert_eq!(stdout.lines().count(), n + 1, "{stdout}");
+        assert_eq!(stdout.lines().filter(|l| l.contains(" synced ")).count(), n);
+    }
     let kib: f64 = stderr
         .lines()
         .find_map(|l| l.strip_prefix("peak-rss-kib "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
     println!(
-        "  mailroom sync --concurrency 64 over {n:>6} accounts (SQLite file, first sync): {secs:.1} s, peak RSS {:.1} MiB",
+        "  mailroom sync --concurrency 64{} over {n:>6} accounts (SQLite file, first sync): {secs:.1} s, peak RSS {:.1} MiB",
+        if json { " --json" } else { "" },
         kib / 1024.0
     );
 }
@@ -465,7 +473,9 @@ fn main() {
     match std::env::var_os("MAILROOM_BIN") {
         Some(bin) => {
             for n in counts {
-                runtime.block_on(sync_rss(n, std::path::Path::new(&bin)));
+                for json in [false, true] {
+                    runtime.block_on(sync_rss(n, std::path::Path::new(&bin), json));
+                }
             }
         }
         None if !counts.is_empty() => {

@@ -1,6 +1,7 @@
 //! `mailroom sync`: accounts now, with progress bars and a summary table.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -347,6 +348,29 @@ impl Row {
         }
     }
 
+    /// The row's table cells.
+    fn cells(&self) -> Vec<String> {
+        let (folders, upserted, removed) = match &self.result {
+            RowResult::Report(r) => {
+                let t = r.totals;
+                (
+                    r.folders.to_string(),
+                    t.upserted.to_string(),
+                    (t.removed + t.reconciled).to_string(),
+                )
+            }
+            _ => ("-".into(), "-".into(), "-".into()),
+        };
+        vec![
+            self.email.clone(),
+            folders,
+            upserted,
+            removed,
+            self.outcome(),
+            output::duration(self.duration),
+        ]
+    }
+
     fn json(&self) -> Value {
         let mut v = json!({
             "account": self.email,
@@ -487,11 +511,11 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
             }
         })
         .buffer_unordered(usize::from(args.concurrency));
-    let mut rows: Vec<(usize, Row)> = Vec::new();
+    let mut out = Summaries::new(json, Arc::clone(&progress));
     let mut failed = None;
     while let Some(result) = results.next().await {
         match result {
-            Ok(row) => rows.push(row),
+            Ok((i, row)) => out.add(i, row)?,
             // The syncs under way finish; no new one starts.
             Err(e) => {
                 cancel.cancel();
@@ -504,74 +528,124 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<()> {
     if let Some(e) = failed {
         return Err(e);
     }
-    rows.sort_by_key(|(i, _)| *i);
-    let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
     let _ = progress.multi.clear();
+    out.finish()
+}
 
-    if ctx.json() {
-        output::json(&Value::Array(rows.iter().map(Row::json).collect()))?;
-    } else {
-        let mut table = Table::new(&[
-            "ACCOUNT",
-            "FOLDERS",
-            "NEW/UPDATED",
-            "REMOVED",
-            "OUTCOME",
-            "DURATION",
-        ]);
-        for row in &rows {
-            let (folders, upserted, removed) = match &row.result {
-                RowResult::Report(r) => {
-                    let t = r.totals;
-                    (
-                        r.folders.to_string(),
-                        t.upserted.to_string(),
-                        (t.removed + t.reconciled).to_string(),
-                    )
-                }
-                _ => ("-".into(), "-".into(), "-".into()),
-            };
-            table.row(vec![
-                row.email.clone(),
-                folders,
-                upserted,
-                removed,
-                row.outcome(),
-                output::duration(row.duration),
-            ]);
+/// The summary of a sync, fed each account as it finishes: with `--json`, each
+/// account's object is printed as soon as every account before it is (the array
+/// comes out in account order, byte for byte what printing it whole would give);
+/// otherwise the table keeps one line of cells per account. Either way what is
+/// kept per account is small and its report is dropped at once, so that the memory
+/// of a sync does not grow with its number of accounts beyond a table line.
+struct Summaries {
+    json: bool,
+    progress: Arc<Progress>,
+    /// The next account (in reading order) to print, with `--json`.
+    next: usize,
+    /// With `--json`, the accounts done before one read earlier, as their printed
+    /// JSON, by reading order.
+    waiting: std::collections::BTreeMap<usize, String>,
+    table: Vec<(usize, Vec<String>)>,
+    /// What to say on stderr after the summary (problems, gone folders).
+    notes: Vec<String>,
+    worst: Code,
+    bad: usize,
+    total: usize,
+}
+
+impl Summaries {
+    fn new(json: bool, progress: Arc<Progress>) -> Summaries {
+        Summaries {
+            json,
+            progress,
+            next: 0,
+            waiting: Default::default(),
+            table: Vec::new(),
+            notes: Vec::new(),
+            worst: Code::Success,
+            bad: 0,
+            total: 0,
         }
-        table.print()?;
     }
-    for row in &rows {
+
+    fn add(&mut self, i: usize, row: Row) -> Result<()> {
+        let code = row.code();
+        self.worst = self.worst.worst(code);
+        self.bad += usize::from(code != Code::Success);
+        self.total += 1;
         if let Some(problem) = row.problem() {
-            eprintln!("{}: {problem}", row.email);
+            self.notes.push(format!("{}: {problem}", row.email));
         }
         if let RowResult::Report(r) = &row.result {
-            for line in &r.gone {
-                eprintln!("{line}");
-            }
+            self.notes.extend(r.gone.iter().cloned());
         }
+        if !self.json {
+            self.table.push((i, row.cells()));
+            return Ok(());
+        }
+        // Each element as `to_writer_pretty` prints it inside the array: its lines
+        // indented by two spaces (a JSON string never holds a raw newline).
+        let pretty = serde_json::to_string_pretty(&row.json())?;
+        let mut element = String::with_capacity(pretty.len() + pretty.len() / 8);
+        for (n, line) in pretty.lines().enumerate() {
+            if n > 0 {
+                element.push('\n');
+            }
+            element.push_str("  ");
+            element.push_str(line);
+        }
+        self.waiting.insert(i, element);
+        // Printed between two redraws of the progress bars (on a terminal).
+        self.progress.multi.suspend(|| {
+            let mut stdout = std::io::stdout().lock();
+            while let Some(element) = self.waiting.remove(&self.next) {
+                let lead = if self.next == 0 { "[\n" } else { ",\n" };
+                write!(stdout, "{lead}{element}")?;
+                self.next += 1;
+            }
+            stdout.flush()
+        })?;
+        Ok(())
     }
-    let code = rows.iter().fold(Code::Success, |c, r| c.worst(r.code()));
-    if code == Code::Success {
-        return Ok(());
+
+    fn finish(mut self) -> Result<()> {
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", if self.next == 0 { "[]" } else { "\n]" })?;
+        } else {
+            let mut table = Table::new(&[
+                "ACCOUNT",
+                "FOLDERS",
+                "NEW/UPDATED",
+                "REMOVED",
+                "OUTCOME",
+                "DURATION",
+            ]);
+            self.table.sort_by_key(|(i, _)| *i);
+            for (_, cells) in self.table {
+                table.row(cells);
+            }
+            table.print()?;
+        }
+        for note in &self.notes {
+            eprintln!("{note}");
+        }
+        let (code, bad, total) = (self.worst, self.bad, self.total);
+        if code == Code::Success {
+            return Ok(());
+        }
+        let message = match code {
+            Code::Reauth => format!(
+                "{bad} of {total} account(s) did not sync; re-authentication is required (see above)"
+            ),
+            Code::Transient => format!(
+                "{bad} of {total} account(s) did not sync because of a transient failure — retry later"
+            ),
+            _ => format!("{bad} of {total} account(s) did not sync (see above)"),
+        };
+        Err(Failure::err(code, message))
     }
-    let bad = rows.iter().filter(|r| r.code() != Code::Success).count();
-    let message = match code {
-        Code::Reauth => format!(
-            "{bad} of {} account(s) did not sync; re-authentication is required (see above)",
-            rows.len()
-        ),
-        Code::Transient => format!(
-            "{bad} of {} account(s) did not sync because of a transient failure — retry later",
-            rows.len()
-        ),
-        _ => format!(
-            "{bad} of {} account(s) did not sync (see above)",
-            rows.len()
-        ),
-    };
-    Err(Failure::err(code, message))
 }
 
 /// Every account, read a page at a time.

@@ -158,3 +158,68 @@ async fn unreachable_servers_are_transient() {
     );
     assert_eq!(env.json(&["account", "list"]).as_array().unwrap().len(), 1);
 }
+
+/// `sync --json` prints each account as soon as every account before it is done:
+/// the output is still one array in account order, byte for byte what printing it
+/// whole gives, with failed accounts in their place.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_json_is_one_array_in_account_order_with_failures_in_place() {
+    let env = Env::new(5).await;
+    env.add_demo();
+    let port = closed_port().to_string();
+    let unreachable: Vec<String> = (0..5).map(|i| format!("down{i}@example.test")).collect();
+    for email in &unreachable {
+        let mut child = env
+            .cmd(&[
+                "account",
+                "add",
+                "imap",
+                "--email",
+                email,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--tls",
+                "none",
+                "--password-stdin",
+                "--no-verify",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"not-a-real-password\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let (stdout, _) = env.expect(4, &["--json", "sync", "--concurrency", "3"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let accounts: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["account"].as_str().unwrap())
+        .collect();
+    let mut expected = vec![DEMO];
+    expected.extend(unreachable.iter().map(String::as_str));
+    assert_eq!(accounts, expected, "{stdout}");
+    assert_eq!(report[0]["outcome"], "synced", "{stdout}");
+    for row in &report.as_array().unwrap()[1..] {
+        assert_eq!(row["outcome"], "failed", "{stdout}");
+        assert!(
+            row["error"].as_str().unwrap().contains("127.0.0.1"),
+            "{row}"
+        );
+    }
+    assert_eq!(
+        stdout,
+        format!("{}\n", serde_json::to_string_pretty(&report).unwrap())
+    );
+}
