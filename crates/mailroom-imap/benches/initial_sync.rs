@@ -87,7 +87,190 @@ fn bytes_sent(dovecot: &Dovecot, lines_before: usize, sessions: usize) -> u64 {
 struct Run {
     wall: f64,
     cpu: f64,
+    /// Dovecot's CPU seconds (all its processes).
+    server_cpu: f64,
     bytes: u64,
+}
+
+/// CPU seconds (user + system, with reaped children) of a Dovecot's master process
+/// and every process under it: its share of the machine, session and TLS proxy
+/// processes included once they have exited.
+struct DovecotCpu {
+    master: u32,
+}
+
+/// (pid, ppid, comm, utime + stime, cutime + cstime in seconds) of every process.
+fn processes() -> Vec<(u32, u32, String, f64, f64)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c).to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        out.push((
+            pid,
+            n(1) as u32,
+            comm,
+            (n(11) + n(12)) / 100.0,
+            (n(13) + n(14)) / 100.0,
+        ));
+    }
+    out
+}
+
+impl DovecotCpu {
+    fn of(dovecot: &Dovecot) -> Option<DovecotCpu> {
+        let pid = std::fs::read_to_string(dovecot.dir().join("run").join("master.pid")).ok()?;
+        Some(DovecotCpu {
+            master: pid.trim().parse().ok()?,
+        })
+    }
+
+    /// The master and its descendants: (pids, CPU seconds).
+    fn tree(&self) -> (Vec<u32>, f64) {
+        let all = processes();
+        let mut pids = vec![self.master];
+        let mut cpu = 0.0;
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            for p in &all {
+                if p.0 == parent {
+                    cpu += p.3 + p.4;
+                }
+                if p.1 == parent && !pids.contains(&p.0) {
+                    pids.push(p.0);
+                }
+            }
+            i += 1;
+        }
+        (pids, cpu)
+    }
+
+    /// CPU seconds so far, once the processes of ended sessions are reaped (at most 2 s
+    /// of waiting for the count of processes to fall back to `processes`).
+    fn seconds(&self, processes: usize) -> (usize, f64) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let (pids, cpu) = self.tree();
+            if pids.len() <= processes || Instant::now() > deadline {
+                return (pids.len(), cpu);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// `MAILROOM_BENCH_PROFILE=1`: samples, every millisecond, the on-CPU time
+/// (`/proc/…/schedstat`) of the client and of the Dovecot session's `imap` and
+/// `imap-login` (TLS) processes, to tell whether client and server ever work at once.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<[u64; 4]>>,
+}
+
+/// Nanoseconds on CPU of a task, 0 once it is gone.
+fn on_cpu(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Sampler {
+    /// `client`: the schedstat path of the client's thread or process.
+    fn start(dovecot: &DovecotCpu, client: String) -> Sampler {
+        let (before, _) = dovecot.tree();
+        let master = dovecot.master;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut imap: Option<String> = None;
+            let mut login: Option<String> = None;
+            // Gone processes keep their last figure.
+            let (mut last_client, mut last_imap, mut last_login) = (0u64, 0u64, 0u64);
+            let mut samples = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if imap.is_none() || login.is_none() {
+                    for p in processes() {
+                        if p.1 == master && !before.contains(&p.0) {
+                            let path = format!("/proc/{}/schedstat", p.0);
+                            match p.2.as_str() {
+                                "imap" if imap.is_none() => imap = Some(path),
+                                "imap-login" if login.is_none() => login = Some(path),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                let read = |p: &Option<String>, last: &mut u64| {
+                    if let Some(p) = p {
+                        let v = on_cpu(p);
+                        if v > 0 {
+                            *last = v;
+                        }
+                    }
+                    *last
+                };
+                samples.push([
+                    t0.elapsed().as_nanos() as u64,
+                    read(&Some(client.clone()), &mut last_client),
+                    read(&imap, &mut last_imap),
+                    read(&login, &mut last_login),
+                ]);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            samples
+        });
+        Sampler { stop, thread }
+    }
+
+    /// Prints where the wall time went.
+    fn report(self, what: &str) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let samples = self.thread.join().unwrap_or_default();
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return;
+        };
+        let (mut both, mut client, mut server, mut neither) = (0u64, 0u64, 0u64, 0u64);
+        for w in samples.windows(2) {
+            let dt = w[1][0] - w[0][0];
+            let c = w[1][1].saturating_sub(w[0][1]) as f64 / dt as f64;
+            let s = (w[1][2] + w[1][3]).saturating_sub(w[0][2] + w[0][3]) as f64 / dt as f64;
+            match (c > 0.3, s > 0.3) {
+                (true, true) => both += dt,
+                (true, false) => client += dt,
+                (false, true) => server += dt,
+                (false, false) => neither += dt,
+            }
+        }
+        let ms = |ns: u64| ns as f64 / 1e6;
+        eprintln!(
+            "  profile {what}: wall {:.0} ms; on CPU: client {:.0} ms, dovecot imap {:.0} ms, \
+             imap-login (TLS) {:.0} ms; time with both busy {:.0} ms, client only {:.0} ms, \
+             dovecot only {:.0} ms, neither {:.0} ms",
+            ms(last[0] - first[0]),
+            ms(last[1] - first[1]),
+            ms(last[2] - first[2]),
+            ms(last[3] - first[3]),
+            ms(both),
+            ms(client),
+            ms(server),
+            ms(neither),
+        );
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +301,12 @@ async fn mailroom(dovecot: &Dovecot, count: usize, whole: bool) -> (Run, f64) {
     )
     .expect("connector");
     let lines_before = dovecot.log().lines().count();
+    let server = DovecotCpu::of(dovecot).expect("dovecot's master pid");
+    let (processes, server_before) = server.seconds(usize::MAX);
+    let sampler = profiling().then(|| {
+        let pid = std::process::id();
+        Sampler::start(&server, format!("/proc/{pid}/task/{pid}/schedstat"))
+    });
     reset_peak();
     let (cpu_before, _) = cpu_seconds();
     let started = Instant::now();
@@ -146,7 +335,23 @@ async fn mailroom(dovecot: &Dovecot, count: usize, whole: bool) -> (Run, f64) {
     assert_eq!(warnings, 0);
     let peak = status_kb("VmHWM:") as f64 / 1024.0;
     let bytes = bytes_sent(dovecot, lines_before, 1);
-    (Run { wall, cpu, bytes }, peak)
+    if let Some(sampler) = sampler {
+        sampler.report(if whole {
+            "mailroom (whole)"
+        } else {
+            "mailroom"
+        });
+    }
+    let server_cpu = server.seconds(processes).1 - server_before;
+    (
+        Run {
+            wall,
+            cpu,
+            server_cpu,
+            bytes,
+        },
+        peak,
+    )
 }
 
 fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
@@ -179,15 +384,22 @@ fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
     )
     .expect("mbsyncrc");
     let lines_before = dovecot.log().lines().count();
+    let server = DovecotCpu::of(dovecot).expect("dovecot's master pid");
+    let (processes, server_before) = server.seconds(usize::MAX);
     let (_, children_before) = cpu_seconds();
     let started = Instant::now();
-    let out = Command::new("mbsync")
+    let child = Command::new("mbsync")
         .arg("--quiet")
         .arg("--config")
         .arg(&config)
         .arg("bench")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run mbsync");
+    let sampler =
+        profiling().then(|| Sampler::start(&server, format!("/proc/{}/schedstat", child.id())));
+    let out = child.wait_with_output().expect("wait for mbsync");
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds().1 - children_before;
     assert!(
@@ -203,8 +415,17 @@ fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
         "mbsync got every message"
     );
     let bytes = bytes_sent(dovecot, lines_before, 1);
+    if let Some(sampler) = sampler {
+        sampler.report("mbsync");
+    }
+    let server_cpu = server.seconds(processes).1 - server_before;
     let _ = std::fs::remove_dir_all(&dir);
-    Run { wall, cpu, bytes }
+    Run {
+        wall,
+        cpu,
+        server_cpu,
+        bytes,
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -218,6 +439,10 @@ fn median(mut values: Vec<f64>) -> f64 {
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
+}
+
+fn profiling() -> bool {
+    std::env::var("MAILROOM_BENCH_PROFILE").is_ok_and(|v| v == "1")
 }
 
 fn have_mbsync() -> bool {
@@ -298,11 +523,12 @@ async fn main() {
                 Tool::Mbsync => mbsync(&dovecot, count, round),
             };
             eprintln!(
-                "round {}: {:<45} {:>6.2} s, {:>6.2} s CPU, {:>6.1} MB read",
+                "round {}: {:<45} {:>6.2} s, {:>6.2} s CPU, dovecot {:>6.2} s CPU, {:>6.1} MB read",
                 round + 1,
                 tool.name(),
                 run.wall,
                 run.cpu,
+                run.server_cpu,
                 run.bytes as f64 / 1e6
             );
             runs.push((tool, run));
@@ -313,8 +539,11 @@ async fn main() {
         "\n{count} messages, {rounds} rounds, medians; load average after: {}\n",
         load_average()
     );
-    println!("| client | messages/s | client CPU per message | bytes read | bytes per message |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| client | messages/s | client CPU per message | Dovecot CPU per message | \
+         client + Dovecot CPU per message | bytes read | bytes per message |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let mut figures = Vec::new();
     for &tool in &tools {
         let of = |f: fn(&Run) -> f64| {
@@ -328,11 +557,16 @@ async fn main() {
         // Median of per-round rates (1 / wall), scaled by the count.
         let rate = of(|r| 1.0 / r.wall) * count as f64;
         let cpu = of(|r| r.cpu);
+        let server_cpu = of(|r| r.server_cpu);
+        let total_cpu = of(|r| r.cpu + r.server_cpu);
         let bytes = of(|r| r.bytes as f64);
+        let per = |seconds: f64| seconds * 1e6 / count as f64;
         println!(
-            "| {} | {rate:.0} | {:.0} µs | {:.1} MB | {:.0} B |",
+            "| {} | {rate:.0} | {:.0} µs | {:.0} µs | {:.0} µs | {:.1} MB | {:.0} B |",
             tool.name(),
-            cpu * 1e6 / count as f64,
+            per(cpu),
+            per(server_cpu),
+            per(total_cpu),
             bytes / 1e6,
             bytes / count as f64,
         );

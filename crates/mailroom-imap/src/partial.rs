@@ -49,8 +49,13 @@ impl Conn {
         cap: u32,
         min_uid_exclusive: u32,
     ) -> Result<Vec<Message>, Failure> {
-        let mut sketches = Vec::new();
+        // Each message's record is built from its header and skeleton as its response
+        // arrives, while the server is still sending the rest of the page.
         let mut pieces = Pieces::new();
+        let mut records = Vec::new();
+        // Messages that need the same items are asked together.
+        let mut commands: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut whole = Vec::new();
         self.exec(command, |r| {
             collect_pieces(r, &mut pieces);
             if let Response::Fetch(seq, attrs) = r {
@@ -73,58 +78,27 @@ impl Conn {
                 if fetched.uid.is_none_or(|u| u <= min_uid_exclusive) {
                     return;
                 }
-                sketches.push(Sketch {
+                let sketch = Sketch {
                     fetched,
                     header,
                     outline: structure,
-                });
+                };
+                match plan(sketch, &pieces) {
+                    Planned::Whole(uid) => whole.extend(uid),
+                    Planned::Record(record, items) => {
+                        if !items.is_empty() {
+                            commands
+                                .entry(items)
+                                .or_default()
+                                .push(record.0.fetched.uid.unwrap_or_default());
+                        }
+                        records.push(*record);
+                    }
+                }
             }
         })
         .await?;
 
-        // Records from header + skeleton, and what each still needs.
-        let mut records = Vec::with_capacity(sketches.len());
-        // Messages that need the same items are asked together.
-        let mut commands: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut whole = Vec::new();
-        for sketch in sketches {
-            let Some(outline) = &sketch.outline else {
-                whole.extend(sketch.fetched.uid);
-                continue;
-            };
-            let uid = sketch.fetched.uid.unwrap_or_default();
-            let mut raw = Vec::with_capacity(sketch.header.len() + outline.skeleton.len());
-            raw.extend_from_slice(&sketch.header);
-            raw.extend_from_slice(&outline.skeleton);
-            let (record, text) = record_and_text_part(&raw, Completeness::Whole);
-            let mut items = String::new();
-            if let Some(t) = &text
-                && !pieces.contains_key(&(uid, t.number.clone(), 0))
-            {
-                items.push_str(&format!(" BODY.PEEK[{}]<0.{}>", t.number, PREVIEW_BYTES));
-            }
-            for a in &record.attachments {
-                let Some(part) = a.remote_id.as_deref().and_then(|n| outline.part(n)) else {
-                    continue;
-                };
-                if part.encoding != TransferEncoding::Base64 {
-                    continue;
-                }
-                let n = &part.number;
-                if part.octets <= u64::from(BASE64_TAIL) {
-                    items.push_str(&format!(" BODY.PEEK[{n}]<0.{BASE64_TAIL}>"));
-                } else {
-                    let tail = part.octets - u64::from(BASE64_TAIL);
-                    items.push_str(&format!(
-                        " BODY.PEEK[{n}]<0.{BASE64_HEAD}> BODY.PEEK[{n}]<{tail}.{BASE64_TAIL}>"
-                    ));
-                }
-            }
-            if !items.is_empty() {
-                commands.entry(items).or_default().push(uid);
-            }
-            records.push((sketch, record, text, raw));
-        }
         let commands: Vec<(String, Vec<u32>)> = commands
             .into_iter()
             .map(|(items, uids)| {
@@ -278,6 +252,56 @@ impl Conn {
             bytes = got.remove(&(uid, n.clone(), 0)).unwrap_or_default();
         }
     }
+}
+
+/// A message after the first round: its record from header + skeleton, its text part
+/// and the raw bytes they were read from.
+type Draft = (Sketch, Message, Option<TextPart>, Vec<u8>);
+
+/// What a message needs after the first round.
+enum Planned {
+    /// No BODYSTRUCTURE: read it whole.
+    Whole(Option<u32>),
+    /// Its draft record and the FETCH items it still needs (empty: none).
+    Record(Box<Draft>, String),
+}
+
+/// The record of a message from its header and skeleton, and the partial sections it
+/// still needs (the text part's first bytes unless `pieces` has them, the ends of
+/// base64 attachments).
+fn plan(sketch: Sketch, pieces: &Pieces) -> Planned {
+    let Some(outline) = &sketch.outline else {
+        return Planned::Whole(sketch.fetched.uid);
+    };
+    let uid = sketch.fetched.uid.unwrap_or_default();
+    let mut raw = Vec::with_capacity(sketch.header.len() + outline.skeleton.len());
+    raw.extend_from_slice(&sketch.header);
+    raw.extend_from_slice(&outline.skeleton);
+    let (record, text) = record_and_text_part(&raw, Completeness::Whole);
+    let mut items = String::new();
+    if let Some(t) = &text
+        && !pieces.contains_key(&(uid, t.number.clone(), 0))
+    {
+        items.push_str(&format!(" BODY.PEEK[{}]<0.{}>", t.number, PREVIEW_BYTES));
+    }
+    for a in &record.attachments {
+        let Some(part) = a.remote_id.as_deref().and_then(|n| outline.part(n)) else {
+            continue;
+        };
+        if part.encoding != TransferEncoding::Base64 {
+            continue;
+        }
+        let n = &part.number;
+        if part.octets <= u64::from(BASE64_TAIL) {
+            items.push_str(&format!(" BODY.PEEK[{n}]<0.{BASE64_TAIL}>"));
+        } else {
+            let tail = part.octets - u64::from(BASE64_TAIL);
+            items.push_str(&format!(
+                " BODY.PEEK[{n}]<0.{BASE64_HEAD}> BODY.PEEK[{n}]<{tail}.{BASE64_TAIL}>"
+            ));
+        }
+    }
+    Planned::Record(Box::new((sketch, record, text, raw)), items)
 }
 
 /// Keeps the partial body sections of a FETCH response, by UID.

@@ -292,8 +292,34 @@ pub struct Conn {
     pub selected: Option<(String, Selected)>,
     /// EXPUNGE/VANISHED responses seen so far (sequence numbers shift when it grows).
     pub expunges_seen: u64,
+    /// Where the sync page read last on this session left off (crate::sync), while
+    /// the mailbox stays selected.
+    pub(crate) continuation: Option<Continuation>,
+    serial: u64,
     timeout: Duration,
 }
+
+/// The end of a sync page read by sequence numbers (`FETCH n:m`) that left more to
+/// read: the next page of the same run may start at `next_seq` without SELECT and
+/// `UID FETCH last` while nothing moved the sequence numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Continuation {
+    /// The mailbox (wire name).
+    pub wire: String,
+    /// UIDVALIDITY of the run.
+    pub uid_validity: u32,
+    /// The highest UID the page delivered (the cursor's `last_uid` after it).
+    pub last_uid: u32,
+    /// The sequence number after the page's last message.
+    pub next_seq: u32,
+    /// [`Conn::expunges_seen`] when the page ended.
+    pub expunges_seen: u64,
+    /// [`Conn::serial`] of the session that read it.
+    pub serial: u64,
+}
+
+/// Numbers the sessions of this process.
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Conn {
     /// Wraps a logged-in session.
@@ -307,8 +333,15 @@ impl Conn {
             caps,
             selected: None,
             expunges_seen: 0,
+            continuation: None,
+            serial: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             timeout,
         }
+    }
+
+    /// This session's number in the process (a replaced session has another).
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The time allowed for one command.
@@ -371,6 +404,7 @@ impl Conn {
                     let text = decode_text(information.as_deref().unwrap_or(""));
                     return match status {
                         Status::Ok => {
+                            self.note_expunge_issued(&text);
                             if let Some(ResponseCode::CopyUid(v, a, b)) = code {
                                 done.copy_uid = Some((v.to_owned(), a.clone(), b.clone()));
                             }
@@ -407,6 +441,10 @@ impl Conn {
                 }
                 Response::Vanished { earlier: false, .. } => {
                     self.expunges_seen += 1;
+                    on_untagged(response.parsed());
+                }
+                Response::MailboxData(MailboxDatum::Exists(n)) => {
+                    self.note_exists(*n);
                     on_untagged(response.parsed());
                 }
                 other => on_untagged(other),
@@ -473,7 +511,10 @@ impl Conn {
                     }
                     let text = decode_text(information.as_deref().unwrap_or(""));
                     results[i] = Some(match status {
-                        Status::Ok => Ok(()),
+                        Status::Ok => {
+                            self.note_expunge_issued(&text);
+                            Ok(())
+                        }
                         Status::No => Err(Failure::No(text)),
                         Status::Bad => Err(Failure::Bad(text)),
                         other => {
@@ -496,6 +537,10 @@ impl Conn {
                     self.expunges_seen += 1;
                     on_untagged(response.parsed());
                 }
+                Response::MailboxData(MailboxDatum::Exists(n)) => {
+                    self.note_exists(*n);
+                    on_untagged(response.parsed());
+                }
                 other => on_untagged(other),
             }
         }
@@ -514,9 +559,27 @@ impl Conn {
         self.exec(command, |_| {}).await
     }
 
+    /// A tagged OK saying `[EXPUNGEISSUED]` (RFC 5530): messages of this session's
+    /// view were expunged by another one, and a sequence-number FETCH returned them
+    /// empty. Counted as an expunge: sequence numbers will move.
+    fn note_expunge_issued(&mut self, text: &str) {
+        if response_code(text).as_deref() == Some("EXPUNGEISSUED") {
+            self.expunges_seen += 1;
+        }
+    }
+
+    /// An untagged EXISTS: the selected mailbox's message count now.
+    fn note_exists(&mut self, n: u32) {
+        if let Some((_, sel)) = &mut self.selected {
+            sel.exists = n;
+        }
+    }
+
     /// SELECT (with CONDSTORE where offered) and read the mailbox state.
     pub async fn select(&mut self, wire_name: &str) -> Result<Selected, Failure> {
         self.selected = None;
+        // Sequence numbers read before may have moved while another mailbox was selected.
+        self.continuation = None;
         let quoted = crate::proto::quote(wire_name, "a mailbox name")
             .map_err(|e| Failure::Bad(e.to_string()))?;
         let command = if self.caps.condstore {

@@ -7,7 +7,7 @@ use crate::proto::cursor::Cursor;
 use crate::proto::remote_id::RemoteId;
 use crate::proto::uidset::UidSet;
 use crate::proto::utf7;
-use crate::session::{Conn, Failure, OpError, Reopen, Selected};
+use crate::session::{Conn, Continuation, Failure, OpError, Reopen, Selected};
 
 /// The FETCH items of a message record: flags, dates, size and the first `cap` bytes.
 pub fn record_items(cap: u32) -> String {
@@ -80,8 +80,14 @@ pub async fn sync_page(
     reopen: &dyn Reopen,
 ) -> Result<SyncPage, OpError> {
     let wire = utf7::encode(mailbox);
-    let sel = conn.select(&wire).await?;
     let decoded = cursor.and_then(|c| Cursor::decode(c.as_str()));
+    // The next page of a run this session is reading needs no SELECT and no `UID FETCH
+    // last`; the last page of a run always selects again (fresh HIGHESTMODSEQ).
+    let continued = continuation(conn, &wire, decoded.as_ref(), limits.page_size);
+    let (sel, start) = match continued {
+        Some((sel, next_seq)) => (sel, Some(next_seq)),
+        None => (conn.select(&wire).await?, None),
+    };
     if cursor.is_some() && decoded.is_none() {
         tracing::warn!(mailbox, "unreadable imap sync cursor: resyncing the folder");
     }
@@ -108,7 +114,8 @@ pub async fn sync_page(
     });
     let old_last = cur.last_uid;
 
-    let (new_messages, more) = fetch_new(conn, mailbox, &sel, old_last, limits, reopen).await?;
+    let (new_messages, more) =
+        fetch_new(conn, mailbox, &sel, old_last, start, limits, reopen).await?;
 
     let mut changes = Vec::new();
     if !more {
@@ -144,12 +151,39 @@ pub async fn sync_page(
     })
 }
 
+/// The selected mailbox's state and the sequence number to read from when `conn`
+/// read the page before this one of the same run (same mailbox, UIDVALIDITY and last
+/// UID, no EXPUNGE since, no SELECT since) and this page does not reach the end of the
+/// mailbox. Consumes the session's continuation either way.
+fn continuation(
+    conn: &mut Conn,
+    wire: &str,
+    cursor: Option<&Cursor>,
+    page_size: u32,
+) -> Option<(Selected, u32)> {
+    let cont = conn.continuation.take()?;
+    let cursor = cursor?;
+    let (name, sel) = conn.selected.as_ref()?;
+    let same = cont.wire == wire
+        && (cursor.known.is_some() || conn.caps.qresync)
+        && name == wire
+        && cont.uid_validity == sel.uid_validity
+        && cursor.uid_validity == sel.uid_validity
+        && cursor.last_uid == cont.last_uid
+        && cont.expunges_seen == conn.expunges_seen
+        && cont.serial == conn.serial();
+    let end = u64::from(cont.next_seq) + u64::from(page_size.max(1)) - 1;
+    (same && end < u64::from(sel.exists)).then(|| (sel.clone(), cont.next_seq))
+}
+
 /// Messages with UID > `last`, at most a page, ascending; and whether more remain.
+/// `known_start`: the sequence number of the first message above `last`, when known.
 async fn fetch_new(
     conn: &mut Conn,
     mailbox: &str,
     sel: &Selected,
     last: u32,
+    known_start: Option<u32>,
     limits: Limits,
     reopen: &dyn Reopen,
 ) -> Result<(Vec<Message>, bool), OpError> {
@@ -158,9 +192,12 @@ async fn fetch_new(
     }
     let page = limits.page_size.max(1);
     let expunges_before = conn.expunges_seen;
+    let serial = conn.serial();
     // Where does UID `last` sit? Sequence numbers are stable while no EXPUNGE arrives,
     // and the server may not send one during a (non-UID) FETCH.
-    let start = if last == 0 {
+    let start = if let Some(start) = known_start {
+        Some(start)
+    } else if last == 0 {
         Some(1)
     } else {
         let found = conn.fetch(&format!("UID FETCH {last} (UID)")).await?;
@@ -170,10 +207,12 @@ async fn fetch_new(
             .filter(|_| conn.expunges_seen == expunges_before)
             .map(|f| f.seq + 1)
     };
+    let mut range = None;
     let (command, more) = match start {
         Some(start) if start > sel.exists => return Ok((Vec::new(), false)),
         Some(start) => {
             let end = start.saturating_add(page - 1).min(sel.exists);
+            range = Some((start, end));
             (format!("FETCH {start}:{end}"), end < sel.exists)
         }
         None => {
@@ -199,6 +238,40 @@ async fn fetch_new(
     {
         Ok(mut messages) => {
             messages.sort_by_key(|m| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid));
+            if range.is_some() && conn.expunges_seen != expunges_before && !messages.is_empty() {
+                // Another session expunged messages this one still numbered (Dovecot:
+                // `OK [EXPUNGEISSUED]`, their answers empty): keep the ones that exist.
+                let uid_of = |m: &Message| RemoteId::parse(&m.remote_id).map_or(0, |id| id.uid);
+                let asked = UidSet::from_uids(messages.iter().map(uid_of)).to_string();
+                // NOOP first: the session's view drops the expunged messages.
+                conn.simple("NOOP").await?;
+                let present = UidSet::from_uids(conn.uid_search(&format!("UID {asked}")).await?);
+                messages.retain(|m| present.contains(uid_of(m)));
+            }
+            let last_uid = messages
+                .last()
+                .and_then(|m| RemoteId::parse(&m.remote_id))
+                .map(|id| id.uid);
+            // The page was every message from `start` to `end`, and nothing moved the
+            // numbers: the next page starts at `end + 1`.
+            if let (true, Some((start, end)), Some(last_uid)) = (more, range, last_uid)
+                && messages.len() as u64 == u64::from(end - start) + 1
+                && conn.expunges_seen == expunges_before
+                && conn.serial() == serial
+                && conn
+                    .selected
+                    .as_ref()
+                    .is_some_and(|(w, _)| *w == utf7::encode(mailbox))
+            {
+                conn.continuation = Some(Continuation {
+                    wire: utf7::encode(mailbox),
+                    uid_validity: sel.uid_validity,
+                    last_uid,
+                    next_seq: end + 1,
+                    expunges_seen: expunges_before,
+                    serial,
+                });
+            }
             return Ok((messages, more));
         }
         Err(OpError::Imap(f @ (Failure::No(_) | Failure::Bye(_)))) => f,

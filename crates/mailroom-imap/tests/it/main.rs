@@ -9,6 +9,7 @@ mod garbled;
 mod idle;
 mod metrics;
 mod mutate;
+mod pages;
 mod partial;
 mod props;
 mod support;
