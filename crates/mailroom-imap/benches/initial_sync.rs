@@ -83,6 +83,23 @@ fn bytes_sent(dovecot: &Dovecot, lines_before: usize, sessions: usize) -> u64 {
         .sum()
 }
 
+/// The TLS version and cipher Dovecot logged for the sessions that logged in after
+/// `lines_before` log lines (the test config logs them: `tls=<…>`).
+fn tls_used(dovecot: &Dovecot, lines_before: usize) -> String {
+    let mut seen: Vec<String> = dovecot
+        .log()
+        .lines()
+        .skip(lines_before)
+        .filter(|l| l.contains("Login: user=<bench>"))
+        .filter_map(|l| {
+            let rest = l.split_once("tls=<")?.1;
+            Some(rest.split_once('>').map_or(rest, |(t, _)| t).to_owned())
+        })
+        .collect();
+    seen.dedup();
+    seen.join("; ")
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Run {
     wall: f64,
@@ -506,12 +523,14 @@ async fn main() {
     println!("load average before: {}", load_average());
 
     let mut runs: Vec<(Tool, Run)> = Vec::new();
+    let mut tls: Vec<(Tool, String)> = Vec::new();
     let mut peaks = Vec::new();
     for round in 0..rounds {
         // Rotate the order so no tool always runs first (cold caches) or last.
         let mut order = tools.clone();
         order.rotate_left(round % tools.len());
         for tool in order {
+            let lines_before = dovecot.log().lines().count();
             let run = match tool {
                 Tool::Mailroom | Tool::MailroomWhole => {
                     let (run, peak) = mailroom(&dovecot, count, tool == Tool::MailroomWhole).await;
@@ -532,6 +551,9 @@ async fn main() {
                 run.bytes as f64 / 1e6
             );
             runs.push((tool, run));
+            if !tls.iter().any(|(t, _)| *t == tool) {
+                tls.push((tool, tls_used(&dovecot, lines_before)));
+            }
         }
     }
 
@@ -571,6 +593,9 @@ async fn main() {
             bytes / count as f64,
         );
         figures.push((tool, rate, bytes));
+    }
+    for (tool, tls) in &tls {
+        println!("TLS of {} (Dovecot's log): {tls}", tool.name());
     }
     println!(
         "\nmailroom (partial fetch) peak RSS (VmHWM), median: {:.1} MB",

@@ -97,7 +97,8 @@
 //!
 //! The cursor is `imap1;uv=UIDVALIDITY;ms=HIGHESTMODSEQ;last=UID[;known=SET]`:
 //!
-//! - Each call SELECTs the mailbox. A missing or foreign cursor, or one whose
+//! - A call SELECTs the mailbox, except for the next page of a run this session is
+//!   reading (below). A missing or foreign cursor, or one whose
 //!   UIDVALIDITY differs, starts a *reset* enumeration (`reset = true`): UIDs are read
 //!   in ascending order, one page of at most `page_size` messages per call, each page
 //!   ending with a cursor whose `last` is its highest UID. A crash between pages
@@ -105,6 +106,15 @@
 //!   `last`) and nothing is doubled (pages never overlap; replays are upserts).
 //! - New messages are always "UID > last", located by sequence number (`UID FETCH
 //!   last (UID)` then `FETCH n:m`) so a page costs O(page), not O(folder).
+//! - The next page of a run on the same session (same mailbox still selected, same
+//!   UIDVALIDITY, the cursor's `last` the one the previous page ended with, no EXPUNGE
+//!   or `[EXPUNGEISSUED]` since) goes straight to `FETCH n+1:m`: no SELECT (Dovecot
+//!   spends ~14 ms of CPU on each SELECT of a 10,000-message Maildir folder, about
+//!   as much as on a page of 500 records) and no `UID FETCH last`. New messages announced by EXISTS meanwhile extend the
+//!   run. The page that reaches the end of the folder always SELECTs again, so `ms`
+//!   comes from a fresh SELECT as before. A message another session expunged
+//!   meanwhile comes back empty with `OK [EXPUNGEISSUED]`: the page then keeps only
+//!   the UIDs a `UID SEARCH` (after a NOOP) still finds.
 //! - On the page that reaches the end of the folder (`complete = true`), changes to
 //!   messages already delivered (UID ≤ last) are collected, then `ms` moves to the
 //!   HIGHESTMODSEQ seen at this page's SELECT (on a reset, to the one at the reset):

@@ -582,6 +582,8 @@ first_valid_gid = 1
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 1000
 imap_hibernate_timeout = 0
+# The default, plus the negotiated TLS version and cipher (benchmarks compare clients).
+login_log_format_elements = user=<%u> method=%m rip=%r lip=%l mpid=%e %c session=<%{{session}}> tls=<%{{ssl_security}}>
 # IDLE tests: changes made by other sessions are noticed within a second even when
 # inotify does not tell.
 mailbox_idle_check_interval = 1 secs

@@ -202,3 +202,72 @@ async fn another_mailbox_selected_between_pages_means_select_again() {
         proxy.commands()
     );
 }
+
+#[tokio::test]
+async fn a_message_the_server_cannot_read_in_a_continued_page() {
+    let d = dovecot();
+    d.write_maildir_inbox("alice", (1..=16).map(mail)).unwrap();
+    // Make "Message 6" unreadable for Dovecot's mail process (it runs as nobody):
+    // Dovecot ends the session with BYE in the middle of that message's page.
+    let broken = std::fs::read_dir(d.dir().join("mail/alice/Maildir/cur"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("1700000000.M5P1.")
+        })
+        .unwrap();
+    std::os::unix::fs::chown(&broken, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+
+    let proxy = Recorder::start(&d).await;
+    let c = proxy.connector(&d, 4);
+    let (pages, _) = sync_all(&c, &FolderRef::INBOX, None).await;
+    assert_eq!(pages.len(), 4);
+    assert!(pages[3].complete && pages[..3].iter().all(|p| !p.complete));
+    let mut uids = Vec::new();
+    let mut subjects = Vec::new();
+    let mut unreadable = Vec::new();
+    for page in &pages {
+        for change in &page.changes {
+            if let Change::Upsert(m) = change {
+                let uid: u32 = m.remote_id.rsplit(':').next().unwrap().parse().unwrap();
+                uids.push(uid);
+                match &m.subject {
+                    Some(s) => {
+                        assert!(m.warnings.is_empty(), "{uid}: {:?}", m.warnings);
+                        subjects.push(s.clone());
+                    }
+                    None => {
+                        assert!(
+                            m.warnings[0].starts_with("the server could not return this message"),
+                            "{:?}",
+                            m.warnings
+                        );
+                        unreadable.push(uid);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        uids,
+        (1..=16).collect::<Vec<_>>(),
+        "each message once, in order"
+    );
+    assert_eq!(unreadable.len(), 1);
+    assert!(
+        (5..=12).contains(&unreadable[0]),
+        "the broken message sits in a continued page (2 or 3): UID {}",
+        unreadable[0]
+    );
+    subjects.sort();
+    let mut want: Vec<String> = (1..=16)
+        .filter(|&n| n != 6)
+        .map(|n| format!("Message {n}"))
+        .collect();
+    want.sort();
+    assert_eq!(subjects, want);
+}
