@@ -616,5 +616,109 @@ async fn main() {
             m.2 * 100.0 / w.2
         );
     }
+    if std::env::var("MAILROOM_BENCH_ITEMS").is_ok_and(|v| v == "1") {
+        fetch_item_costs(&dovecot, &mut admin, count).await;
+    }
     drop(admin);
+}
+
+/// `MAILROOM_BENCH_ITEMS=1`: Dovecot's CPU per message for FETCH item lists over the
+/// whole folder, and per SELECT, on the plain-text admin session (no TLS), each
+/// measured twice (the second with Dovecot's cache as the first left it).
+async fn fetch_item_costs(
+    dovecot: &Dovecot,
+    admin: &mut mailroom_imap::testing::Admin,
+    count: usize,
+) {
+    let server = DovecotCpu::of(dovecot).expect("dovecot's master pid");
+    let variants = [
+        ("flags, dates, size", "(UID FLAGS INTERNALDATE RFC822.SIZE)"),
+        (
+            "+ BODYSTRUCTURE",
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE)",
+        ),
+        (
+            "+ BODY.PEEK[HEADER]",
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])",
+        ),
+        (
+            "+ BODY.PEEK[HEADER.FIELDS (the record's)]",
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO CC SUBJECT \
+             DATE MESSAGE-ID IN-REPLY-TO REFERENCES MIME-VERSION CONTENT-TYPE)])",
+        ),
+        (
+            "+ BODY.PEEK[1]<0.4096>",
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[1]<0.4096>)",
+        ),
+        (
+            "partial fetch, first round",
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER] \
+             BODY.PEEK[1]<0.4096>)",
+        ),
+        (
+            "whole messages, BODY.PEEK[]",
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+        ),
+    ];
+    println!("\nDovecot CPU per message by FETCH items (1:{count}, plain IMAP, cold / warm):");
+    for (name, items) in variants {
+        let mut figures = Vec::new();
+        for _ in 0..2 {
+            let (_, before) = server.tree();
+            let result = admin.command(&format!("FETCH 1:{count} {items}")).await;
+            let (_, after) = server.tree();
+            figures.push(match result {
+                Ok(()) => format!("{:.1} µs", (after - before) * 1e6 / count as f64),
+                Err(e) => format!("failed: {e}"),
+            });
+        }
+        println!("- {name}: {}", figures.join(" / "));
+    }
+    // The first round of a sync run's pages (500), with and without a SELECT and a
+    // `UID FETCH last` before each page.
+    let items = "(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER] \
+                 BODY.PEEK[1]<0.4096>)";
+    for reselect in [true, false, true, false] {
+        let (_, before) = server.tree();
+        for start in (1..=count).step_by(500) {
+            if reselect {
+                admin
+                    .command("SELECT INBOX (CONDSTORE)")
+                    .await
+                    .expect("select");
+                if start > 1 {
+                    admin
+                        .command(&format!("FETCH {} (UID)", start - 1))
+                        .await
+                        .expect("fetch");
+                }
+            }
+            let end = (start + 499).min(count);
+            admin
+                .command(&format!("FETCH {start}:{end} {items}"))
+                .await
+                .expect("fetch");
+        }
+        let (_, after) = server.tree();
+        println!(
+            "- pages of 500, first round{}: {:.1} µs per message",
+            if reselect {
+                ", SELECT and a one-message FETCH before each"
+            } else {
+                " only"
+            },
+            (after - before) * 1e6 / count as f64
+        );
+    }
+    for select in ["SELECT INBOX", "SELECT INBOX (CONDSTORE)"] {
+        let (_, before) = server.tree();
+        for _ in 0..10 {
+            admin.command(select).await.expect("select");
+        }
+        let (_, after) = server.tree();
+        println!(
+            "- {select} ({count} messages): {:.1} ms each",
+            (after - before) * 100.0
+        );
+    }
 }
