@@ -207,8 +207,9 @@ fn on_cpu(path: &str) -> u64 {
 
 impl Sampler {
     /// `client`: the schedstat path of the client's thread or process.
-    fn start(dovecot: &DovecotCpu, client: String) -> Sampler {
-        let (before, _) = dovecot.tree();
+    /// `before`: Dovecot's processes before the client connected (the session's are
+    /// the new ones).
+    fn start(dovecot: &DovecotCpu, before: Vec<u32>, client: String) -> Sampler {
         let master = dovecot.master;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
@@ -322,7 +323,8 @@ async fn mailroom(dovecot: &Dovecot, count: usize, whole: bool) -> (Run, f64) {
     let (processes, server_before) = server.seconds(usize::MAX);
     let sampler = profiling().then(|| {
         let pid = std::process::id();
-        Sampler::start(&server, format!("/proc/{pid}/task/{pid}/schedstat"))
+        let before = server.tree().0;
+        Sampler::start(&server, before, format!("/proc/{pid}/task/{pid}/schedstat"))
     });
     reset_peak();
     let (cpu_before, _) = cpu_seconds();
@@ -403,6 +405,7 @@ fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
     let lines_before = dovecot.log().lines().count();
     let server = DovecotCpu::of(dovecot).expect("dovecot's master pid");
     let (processes, server_before) = server.seconds(usize::MAX);
+    let pids_before = server.tree().0;
     let (_, children_before) = cpu_seconds();
     let started = Instant::now();
     let child = Command::new("mbsync")
@@ -414,8 +417,13 @@ fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run mbsync");
-    let sampler =
-        profiling().then(|| Sampler::start(&server, format!("/proc/{}/schedstat", child.id())));
+    let sampler = profiling().then(|| {
+        Sampler::start(
+            &server,
+            pids_before,
+            format!("/proc/{}/schedstat", child.id()),
+        )
+    });
     let out = child.wait_with_output().expect("wait for mbsync");
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds().1 - children_before;
