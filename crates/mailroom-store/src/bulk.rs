@@ -101,8 +101,8 @@ fn nullable(column: &str) -> bool {
 /// the null masks.
 const PG_ARRAYS: usize = ROW.len() + 1;
 
-/// Columns of an attachment row, in the order of its JSON array; the first field is
-/// the remote id of the message it belongs to.
+/// Columns of an attachment row, in the order of its JSON array (its arrays on
+/// PostgreSQL); the first field is the remote id of the message it belongs to.
 const ATTACHMENT_ROW: [&str; 8] = [
     "message_remote_id",
     "ordinal",
@@ -113,15 +113,6 @@ const ATTACHMENT_ROW: [&str; 8] = [
     "is_inline",
     "content_id",
 ];
-
-fn pg_attachment_cast(column: &str) -> &'static str {
-    match column {
-        "ordinal" => "::integer",
-        "size" => "::bigint",
-        "is_inline" => "::boolean",
-        _ => "",
-    }
-}
 
 /// `INSERT … SELECT … FROM <the rows> ON CONFLICT (account_id, remote_id) DO UPDATE`.
 /// Parameters, in order ([`upsert_values`] lays them out): on SQLite account id, folder
@@ -152,26 +143,47 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
             sql.push_str(" WHERE r.column1 IS NOT NULL");
         }
         Flavor::Postgres => {
-            let _ = write!(sql, "${}, ${}, ", PG_ARRAYS + 1, PG_ARRAYS + 2);
-            for (i, c) in ROW.iter().enumerate() {
-                if nullable(c) {
-                    let _ = write!(sql, "CASE WHEN r.nulls & {} = 0 THEN r.{c} END, ", 1 << i);
-                } else {
-                    let _ = write!(sql, "r.{c}, ");
-                }
-            }
-            let _ = write!(sql, "${}, ${} FROM unnest(", PG_ARRAYS + 3, PG_ARRAYS + 4);
-            for (i, c) in ROW.iter().enumerate() {
-                let _ = write!(sql, "${}::{}[], ", i + 1, pg_type(c));
-            }
-            let _ = write!(sql, "${PG_ARRAYS}::integer[]) AS r(");
-            for c in ROW {
-                let _ = write!(sql, "{c}, ");
-            }
-            // `unnest` yields the rows in order, so ids are given in page order.
-            sql.push_str("nulls)");
+            let [account, folder, generation, now] =
+                [1, 2, 3, 4].map(|i| format!("${}", PG_ARRAYS + i));
+            push_pg_rows(&mut sql, &account, &folder, &generation, &now, "");
         }
     }
+    push_on_conflict(&mut sql);
+    sql
+}
+
+/// `<account>, <folder>, <the fields of ROW>, <generation>, <now> FROM [also_from]
+/// unnest(<the PG_ARRAYS arrays, parameters 1 to PG_ARRAYS>) AS r(…)`.
+fn push_pg_rows(
+    sql: &mut String,
+    account: &str,
+    folder: &str,
+    generation: &str,
+    now: &str,
+    also_from: &str,
+) {
+    let _ = write!(sql, "{account}, {folder}, ");
+    for (i, c) in ROW.iter().enumerate() {
+        if nullable(c) {
+            let _ = write!(sql, "CASE WHEN r.nulls & {} = 0 THEN r.{c} END, ", 1 << i);
+        } else {
+            let _ = write!(sql, "r.{c}, ");
+        }
+    }
+    let _ = write!(sql, "{generation}, {now} FROM {also_from}unnest(");
+    for (i, c) in ROW.iter().enumerate() {
+        let _ = write!(sql, "${}::{}[], ", i + 1, pg_type(c));
+    }
+    let _ = write!(sql, "${PG_ARRAYS}::integer[]) AS r(");
+    for c in ROW {
+        let _ = write!(sql, "{c}, ");
+    }
+    // `unnest` yields the rows in order, so ids are given in page order.
+    sql.push_str("nulls)");
+}
+
+/// The `ON CONFLICT … DO UPDATE` of every message upsert.
+fn push_on_conflict(sql: &mut String) {
     sql.push_str(" ON CONFLICT (account_id, remote_id) DO UPDATE SET ");
     for c in ["folder_id"]
         .into_iter()
@@ -189,7 +201,6 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
         "attachment_count = CASE WHEN excluded.has_attachments AND excluded.attachment_count = 0 \
          THEN messages.attachment_count ELSE excluded.attachment_count END",
     );
-    sql
 }
 
 /// Deletes the attachment rows of the messages whose remote ids are listed.
@@ -214,7 +225,8 @@ pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
 
 /// Inserts attachment rows, finding each one's message by remote id. Parameters
 /// ([`attachment_statements`] lays them out): on SQLite [`SQLITE_ROWS_PER_STATEMENT`]
-/// JSONB rows or NULLs, then the account id; on PostgreSQL the JSON rows, account id.
+/// JSONB rows or NULLs, then the account id; on PostgreSQL the
+/// [`PG_ATTACHMENT_ARRAYS`] column arrays, then the account id.
 pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
     let mut sql = String::from("INSERT INTO attachments (message_id");
     for c in &ATTACHMENT_ROW[1..] {
@@ -236,17 +248,229 @@ pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
             );
         }
         Flavor::Postgres => {
-            for (i, c) in ATTACHMENT_ROW.iter().enumerate().skip(1) {
-                let _ = write!(sql, ", (a.value ->> {i}){}", pg_attachment_cast(c));
-            }
-            sql.push_str(
-                " FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS a(value, n) \
-                 JOIN messages AS m ON m.account_id = $2 AND m.remote_id = a.value ->> 0 \
-                 ORDER BY a.n",
+            let account = format!("${}", PG_ATTACHMENT_ARRAYS + 1);
+            push_pg_attachment_rows(
+                &mut sql,
+                1,
+                &format!("messages AS m ON m.account_id = {account} AND"),
             );
         }
     }
     sql
+}
+
+/// PostgreSQL element type of each field of [`ATTACHMENT_ROW`].
+fn pg_attachment_type(column: &str) -> &'static str {
+    match column {
+        "ordinal" => "integer",
+        "size" => "bigint",
+        "is_inline" => "boolean",
+        _ => "text",
+    }
+}
+
+/// The fields of [`ATTACHMENT_ROW`] that may be NULL (sent like [`nullable`] ones).
+fn attachment_nullable(column: &str) -> bool {
+    matches!(column, "remote_id" | "name" | "content_type" | "content_id")
+}
+
+/// Number of array parameters of the attachment rows on PostgreSQL: one per field of
+/// [`ATTACHMENT_ROW`], then the null masks.
+pub(crate) const PG_ATTACHMENT_ARRAYS: usize = ATTACHMENT_ROW.len() + 1;
+
+/// `, <the fields> FROM unnest(<the PG_ATTACHMENT_ARRAYS arrays from parameter
+/// first>) WITH ORDINALITY AS r(…) JOIN <join> m.remote_id = r.message_remote_id
+/// ORDER BY r.n`: the attachment rows of `INSERT … SELECT m.id`, in order.
+fn push_pg_attachment_rows(sql: &mut String, first: usize, join: &str) {
+    for (i, c) in ATTACHMENT_ROW.iter().enumerate().skip(1) {
+        if attachment_nullable(c) {
+            let _ = write!(sql, ", CASE WHEN r.nulls & {} = 0 THEN r.{c} END", 1 << i);
+        } else {
+            let _ = write!(sql, ", r.{c}");
+        }
+    }
+    sql.push_str(" FROM unnest(");
+    for (i, c) in ATTACHMENT_ROW.iter().enumerate() {
+        let _ = write!(sql, "${}::{}[], ", first + i, pg_attachment_type(c));
+    }
+    let _ = write!(
+        sql,
+        "${}::integer[]) WITH ORDINALITY AS r(",
+        first + ATTACHMENT_ROW.len()
+    );
+    for c in ATTACHMENT_ROW {
+        let _ = write!(sql, "{c}, ");
+    }
+    let _ = write!(
+        sql,
+        "nulls, n) JOIN {join} m.remote_id = r.message_remote_id ORDER BY r.n"
+    );
+}
+
+/// Parameters of [`pg_page_sql`], after the [`PG_ARRAYS`] message arrays.
+mod page_param {
+    use super::{PG_ARRAYS, PG_ATTACHMENT_ARRAYS};
+
+    pub(super) const ACCOUNT: usize = PG_ARRAYS + 1;
+    pub(super) const FOLDER: usize = PG_ARRAYS + 2;
+    pub(super) const NOW: usize = PG_ARRAYS + 3;
+    pub(super) const CURSOR: usize = PG_ARRAYS + 4;
+    pub(super) const RESET: usize = PG_ARRAYS + 5;
+    /// The remote ids of the messages whose attachment lists are replaced.
+    pub(super) const KNOWN: usize = PG_ARRAYS + 6;
+    pub(super) const ATTACHMENTS: usize = PG_ARRAYS + 7;
+    pub(super) const OWNER: usize = ATTACHMENTS + PG_ATTACHMENT_ARRAYS;
+    pub(super) const UNTIL: usize = OWNER + 1;
+}
+
+/// A whole sync page of upserts as ONE PostgreSQL statement, atomic without
+/// `BEGIN`/`COMMIT`: data-modifying `WITH` clauses renew the lease (`lease`, when
+/// fenced), store the cursor (`f`, only under the lease), upsert the messages (`m`,
+/// only if `f` wrote: its rows come `FROM f`), delete the replaced attachment lists
+/// (`gone`, of the messages as they were before the statement) and insert the new
+/// ones (`a`, joined to `m`'s ids). Returns `leased` (with a lease), `folders` (1 if
+/// the cursor was stored) and `upserted`. One round trip instead of seven (lease,
+/// folder update, folder read, upsert, delete, insert, commit).
+///
+/// Parameters ([`pg_page_values`] lays them out): the message arrays of
+/// [`upsert_sql`], then account id, folder id, now, cursor, reset, the remote ids
+/// whose attachment lists are known, the attachment arrays; with a lease its owner
+/// and new expiry.
+pub(crate) fn pg_page_sql(lease: bool) -> String {
+    use page_param::*;
+    let mut sql = String::from("WITH ");
+    let mut fence = "";
+    if lease {
+        let _ = write!(
+            sql,
+            "lease AS (UPDATE accounts SET lease_expires_at = ${UNTIL} \
+             WHERE id = ${ACCOUNT} AND lease_owner = ${OWNER} RETURNING id), "
+        );
+        fence = " AND EXISTS (SELECT 1 FROM lease)";
+    }
+    let _ = write!(
+        sql,
+        "f AS (UPDATE folders SET cursor = ${CURSOR}, last_synced_at = ${NOW}, \
+         gone_since = NULL, missed_syncs = 0, last_error = NULL, \
+         generation = CASE WHEN ${RESET} THEN generation + 1 ELSE generation END, \
+         reconciling = reconciling OR ${RESET} \
+         WHERE id = ${FOLDER} AND account_id = ${ACCOUNT}{fence} RETURNING generation), \
+         m AS (INSERT INTO messages (account_id, folder_id, "
+    );
+    for c in ROW {
+        sql.push_str(c);
+        sql.push_str(", ");
+    }
+    sql.push_str("generation, updated_at) SELECT ");
+    push_pg_rows(
+        &mut sql,
+        &format!("${ACCOUNT}"),
+        &format!("${FOLDER}"),
+        "f.generation",
+        &format!("${NOW}"),
+        "f, ",
+    );
+    push_on_conflict(&mut sql);
+    // `gone` reads the messages as they were before the statement (every part of it
+    // sees the same snapshot): the ids of those being updated.
+    let _ = write!(
+        sql,
+        " RETURNING id, remote_id), \
+         gone AS (DELETE FROM attachments WHERE message_id = ANY(ARRAY(SELECT o.id \
+         FROM f, messages AS o WHERE o.account_id = ${ACCOUNT} \
+         AND o.remote_id = ANY(${KNOWN}::text[])))), \
+         a AS (INSERT INTO attachments (message_id"
+    );
+    for c in &ATTACHMENT_ROW[1..] {
+        let _ = write!(sql, ", {c}");
+    }
+    sql.push_str(") SELECT m.id");
+    push_pg_attachment_rows(&mut sql, ATTACHMENTS, "m ON");
+    sql.push_str(") SELECT ");
+    if lease {
+        sql.push_str("(SELECT count(*) FROM lease) AS leased, ");
+    }
+    sql.push_str("(SELECT count(*) FROM f) AS folders, (SELECT count(*) FROM m) AS upserted");
+    sql
+}
+
+/// The parameters of [`pg_page_sql`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pg_page_values(
+    chunk_rows: Vec<sea_orm::Value>,
+    account_id: i64,
+    folder_id: i64,
+    now: DateTime<Utc>,
+    cursor: &str,
+    reset: bool,
+    known: &[&Message],
+    lease: Option<(&str, DateTime<Utc>)>,
+) -> Result<Vec<sea_orm::Value>> {
+    let mut values = chunk_rows;
+    values.extend([
+        account_id.into(),
+        folder_id.into(),
+        now.into(),
+        cursor.into(),
+        reset.into(),
+        remote_ids(Flavor::Postgres, known.iter().copied())?,
+    ]);
+    values.extend(pg_attachment_arrays(known.iter().copied()));
+    if let Some((owner, until)) = lease {
+        values.extend([owner.into(), until.into()]);
+    }
+    debug_assert_eq!(
+        values.len(),
+        page_param::OWNER - 1 + if lease.is_some() { 2 } else { 0 }
+    );
+    Ok(values)
+}
+
+/// The [`PG_ATTACHMENT_ARRAYS`] arrays of the attachment rows of `messages`.
+fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<sea_orm::Value> {
+    let mut message_remote_id = Vec::new();
+    let mut ordinal = Vec::new();
+    let mut texts: [Vec<String>; 4] = Default::default();
+    let mut size = Vec::new();
+    let mut is_inline = Vec::new();
+    let mut nulls = Vec::new();
+    for m in messages {
+        for (i, a) in m.attachments.iter().enumerate() {
+            message_remote_id.push(m.remote_id.clone());
+            ordinal.push(i32::try_from(i).unwrap_or(i32::MAX));
+            let mut mask = 0;
+            // remote_id, name, content_type, content_id: fields 2, 3, 4 and 7.
+            for (slot, (field, t)) in [
+                (2, &a.remote_id),
+                (3, &a.name),
+                (4, &a.content_type),
+                (7, &a.content_id),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if t.is_none() {
+                    mask |= 1 << field;
+                }
+                texts[slot].push(t.clone().unwrap_or_default());
+            }
+            size.push(i64::try_from(a.size).unwrap_or(i64::MAX));
+            is_inline.push(a.is_inline);
+            nulls.push(mask);
+        }
+    }
+    let [remote_id, name, content_type, content_id] = texts;
+    vec![
+        message_remote_id.into(),
+        ordinal.into(),
+        remote_id.into(),
+        name.into(),
+        content_type.into(),
+        size.into(),
+        is_inline.into(),
+        content_id.into(),
+        nulls.into(),
+    ]
 }
 
 /// `(VALUES (?), (?), …) AS r`: [`SQLITE_ROWS_PER_STATEMENT`] row parameters, read
@@ -558,6 +782,19 @@ fn postgres_rows(
     Ok((n, columns.into_values(), bytes))
 }
 
+/// The [`PG_ARRAYS`] column arrays of no message (a page without changes).
+pub(crate) fn pg_no_rows() -> Vec<sea_orm::Value> {
+    PgColumns {
+        text: Default::default(),
+        times: Default::default(),
+        flags: Default::default(),
+        counts: Vec::new(),
+        nulls: Vec::new(),
+        bytes: 0,
+    }
+    .into_values()
+}
+
 /// The columns of a PostgreSQL chunk, by element type.
 struct PgColumns {
     /// remote_id, message_id, subject, sender_name, sender_address, body,
@@ -720,12 +957,13 @@ pub(crate) fn remote_ids<'a>(
 /// attachment rows of `messages` (see [`ATTACHMENT_ROW`]); none without attachments.
 pub(crate) fn attachment_statements<'a>(
     flavor: Flavor,
-    messages: impl Iterator<Item = &'a Message>,
+    messages: impl Iterator<Item = &'a Message> + Clone,
     account_id: i64,
 ) -> Result<Vec<Vec<sea_orm::Value>>> {
     use jsonb::Field;
     let text = |t: &'a Option<String>| t.as_deref().map_or(Field::Null, |t| Field::Text(t.into()));
-    let rows = messages.flat_map(|m| {
+    let messages_again = messages.clone();
+    let mut rows = messages.flat_map(|m| {
         m.attachments.iter().enumerate().map(move |(i, a)| {
             (
                 m,
@@ -766,9 +1004,10 @@ pub(crate) fn attachment_statements<'a>(
             }
         }
         Flavor::Postgres => {
-            let rows: Vec<_> = rows.map(|(_, fields)| fields).collect();
-            if !rows.is_empty() {
-                statements.push(vec![json_list(&rows).into(), account_id.into()]);
+            if rows.next().is_some() {
+                let mut values = pg_attachment_arrays(messages_again);
+                values.push(account_id.into());
+                statements.push(values);
             }
         }
     }

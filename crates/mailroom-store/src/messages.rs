@@ -443,6 +443,9 @@ impl Store {
             lease,
         } = write;
         let what = || format!("cannot store sync page of folder {folder_id}");
+        if let Some(stats) = self.apply_page_in_one_statement(&write).await? {
+            return Ok(stats);
+        }
         let tx = self.writer.begin().await.context(what)?;
         // The first statement writes, so SQLite takes its write lock at once (a read
         // first would risk SQLITE_BUSY on the upgrade).
@@ -551,6 +554,93 @@ impl Store {
         tx.commit().await.context(what)?;
         self.committed(bytes);
         Ok(stats)
+    }
+
+    /// PostgreSQL: a page of upserts only that fits one statement (at most
+    /// `bulk::MAX_ROWS` messages), and does not end an enumeration, is written by ONE
+    /// statement (`bulk::pg_page_sql`) in one round trip, without `BEGIN`/`COMMIT`: a
+    /// statement is atomic, so the cursor still lands with its page or not at all.
+    /// `None`: not such a page, or not PostgreSQL.
+    async fn apply_page_in_one_statement(
+        &self,
+        write: &SyncPageWrite<'_>,
+    ) -> Result<Option<PageStats>> {
+        let SyncPageWrite {
+            account_id,
+            folder_id,
+            page,
+            lease,
+        } = *write;
+        // A completed reset deletes what it did not see: after the upserts, which one
+        // statement (one snapshot) cannot order.
+        if self.db_backend() != DbBackend::Postgres || page.complete {
+            return Ok(None);
+        }
+        let mut run = Vec::with_capacity(page.changes.len());
+        for change in &page.changes {
+            match change {
+                Change::Upsert(m) => run.push(m),
+                _ => return Ok(None),
+            }
+        }
+        let unique = last_versions(&run);
+        let mut rest = &unique[..];
+        let chunk = match bulk::next_chunk(Flavor::Postgres, &mut rest) {
+            Some(chunk) => Some(chunk?),
+            None => None,
+        };
+        if !rest.is_empty() {
+            return Ok(None);
+        }
+        let (rows, bytes) = match chunk {
+            Some(chunk) => (chunk.rows, chunk.bytes),
+            None => (bulk::pg_no_rows(), 0),
+        };
+        let known: Vec<&Message> = unique
+            .iter()
+            .copied()
+            .filter(|m| attachments_known(m))
+            .collect();
+        let values = bulk::pg_page_values(
+            rows,
+            account_id,
+            folder_id,
+            Utc::now(),
+            page.cursor.as_str(),
+            page.reset,
+            &known,
+            lease.map(|l| (l.owner, l.until)),
+        )?;
+        let what = || format!("cannot store sync page of folder {folder_id}");
+        let row = self
+            .writer
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                bulk::pg_page_sql(lease.is_some()),
+                values,
+            ))
+            .await
+            .context(what)?
+            .ok_or_else(|| Error::Invalid(what()))?;
+        let count = |column: &str| row.try_get::<i64>("", column).context(what);
+        if let Some(lease) = lease
+            && count("leased")? == 0
+        {
+            return Err(Error::LeaseLost {
+                account_id,
+                owner: lease.owner.to_owned(),
+            });
+        }
+        if count("folders")? == 0 {
+            return Err(Error::NotFound(format!(
+                "folder {folder_id} of account {account_id}"
+            )));
+        }
+        self.committed(bytes as u64);
+        Ok(Some(PageStats {
+            upserted: count("upserted")?.unsigned_abs(),
+            ..PageStats::default()
+        }))
     }
 
     /// Inserts or updates messages of one folder outside any sync (no cursor change).
@@ -782,19 +872,7 @@ async fn upsert_run(
     generation: i64,
     run: &[&Message],
 ) -> Result<Written> {
-    // The same id twice in one statement is an error on PostgreSQL ("ON CONFLICT DO
-    // UPDATE command cannot affect row a second time"): keep the last version.
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(run.len());
-    for (i, m) in run.iter().enumerate() {
-        last.insert(m.remote_id.as_str(), i);
-    }
-    let unique: Vec<&Message> = run
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| last[m.remote_id.as_str()] == *i)
-        .map(|(_, m)| *m)
-        .collect();
-
+    let unique = last_versions(run);
     let backend = tx.get_database_backend();
     let flavor = match backend {
         DbBackend::Postgres => Flavor::Postgres,
@@ -825,6 +903,20 @@ async fn upsert_run(
     // Once for the whole run: each statement costs a round trip to the database.
     replace_attachments(tx, flavor, account_id, &unique).await?;
     Ok(written)
+}
+
+/// The same id twice in one statement is an error on PostgreSQL ("ON CONFLICT DO
+/// UPDATE command cannot affect row a second time"): keeps the last version of each.
+fn last_versions<'a>(run: &[&'a Message]) -> Vec<&'a Message> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(run.len());
+    for (i, m) in run.iter().enumerate() {
+        last.insert(m.remote_id.as_str(), i);
+    }
+    run.iter()
+        .enumerate()
+        .filter(|(i, m)| last[m.remote_id.as_str()] == *i)
+        .map(|(_, m)| *m)
+        .collect()
 }
 
 /// Replaces the attachment rows of the messages that carry their attachment list.
@@ -1189,5 +1281,105 @@ mod tests {
             assert_eq!(json_rows.len(), 7, "{b:?}");
             assert_eq!(json_rows, bound_rows, "{b:?}");
         }
+    }
+
+    /// On PostgreSQL a page of upserts takes the one-statement path, which stores the
+    /// same message and attachment rows as the transaction (checked above against
+    /// binding every value); other pages take the transaction.
+    #[tokio::test]
+    async fn one_statement_pages_store_the_rows_of_the_transaction() {
+        use mailroom_core::{Change, SyncCursor, SyncPage};
+
+        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let (page_account, page_folder) =
+            crate::tests::account_with_inbox(&store, "page@example.com").await;
+        let (tx_account, tx_folder) =
+            crate::tests::account_with_inbox(&store, "tx@example.com").await;
+        let mut records = tricky();
+        records.retain(|m| m.remote_id != "longer-than-a-chunk");
+        let page = |changes: Vec<Change>, complete| SyncPage {
+            changes,
+            cursor: SyncCursor("c".into()),
+            reset: false,
+            complete,
+        };
+        fn write(account_id: i64, folder_id: i64, page: &SyncPage) -> super::SyncPageWrite<'_> {
+            super::SyncPageWrite {
+                account_id,
+                folder_id,
+                page,
+                lease: None,
+            }
+        }
+        // Twice: inserts, then updates that replace the attachment lists.
+        for _ in 0..2 {
+            let upserts = page(records.iter().cloned().map(Change::Upsert).collect(), false);
+            let stats = store
+                .apply_page_in_one_statement(&write(page_account, page_folder, &upserts))
+                .await;
+            assert_eq!(stats.unwrap().unwrap().upserted, records.len() as u64);
+            let refs: Vec<&Message> = records.iter().collect();
+            let tx = store.writer.begin().await.unwrap();
+            super::upsert_run(&tx, tx_account, tx_folder, 0, &refs)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        for other in [
+            page(vec![Change::Upsert(records[0].clone())], true),
+            page(
+                vec![Change::Remove {
+                    remote_id: "x".into(),
+                }],
+                false,
+            ),
+        ] {
+            let taken = store
+                .apply_page_in_one_statement(&write(page_account, page_folder, &other))
+                .await;
+            assert!(taken.unwrap().is_none(), "{:?}", other.changes);
+        }
+
+        let mut columns = COLUMNS.to_vec();
+        columns.retain(|c| !matches!(*c, "account_id" | "folder_id" | "updated_at"));
+        let messages = |account: i64| {
+            let columns = columns.clone();
+            move |wrap: &str| {
+                select(
+                    &columns,
+                    wrap,
+                    &format!("messages WHERE account_id = {account} ORDER BY remote_id"),
+                )
+            }
+        };
+        let page_rows = raw_rows(&store, messages(page_account)).await;
+        assert_eq!(page_rows.len(), records.len());
+        assert_eq!(page_rows, raw_rows(&store, messages(tx_account)).await);
+        let attachments = |account: i64| {
+            move |wrap: &str| {
+                let columns: Vec<String> = ATTACHMENT_COLUMNS[1..]
+                    .iter()
+                    .map(|c| format!("a.{c}"))
+                    .chain(["m.remote_id".to_owned()])
+                    .collect();
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                format!(
+                    "{} ORDER BY m.remote_id, a.ordinal",
+                    select(
+                        &columns,
+                        wrap,
+                        &format!(
+                            "attachments a JOIN messages m ON m.id = a.message_id \
+                             WHERE m.account_id = {account}"
+                        ),
+                    )
+                )
+            }
+        };
+        let page_rows = raw_rows(&store, attachments(page_account)).await;
+        assert_eq!(page_rows.len(), 7);
+        assert_eq!(page_rows, raw_rows(&store, attachments(tx_account)).await);
     }
 }

@@ -274,3 +274,170 @@ async fn a_lost_lease_writes_nothing() {
         );
     }
 }
+
+/// Pages of upserts that do not end an enumeration (on PostgreSQL: one statement each):
+/// counts, last version of a duplicate, replaced attachment lists, kept lists.
+#[tokio::test]
+async fn pages_of_upserts_replace_attachment_lists_and_count_what_they_wrote() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "upserts@example.com").await;
+        let f = inbox(&store, &a).await;
+        let (a_id, f_id) = (a.id, f.id);
+        let write = move |p| SyncPageWrite {
+            account_id: a_id,
+            folder_id: f_id,
+            page: p,
+            lease: None,
+        };
+        let mut v2 = message(1);
+        v2.subject = Some("v2".into());
+        let mut first = upserts(0..6);
+        first.push(Change::Upsert(v2));
+        let first = page(first, "c1", true, false);
+        let stats = store.apply_sync_page(write(&first)).await.unwrap();
+        assert_eq!(stats.upserted, 6, "{b:?}: the duplicate counts once");
+        let folder = store.get_folder(f.id).await.unwrap();
+        assert_eq!(folder.cursor, Some(SyncCursor("c1".into())), "{b:?}");
+        assert!(folder.reconciling, "{b:?}: a reset page starts reconciling");
+
+        // Message 0 has a new list, 3 says it has attachments without listing them,
+        // 6 is new with its list, 1 has none any more.
+        let mut m0 = message(0);
+        m0.attachments.truncate(1);
+        m0.attachments[0].name = Some("renamed.pdf".into());
+        m0.attachment_count = 1;
+        let mut m3 = message(3);
+        m3.attachments.clear();
+        m3.attachment_count = 0;
+        m3.subject = Some("seen by delta".into());
+        let second = vec![
+            Change::Upsert(m0.clone()),
+            Change::Upsert(m3),
+            Change::Upsert(message(6)),
+            Change::Upsert(message(1)),
+        ];
+        let second = page(second, "c2", false, false);
+        let stats = store.apply_sync_page(write(&second)).await.unwrap();
+        assert_eq!(stats.upserted, 4, "{b:?}");
+        let get = |i: usize| {
+            let store = &store;
+            let id = if i == 0 {
+                m0.remote_id.clone()
+            } else {
+                message(i).remote_id
+            };
+            async move { store.get_message(a.id, &id).await.unwrap().message }
+        };
+        assert_eq!(get(0).await, m0, "{b:?}: the list is replaced");
+        let kept = get(3).await;
+        assert_eq!(kept.subject.as_deref(), Some("seen by delta"));
+        assert_eq!(kept.attachments, message(3).attachments, "{b:?}: kept");
+        assert_eq!(kept.attachment_count, 2, "{b:?}");
+        assert_eq!(get(6).await, message(6), "{b:?}");
+        assert_eq!(get(1).await, message(1), "{b:?}: the later page wins");
+        let all = store
+            .list_messages(&MessageQuery {
+                account_id: Some(a.id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 7, "{b:?}");
+        let rows: usize = all.iter().map(|m| m.message.attachments.len()).sum();
+        assert_eq!(rows, 1 + 2 + 2, "{b:?}: no attachment row left behind");
+        assert_eq!(
+            store.get_folder(f.id).await.unwrap().cursor,
+            Some(SyncCursor("c2".into()))
+        );
+        // An empty page stores its cursor alone.
+        let empty = page(Vec::new(), "c3", false, false);
+        let stats = store.apply_sync_page(write(&empty)).await.unwrap();
+        assert_eq!(stats, Default::default());
+        assert_eq!(
+            store.get_folder(f.id).await.unwrap().cursor,
+            Some(SyncCursor("c3".into()))
+        );
+    }
+}
+
+/// A page of upserts (one statement on PostgreSQL) from a worker that lost its lease,
+/// or for a folder of another account, writes nothing: no message, no attachment, no
+/// cursor.
+#[tokio::test]
+async fn a_page_of_upserts_under_a_lost_lease_writes_nothing() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "fence@example.com").await;
+        let f = inbox(&store, &a).await;
+        let other = account(&store, "other@example.com").await;
+        let claimed = store
+            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        let p = page(upserts(0..4), "cursor", true, false);
+        let lease = |owner| {
+            Some(LeaseCheck {
+                owner,
+                until: t0() + chrono::Duration::minutes(10),
+            })
+        };
+        let err = store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: f.id,
+                page: &p,
+                lease: lease("worker-2"),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{b:?}: {err}");
+        // The folder is not the other account's.
+        let err = store
+            .apply_sync_page(SyncPageWrite {
+                account_id: other.id,
+                folder_id: f.id,
+                page: &p,
+                lease: lease("worker-1"),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{b:?}: {err}");
+        let folder = store.get_folder(f.id).await.unwrap();
+        assert!(folder.cursor.is_none(), "{b:?}");
+        assert!(!folder.reconciling, "{b:?}");
+        let q = MessageQuery::default();
+        assert_eq!(store.count_messages(&q).await.unwrap(), 0, "{b:?}");
+        assert_eq!(
+            store.get_account(a.id).await.unwrap().lease_expires_at,
+            Some(t0() + chrono::Duration::minutes(5)),
+            "{b:?}: the lease is not renewed for another owner"
+        );
+
+        let stats = store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: f.id,
+                page: &p,
+                lease: lease("worker-1"),
+            })
+            .await
+            .unwrap();
+        assert_eq!(stats.upserted, 4, "{b:?}");
+        assert_eq!(
+            store.get_account(a.id).await.unwrap().lease_expires_at,
+            Some(t0() + chrono::Duration::minutes(10)),
+            "{b:?}: the holder's page renews its lease"
+        );
+        assert_eq!(
+            store
+                .get_message(a.id, &message(0).remote_id)
+                .await
+                .unwrap()
+                .message,
+            message(0),
+            "{b:?}"
+        );
+    }
+}
