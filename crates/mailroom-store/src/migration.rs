@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(FleetClaim),
             Box::new(Push),
             Box::new(PgwriteInlineRows),
+            Box::new(Pgwrite2NoMessageAccountFk),
         ]
     }
 }
@@ -648,6 +649,48 @@ impl MigrationTrait for PgwriteInlineRows {
     }
 }
 
+/// PostgreSQL: messages lose their foreign key to `accounts`, a check (an index probe
+/// and a row lock on the account) per message written, about 3 µs of the server's CPU
+/// each. It was redundant: a message's folder belongs to its account (every write
+/// names both), folders go with their account (`folders_account_id_fkey`, cascade)
+/// and messages with their folder (`messages_folder_id_fkey`, cascade), so removing
+/// an account still removes its messages and their attachments. SQLite keeps the key
+/// (dropping one there means rebuilding the table).
+struct Pgwrite2NoMessageAccountFk;
+
+impl MigrationName for Pgwrite2NoMessageAccountFk {
+    fn name(&self) -> &str {
+        "m20261206_000007_pgwrite2_no_message_account_fk"
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for Pgwrite2NoMessageAccountFk {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared("ALTER TABLE messages DROP CONSTRAINT messages_account_id_fkey")
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE messages ADD CONSTRAINT messages_account_id_fkey \
+                     FOREIGN KEY (account_id) REFERENCES accounts (id) ON DELETE CASCADE",
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -671,6 +714,33 @@ mod tests {
         assert_eq!(
             row.try_get::<String>("", "options").unwrap(),
             "toast_tuple_target=8160"
+        );
+    }
+
+    /// A migrated PostgreSQL checks one foreign key per message written (its folder),
+    /// one per attachment (its message).
+    #[tokio::test]
+    async fn postgres_messages_reference_their_folder_only() {
+        let store = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let rows = store
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT conname::text AS name FROM pg_constraint \
+                 WHERE contype = 'f' AND conrelid IN ('messages'::regclass, 'attachments'::regclass) \
+                 ORDER BY conname",
+            ))
+            .await
+            .unwrap();
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["attachments_message_id_fkey", "messages_folder_id_fkey"]
         );
     }
 }

@@ -2,7 +2,7 @@ use mailroom_core::{AccountKind, AccountStatus};
 use mailroom_store::{AccountUpdate, Error, NewAccount, SealedCredentials, SyncOutcome};
 use mailroom_vault::{FernetKey, Vault};
 
-use crate::support::{account, sealed, stores, t0, vault};
+use crate::support::{account, inbox, message, sealed, stores, t0, vault};
 
 #[tokio::test]
 async fn account_crud() {
@@ -164,5 +164,56 @@ async fn accounts_are_listed_a_page_at_a_time_by_id() {
             seen.extend(page.iter().map(|a| a.id));
         }
         assert_eq!(seen, ids, "{:?}", store.backend());
+    }
+}
+
+/// Removing an account removes its folders, messages and attachments, and nothing of
+/// another account (on PostgreSQL messages reach the account through their folder
+/// only, see migration m20261206_000007).
+#[tokio::test]
+async fn removing_an_account_removes_its_messages_and_attachments() {
+    for store in stores().await {
+        let b = store.backend();
+        let mut ids = Vec::new();
+        for email in ["gone@example.com", "kept@example.com"] {
+            let a = account(&store, email).await;
+            let f = inbox(&store, &a).await;
+            let messages: Vec<_> = (0..6).map(message).collect();
+            store.upsert_messages(a.id, f.id, &messages).await.unwrap();
+            ids.push(a.id);
+        }
+        store.remove_account(ids[0]).await.unwrap();
+        let count = |account_id| {
+            let store = &store;
+            async move {
+                store
+                    .count_messages(&mailroom_store::MessageQuery {
+                        account_id: Some(account_id),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(count(ids[0]).await, 0, "{b:?}");
+        assert!(
+            store.list_folders(ids[0]).await.unwrap().is_empty(),
+            "{b:?}"
+        );
+        assert_eq!(count(ids[1]).await, 6, "{b:?}");
+        let kept = store
+            .list_messages(&mailroom_store::MessageQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            kept.len(),
+            6,
+            "{b:?}: no message of the removed account is left"
+        );
+        let attachments: usize = kept.iter().map(|m| m.message.attachments.len()).sum();
+        assert_eq!(
+            attachments, 4,
+            "{b:?}: messages 0 and 3 of the kept account"
+        );
     }
 }
