@@ -372,13 +372,15 @@ pub(crate) fn pg_page_sql(lease: bool) -> String {
     );
     push_on_conflict(&mut sql);
     // `gone` reads the messages as they were before the statement (every part of it
-    // sees the same snapshot): the ids of those being updated.
+    // sees the same snapshot): the ids of those being updated. A join, one index probe
+    // per id: `remote_id = ANY(<the ids>)` sorts the ids first, two to three times
+    // the time (`EXPLAIN ANALYZE`, 1,000 ids).
     let _ = write!(
         sql,
         " RETURNING id, remote_id), \
          gone AS (DELETE FROM attachments WHERE message_id = ANY(ARRAY(SELECT o.id \
-         FROM f, messages AS o WHERE o.account_id = ${ACCOUNT} \
-         AND o.remote_id = ANY(${KNOWN}::text[])))), \
+         FROM f, unnest(${KNOWN}::text[]) AS k(remote_id) \
+         JOIN messages AS o ON o.account_id = ${ACCOUNT} AND o.remote_id = k.remote_id))), \
          a AS (INSERT INTO attachments (message_id"
     );
     for c in &ATTACHMENT_ROW[1..] {

@@ -67,3 +67,50 @@ pub async fn backend_pids(base: &str, application_name: &str) -> crate::Result<V
     let _ = conn.close().await;
     Ok(pids.into_iter().map(|(p,)| p.unsigned_abs()).collect())
 }
+
+/// What `pg_stat_statements` counts for one statement (summed over users and
+/// databases), for benchmarks: take it before and after, and print the difference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementStats {
+    /// The normalized text.
+    pub query: String,
+    /// Executions.
+    pub calls: i64,
+    /// Execution time, milliseconds.
+    pub total_exec_time: f64,
+    /// Rows returned or changed.
+    pub rows: i64,
+}
+
+/// Every statement `pg_stat_statements` tracks, by query id; `None` when the extension
+/// is not loaded in the server or not created in the database of `base`.
+pub async fn statement_stats(
+    base: &str,
+) -> crate::Result<Option<std::collections::HashMap<i64, StatementStats>>> {
+    let mut conn = PgConnection::connect(base)
+        .await
+        .map_err(|e| crate::Error::Invalid(format!("cannot connect to PostgreSQL: {e}")))?;
+    let rows: Result<Vec<(i64, String, i64, f64, i64)>, _> = sea_orm::sqlx::query_as(
+        "SELECT queryid, min(query), sum(calls)::bigint, sum(total_exec_time), \
+         sum(rows)::bigint FROM pg_stat_statements WHERE queryid IS NOT NULL \
+         GROUP BY queryid",
+    )
+    .fetch_all(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    Ok(rows.ok().map(|rows| {
+        rows.into_iter()
+            .map(|(id, query, calls, total_exec_time, rows)| {
+                (
+                    id,
+                    StatementStats {
+                        query,
+                        calls,
+                        total_exec_time,
+                        rows,
+                    },
+                )
+            })
+            .collect()
+    }))
+}

@@ -231,6 +231,10 @@ async fn initial(n: usize, db: Db) {
         Db::Postgres => pg_backend_cpu().await,
         Db::Sqlite => Default::default(),
     };
+    let statements_before = match db {
+        Db::Postgres => pg_statements().await,
+        Db::Sqlite => None,
+    };
     let (cpu_before, sim_cpu_before) = (cpu_seconds(None), cpu_seconds(Some(s.sim.pid())));
     let start = Instant::now();
     let report = s
@@ -284,6 +288,58 @@ async fn initial(n: usize, db: Db) {
         sim_cpu * 1e6 / rows as f64,
         rows as f64 / requests as f64,
     );
+    if db == Db::Postgres {
+        print_pg_statements(statements_before, rows).await;
+    }
+}
+
+async fn pg_statements()
+-> Option<std::collections::HashMap<i64, mailroom_store::testing::StatementStats>> {
+    let base = mailroom_store::testing::postgres_base_url();
+    mailroom_store::testing::statement_stats(&base)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The statements that took the most server time since `before`
+/// (`pg_stat_statements`; statements of other clients of the server count too, and
+/// the checks after the sync), and how many per 1,000 messages (a delta page).
+async fn print_pg_statements(
+    before: Option<std::collections::HashMap<i64, mailroom_store::testing::StatementStats>>,
+    messages: u64,
+) {
+    let (Some(before), Some(after)) = (before, pg_statements().await) else {
+        println!("    pg_stat_statements: not loaded");
+        return;
+    };
+    let mut grown: Vec<(f64, i64, i64, String)> = after
+        .into_iter()
+        .filter_map(|(id, a)| {
+            let b = before.get(&id);
+            let calls = a.calls - b.map_or(0, |b| b.calls);
+            let time = a.total_exec_time - b.map_or(0.0, |b| b.total_exec_time);
+            let rows = a.rows - b.map_or(0, |b| b.rows);
+            (calls > 0).then_some((time, calls, rows, a.query))
+        })
+        .collect();
+    grown.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let total: f64 = grown.iter().map(|g| g.0).sum();
+    let calls: i64 = grown.iter().map(|g| g.1).sum();
+    let pages = messages.max(1) as f64 / 1000.0;
+    println!(
+        "    pg_stat_statements: {calls} statements ({:.2} per 1,000 messages), {total:.0} ms of execution ({:.1} µs per message); top:",
+        calls as f64 / pages,
+        total * 1000.0 / messages.max(1) as f64
+    );
+    for (time, calls, rows, query) in grown.iter().take(6) {
+        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let query: String = query.chars().take(90).collect();
+        println!(
+            "    {time:>8.0} ms {:>5.1} %  {calls:>6} calls  {rows:>8} rows  {query}",
+            time * 100.0 / total.max(f64::MIN_POSITIVE)
+        );
+    }
 }
 
 async fn sim_counters(sim: &SimProcess, http: &reqwest::Client) -> Counters {
