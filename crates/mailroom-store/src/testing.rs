@@ -90,7 +90,9 @@ pub async fn statement_stats(
     let mut conn = PgConnection::connect(base)
         .await
         .map_err(|e| crate::Error::Invalid(format!("cannot connect to PostgreSQL: {e}")))?;
-    let rows: Result<Vec<(i64, String, i64, f64, i64)>, _> = sea_orm::sqlx::query_as(
+    /// Query id, text, calls, execution time, rows.
+    type Row = (i64, String, i64, f64, i64);
+    let rows: Result<Vec<Row>, _> = sea_orm::sqlx::query_as(
         "SELECT queryid, min(query), sum(calls)::bigint, sum(total_exec_time), \
          sum(rows)::bigint FROM pg_stat_statements WHERE queryid IS NOT NULL \
          GROUP BY queryid",
