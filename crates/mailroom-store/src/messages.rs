@@ -442,6 +442,9 @@ impl Store {
             page,
             lease,
         } = write;
+        if let Some(stats) = self.apply_unchanged_page(write).await? {
+            return Ok(stats);
+        }
         let what = || format!("cannot store sync page of folder {folder_id}");
         if let Some(stats) = self.apply_page_in_one_statement(&write).await? {
             return Ok(stats);
@@ -641,6 +644,65 @@ impl Store {
             upserted: count("upserted")?.unsigned_abs(),
             ..PageStats::default()
         }))
+    }
+
+    /// The fast path of [`Store::apply_sync_page`] for a page without changes (the
+    /// common case of a no-change sync): the cursor is written by one statement,
+    /// fenced by the lease, without a transaction. On PostgreSQL the lease is renewed
+    /// by the same statement (a data-modifying `WITH`); on SQLite, which has none, by a
+    /// statement before it, and the cursor write still checks that the lease is ours.
+    ///
+    /// `None` when the page is not one it handles (changes, a reset) or when no row
+    /// was written (the folder is reconciling, missing, or the lease was lost): the
+    /// full path then does the work and reports the error.
+    async fn apply_unchanged_page(&self, write: SyncPageWrite<'_>) -> Result<Option<PageStats>> {
+        let SyncPageWrite {
+            account_id,
+            folder_id,
+            page,
+            lease,
+        } = write;
+        if !page.changes.is_empty() || page.reset {
+            return Ok(None);
+        }
+        let what = || format!("cannot store sync page of folder {folder_id}");
+        let set = "UPDATE folders SET cursor = $1, last_synced_at = $2, gone_since = NULL, \
+                   missed_syncs = 0, last_error = NULL \
+                   WHERE id = $3 AND account_id = $4 AND NOT reconciling";
+        let mut values: Vec<sea_orm::Value> = vec![
+            page.cursor.as_str().into(),
+            Utc::now().into(),
+            folder_id.into(),
+            account_id.into(),
+        ];
+        let sql = match (lease, self.backend) {
+            (None, _) => set.to_owned(),
+            (Some(lease), crate::Backend::Postgres) => {
+                values.extend([lease.owner.into(), lease.until.into()]);
+                format!(
+                    "WITH lease AS (UPDATE accounts SET lease_expires_at = $6 \
+                       WHERE id = $4 AND lease_owner = $5 RETURNING id) \
+                     {set} AND EXISTS (SELECT 1 FROM lease)"
+                )
+            }
+            (Some(lease), crate::Backend::Sqlite) => {
+                renew_lease_on(&self.writer, account_id, lease.owner, lease.until).await?;
+                values.push(lease.owner.into());
+                format!(
+                    "{set} AND EXISTS (SELECT 1 FROM accounts WHERE id = $4 AND lease_owner = $5)"
+                )
+            }
+        };
+        let written = self
+            .writer
+            .execute_raw(Statement::from_sql_and_values(
+                self.db_backend(),
+                sql,
+                values,
+            ))
+            .await
+            .context(what)?;
+        Ok((written.rows_affected() == 1).then(PageStats::default))
     }
 
     /// Inserts or updates messages of one folder outside any sync (no cursor change).

@@ -6,15 +6,19 @@
 //! store's tests use). For each N of `MAILROOM_BENCH_FLEET_SIZES` (default
 //! 5000,20000,100000):
 //!
-//! 1. starts `mailroom-sim` with N mailboxes of 3 messages (its own process), asks it
-//!    for a token per mailbox (`POST /_sim/tokens`: no device code) and inserts the N
-//!    accounts straight into a fresh schema, in batches of 5,000 rows;
+//! 1. starts `mailroom-sim` with N mailboxes of `MAILROOM_BENCH_FLEET_MESSAGES`
+//!    messages (default 1; the no-change cycle does not depend on it) in its own
+//!    process, asks it for a token per mailbox (`POST /_sim/tokens`: no device code)
+//!    and inserts the N accounts straight into a fresh schema, 5,000 rows a statement;
 //! 2. syncs them all once (one worker, 64 at once, no latency): the initial pass;
 //! 3. adds 20 ms of latency to every simulated request, then for each worker count of
 //!    `MAILROOM_BENCH_FLEET_WORKERS` (default 1,2,4) runs a no-change cycle: that many
-//!    workers (tasks of this process, each with its own worker id and connection pool,
-//!    64 at once each) run `worker --once` passes together until every account is
-//!    synced once.
+//!    workers (tasks of this process, each with its own worker id, connection pool and
+//!    HTTP client, `MAILROOM_BENCH_FLEET_CONCURRENCY` at once each, default 8) run
+//!    `worker --once` passes together until every account is synced once. With 8
+//!    slots a worker is bound by its slots and the latency (8 / 20 ms = 400 accounts/s
+//!    at most), not by the machine, up to the point where the machine's cores are
+//!    the limit (see docs/benchmarks.md).
 //!
 //! Per cycle it prints the wall time; the PostgreSQL CPU per account: user + system
 //! time of the server processes serving the workers' connections (found by their
@@ -22,8 +26,11 @@
 //! workers open for the cycle and keep until its end; Graph requests per account
 //! (the simulator's counters); SQL statements per account and claim statements (the
 //! store's and the workers' counters); and the scans of `accounts` by kind
-//! (`pg_stat_user_tables` of the schema, read once the workers' connections are closed).
+//! (`pg_stat_user_tables` of the schema, read once the workers' connections are closed);
+//! the worker CPU per account (this process's CPU during the cycle); and, when
+//! `pg_stat_statements` is loaded, the statements the cycle ran most, per account.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,14 +128,27 @@ impl Bench {
         .unwrap()
     }
 
+    /// A worker's syncer: its own HTTP client (connection pool), shared by all its
+    /// accounts, as `mailroom worker` does.
     fn syncer(&self, store: &Store) -> Syncer {
         let factory = DefaultFactory::new(
             self.sim.authority_url(),
-            GraphConfig::default().graph_url(self.sim.graph_url()),
+            GraphConfig::default()
+                .graph_url(self.sim.graph_url())
+                .http_client(reqwest::Client::new()),
             ImapOptions::default(),
         );
         Syncer::new(store.clone(), self.vault.clone(), Arc::new(factory))
     }
+}
+
+/// Messages per simulated mailbox (`MAILROOM_BENCH_FLEET_MESSAGES`, default 1): the
+/// no-change cycle does not depend on it, the initial pass does.
+fn messages() -> usize {
+    list("MAILROOM_BENCH_FLEET_MESSAGES", "1")
+        .first()
+        .copied()
+        .unwrap_or(1)
 }
 
 async fn setup(n: usize) -> Bench {
@@ -138,7 +158,7 @@ async fn setup(n: usize) -> Bench {
             "--mailboxes",
             &n.to_string(),
             "--messages",
-            "3",
+            &messages().to_string(),
             "--all-in",
             "inbox",
         ],
@@ -332,8 +352,9 @@ struct Cycle {
     idx_scans: i64,
 }
 
-/// `workers` workers, 64 at once each, each syncs what it claims until none is due.
-async fn cycle(b: &Bench, workers: usize) -> Cycle {
+/// `workers` workers, `concurrency` at once each, each syncs what it claims until none
+/// is due.
+async fn cycle(b: &Bench, workers: usize, concurrency: usize) -> Cycle {
     let mut stores = Vec::new();
     for _ in 0..workers {
         stores.push(Store::connect(&b.url).await.unwrap());
@@ -347,7 +368,7 @@ async fn cycle(b: &Bench, workers: usize) -> Cycle {
         let syncer = b.syncer(store);
         let config = WorkerConfig {
             worker_id: format!("bench-{i}"),
-            concurrency: 64,
+            concurrency,
             once: true,
             interval: Duration::ZERO,
             poll_interval: Duration::from_millis(10),
@@ -390,12 +411,61 @@ async fn cycle(b: &Bench, workers: usize) -> Cycle {
     }
 }
 
-async fn run(n: usize, worker_counts: &[usize]) {
+/// What `pg_stat_statements` counted so far in this database, by statement:
+/// (calls, total execution ms, text); `None` when the extension is not loaded.
+async fn statement_stats(b: &Bench) -> Option<HashMap<i64, (i64, f64, String)>> {
+    let rows: Vec<(i64, i64, f64, String)> = sqlx::query_as(
+        "SELECT queryid, calls, total_exec_time, query FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND queryid IS NOT NULL",
+    )
+    .fetch_all(&b.admin)
+    .await
+    .ok()?;
+    Some(
+        rows.into_iter()
+            .map(|(id, calls, ms, q)| (id, (calls, ms, q)))
+            .collect(),
+    )
+}
+
+/// The statements the cycle ran most often, per account (from two
+/// [`statement_stats`]; other users of the database may add theirs).
+fn print_statements(
+    n: usize,
+    before: Option<HashMap<i64, (i64, f64, String)>>,
+    after: Option<HashMap<i64, (i64, f64, String)>>,
+) {
+    let (Some(before), Some(after)) = (before, after) else {
+        println!("    pg_stat_statements: not loaded");
+        return;
+    };
+    let mut diff: Vec<(i64, f64, &str)> = after
+        .iter()
+        .map(|(id, (calls, ms, q))| {
+            let (c0, m0) = before.get(id).map_or((0, 0.0), |b| (b.0, b.1));
+            (calls - c0, ms - m0, q.as_str())
+        })
+        .filter(|d| d.0 > 0)
+        .collect();
+    diff.sort_by(|a, b| b.0.cmp(&a.0));
+    for (calls, ms, q) in diff.into_iter().take(6) {
+        let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!(
+            "    {:>5.2} calls/account, {:>6.1} µs each: {}",
+            calls as f64 / n as f64,
+            ms * 1e3 / calls as f64,
+            q.chars().take(110).collect::<String>()
+        );
+    }
+}
+
+async fn run(n: usize, worker_counts: &[usize], concurrency: usize) {
     let b = setup(n).await;
-    let first = cycle(&b, 1).await;
+    let first = cycle(&b, 1, 64).await;
     assert_eq!(first.stats.synced as usize, n, "{:?}", first.stats);
     println!(
-        "  initial pass, 1 worker, no latency: {:.1} s, PostgreSQL CPU {:.1} s",
+        "  initial pass, 1 worker × 64, no latency: {:.1} s, PostgreSQL CPU {:.1} s",
         first.secs, first.pg_cpu
     );
     let faults = Faults {
@@ -414,20 +484,25 @@ async fn run(n: usize, worker_counts: &[usize]) {
     for &workers in worker_counts {
         let sim_cpu = cpu_seconds(b.sim.pid());
         let self_cpu = cpu_seconds(std::process::id());
-        let c = cycle(&b, workers).await;
+        let statements_before = statement_stats(&b).await;
+        let c = cycle(&b, workers, concurrency).await;
+        let statements_after = statement_stats(&b).await;
         let sim_cpu = cpu_seconds(b.sim.pid()) - sim_cpu;
+        // This process does nothing else during the cycle but a few queries of the
+        // counters (and a 1.5 s sleep): its CPU is the workers'.
         let self_cpu = cpu_seconds(std::process::id()) - self_cpu;
         assert_eq!(c.stats.synced as usize, n, "{:?}", c.stats);
         let speedup = *one.get_or_insert(c.secs) / c.secs;
         println!(
-            "  no-change cycle {n:>6} accounts, {workers} worker(s) × 64, 20 ms latency: {:>7.2} s (× {speedup:.2} of 1 worker)  \
-             PostgreSQL CPU {:.3} ms/account ({:.1} s, {} backends)  {:.2} Graph requests/account  \
+            "  no-change cycle {n:>6} accounts, {workers} worker(s) × {concurrency}, 20 ms latency: {:>7.2} s (× {speedup:.2} of 1 worker)  \
+             PostgreSQL CPU {:.3} ms/account ({:.1} s, {} backends)  worker CPU {:.3} ms/account  {:.2} Graph requests/account  \
              {:.2} statements/account, {} claims  accounts scans: {} seq, {} index  \
              CPU: workers {:.1} s, simulator {:.1} s",
             c.secs,
             c.pg_cpu * 1e3 / n as f64,
             c.pg_cpu,
             c.backends,
+            self_cpu * 1e3 / n as f64,
             c.requests as f64 / n as f64,
             c.statements as f64 / n as f64,
             c.stats.claims,
@@ -436,6 +511,7 @@ async fn run(n: usize, worker_counts: &[usize]) {
             self_cpu,
             sim_cpu,
         );
+        print_statements(n, statements_before, statements_after);
     }
     b.admin.close().await;
 }
@@ -454,6 +530,11 @@ fn main() {
     }
     let sizes = list("MAILROOM_BENCH_FLEET_SIZES", "5000,20000,100000");
     let workers = list("MAILROOM_BENCH_FLEET_WORKERS", "1,2,4");
+    let concurrency = list("MAILROOM_BENCH_FLEET_CONCURRENCY", "8")
+        .first()
+        .copied()
+        .unwrap_or(8)
+        .max(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "mailroom-sync fleet benchmark (mailroom-sim → Graph → workers → PostgreSQL {}); load average {}",
@@ -465,7 +546,7 @@ fn main() {
         .build()
         .unwrap();
     for n in sizes {
-        runtime.block_on(run(n, &workers));
+        runtime.block_on(run(n, &workers, concurrency));
     }
     // `mailroom sync`'s memory against the number of accounts, with the release
     // binary at MAILROOM_BIN (`cargo build --release -p mailroom-cli`).

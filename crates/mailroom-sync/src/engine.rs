@@ -244,14 +244,26 @@ impl Syncer {
     /// Returns `Ok` with a report whatever the connector did (an auth failure marks the
     /// account `needs_reauth`, other failures go into `last_error`); `Err` only when the
     /// store fails or the worker lost its lease.
-    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id, account = tracing::field::Empty))]
     pub async fn sync_account(
         &self,
         account_id: i64,
         request: &SyncRequest,
     ) -> Result<AccountReport> {
         let account = self.store.get_account(account_id).await?;
-        tracing::Span::current().record("account", account.email.as_str());
+        self.sync_claimed(account, request).await
+    }
+
+    /// [`Syncer::sync_account`] for an account as the store just returned it (a
+    /// worker's claim returns the rows it leased): it is not read again, and when it
+    /// carries `request.lease` with more than half of its time left, the lease is not
+    /// renewed before the first write (every page write renews it).
+    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id = account.id, account = %account.email))]
+    pub async fn sync_claimed(
+        &self,
+        account: Account,
+        request: &SyncRequest,
+    ) -> Result<AccountReport> {
+        let account_id = account.id;
         request.observer.account_started(&account);
         let mut run = Run {
             syncer: self,
@@ -952,6 +964,18 @@ impl Run<'_> {
 
     async fn renew_lease(&self) -> Result<(), RunError> {
         if let Some(lease) = &self.request.lease {
+            // Just claimed with this ttl (more than half of it left, not more than a
+            // renewal would give): renewing again is a statement for nothing.
+            let until = self.lease_until();
+            let half = until - chrono::Duration::from_std(lease.ttl / 2).unwrap_or_default();
+            if self.account.lease_owner.as_deref() == Some(lease.owner.as_str())
+                && self
+                    .account
+                    .lease_expires_at
+                    .is_some_and(|at| at > half && at <= until)
+            {
+                return Ok(());
+            }
             self.syncer
                 .store
                 .renew_lease(self.account.id, &lease.owner, self.lease_until())

@@ -441,3 +441,89 @@ async fn a_page_of_upserts_under_a_lost_lease_writes_nothing() {
         );
     }
 }
+
+/// A page without changes (a no-change sync) is one statement on PostgreSQL (two on
+/// SQLite: the lease renewal, then the cursor) and no transaction, still fenced by
+/// the lease; a folder in the middle of a reset still reconciles.
+#[tokio::test]
+async fn an_unchanged_page_is_one_statement_fenced_by_the_lease() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "quiet@example.com").await;
+        let f = inbox(&store, &a).await;
+        store
+            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        store
+            .set_folder_error(f.id, Some("old error"))
+            .await
+            .unwrap();
+        let empty = page(vec![], "delta-1", false, true);
+        let write = |p, owner, until| SyncPageWrite {
+            account_id: a.id,
+            folder_id: f.id,
+            page: p,
+            lease: Some(LeaseCheck { owner, until }),
+        };
+
+        // The lease went to another worker between the claim and the page.
+        let err = store
+            .apply_sync_page(write(&empty, "worker-2", t0()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{b:?}: {err}");
+        let folder = store.get_folder(f.id).await.unwrap();
+        assert!(
+            folder.cursor.is_none(),
+            "{b:?}: cursor written without the lease"
+        );
+        assert_eq!(folder.last_error.as_deref(), Some("old error"), "{b:?}");
+
+        let until = t0() + chrono::Duration::minutes(10);
+        let before = store.statements_sent();
+        let stats = store
+            .apply_sync_page(write(&empty, "worker-1", until))
+            .await
+            .unwrap();
+        let statements = store.statements_sent() - before;
+        assert_eq!(stats, mailroom_store::PageStats::default());
+        let expected = match b {
+            mailroom_store::Backend::Postgres => 1,
+            mailroom_store::Backend::Sqlite => 2,
+        };
+        assert_eq!(
+            statements, expected,
+            "{b:?}: statements for an unchanged page"
+        );
+        let folder = store.get_folder(f.id).await.unwrap();
+        assert_eq!(folder.cursor, Some(SyncCursor("delta-1".into())), "{b:?}");
+        assert_eq!(folder.last_error, None, "{b:?}");
+        assert!(folder.last_synced_at.is_some(), "{b:?}");
+        assert_eq!(
+            store.get_account(a.id).await.unwrap().lease_expires_at,
+            Some(until),
+            "{b:?}: lease renewed"
+        );
+
+        // A reset in progress: the empty page that completes it removes what the
+        // enumeration did not see.
+        let first = page(upserts(0..3), "d", true, true);
+        let restart = page(upserts(0..2), "n", true, false);
+        let end = page(vec![], "delta-3", false, true);
+        for p in [&first, &restart] {
+            store
+                .apply_sync_page(write(p, "worker-1", until))
+                .await
+                .unwrap();
+        }
+        let stats = store
+            .apply_sync_page(write(&end, "worker-1", until))
+            .await
+            .unwrap();
+        assert_eq!(stats.reconciled, 1, "{b:?}");
+        let folder = store.get_folder(f.id).await.unwrap();
+        assert!(!folder.reconciling, "{b:?}");
+        assert_eq!(folder.cursor, Some(SyncCursor("delta-3".into())), "{b:?}");
+    }
+}

@@ -141,11 +141,16 @@ async fn a_no_change_sync_costs_a_few_statements_whatever_the_number_of_accounts
         for store in stores().await {
             let b = store.backend();
             let (statements, claims) = no_change_pass(&store, n).await;
-            // Leases come in batches: a claim waits for 16 / 8 = 2 free slots.
-            assert!(claims as usize <= n / 2 + 2, "{b:?} {n}: {claims} claims");
-            // Read the account and its folders, renew the lease, store the cursor,
-            // record the outcome.
-            assert!(statements <= 7.0, "{b:?} {n}: {statements} per account");
+            // Leases come in batches: a claim waits for 16 / 4 = 4 free slots.
+            assert!(claims as usize <= n / 4 + 2, "{b:?} {n}: {claims} claims");
+            // The claim returns the account with its fresh lease: read its folders,
+            // store the cursor with the lease renewal (one statement on PostgreSQL,
+            // two on SQLite, no transaction), record the outcome and release.
+            let most = match b {
+                mailroom_store::Backend::Postgres => 3.0,
+                mailroom_store::Backend::Sqlite => 4.0,
+            };
+            assert!(statements <= most, "{b:?} {n}: {statements} per account");
             per_account.push((b, n, statements));
         }
     }
