@@ -448,7 +448,7 @@ fn print_statements(
         })
         .filter(|d| d.0 > 0)
         .collect();
-    diff.sort_by(|a, b| b.0.cmp(&a.0));
+    diff.sort_by_key(|d| std::cmp::Reverse(d.0));
     for (calls, ms, q) in diff.into_iter().take(6) {
         let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
         println!(
