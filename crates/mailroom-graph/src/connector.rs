@@ -498,7 +498,7 @@ impl GraphConnector {
     }
 }
 
-fn default_client() -> Result<reqwest::Client, ConnectorError> {
+pub(crate) fn default_client() -> Result<reqwest::Client, ConnectorError> {
     mailroom_oauth::http_client_builder()
         .user_agent(concat!("mailroom-graph/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(15))

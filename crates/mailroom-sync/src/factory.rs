@@ -78,9 +78,12 @@ pub struct DefaultFactory {
 }
 
 impl DefaultFactory {
-    /// A factory for this identity platform host and Graph root.
+    /// A factory for this identity platform host and Graph root. Its Graph connectors
+    /// share `graph`'s HTTP client, or one client made here when `graph` has none.
     pub fn new(authority_url: impl Into<String>, graph: GraphConfig, imap: ImapOptions) -> Self {
         let authority_url = authority_url.into();
+        // When the client cannot be built, each connector says so itself.
+        let graph = graph.clone().with_shared_http_client().unwrap_or(graph);
         let imap = imap.authority_url(authority_url.clone());
         DefaultFactory {
             authority_url,
@@ -175,5 +178,28 @@ impl ConnectorFactory for DefaultFactory {
                 ),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connectors of a factory built without an HTTP client share one (a worker
+    /// otherwise built a client, and a connection, for every account sync).
+    #[test]
+    fn a_factory_without_an_http_client_makes_one_for_all_its_connectors() {
+        let bare = GraphConfig::default();
+        assert!(format!("{bare:?}").contains("http: false"), "{bare:?}");
+        let factory = DefaultFactory::new(
+            "https://login.microsoftonline.com",
+            bare,
+            ImapOptions::default(),
+        );
+        assert!(
+            format!("{:?}", factory.graph).contains("http: true"),
+            "{:?}",
+            factory.graph
+        );
     }
 }
