@@ -14,7 +14,7 @@ use mailroom_core::{Change, ConnectorError, ErrorKind};
 
 use crate::connector::{GraphConnector, PREFER_IMMUTABLE, short};
 use crate::wire::batch::BatchCall;
-use crate::wire::message::{ATTACHMENT_SELECT, attachments_from_value};
+use crate::wire::message::{ATTACHMENT_SELECT, attachments_from_value, parse_attachments};
 
 impl GraphConnector {
     /// Fills the attachment lists of `changes[i]` for every `i` in `wanted` (upserts
@@ -58,8 +58,12 @@ impl GraphConnector {
                 },
                 |id| format!("cannot list attachments of message {}", short(id)),
                 |item| {
-                    let body = item.into_body().unwrap_or_default();
-                    attachments_from_value(body).map_err(|e| {
+                    // The item's JSON text, parsed straight into the records.
+                    let parsed = match item.body_json() {
+                        Some(json) => parse_attachments(json.as_bytes()),
+                        None => attachments_from_value(serde_json::Value::Null),
+                    };
+                    parsed.map_err(|e| {
                         ConnectorError::new(
                             ErrorKind::Protocol,
                             format!("unexpected answer from graph ({e})"),

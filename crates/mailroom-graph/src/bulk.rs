@@ -266,6 +266,7 @@ impl GraphConnector {
 /// The id in an item's answer (a move returns the message), if any.
 fn new_id(item: &ItemResponse) -> Option<String> {
     item.body()
+        .as_ref()
         .and_then(|b| b.get("id"))
         .and_then(|v| v.as_str())
         .map(str::to_owned)

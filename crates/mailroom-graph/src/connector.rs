@@ -335,7 +335,8 @@ impl GraphConnector {
                 continue;
             };
             if item.is_success()
-                && let Some(id) = item.body().and_then(|b| b["id"].as_str())
+                && let Some(body) = item.body()
+                && let Some(id) = body["id"].as_str()
             {
                 out.insert(id.to_owned(), *role);
             }

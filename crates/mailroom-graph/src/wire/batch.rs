@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::error::GraphError;
 use super::retry::parse_retry_after;
@@ -93,8 +94,10 @@ pub struct ItemResponse {
     pub status: u16,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Kept as its JSON text: building a [`Value`] (a map per object, every key
+    /// hashed) cost more than the typed parse that follows it.
     #[serde(default)]
-    body: Option<Value>,
+    body: Option<Box<RawValue>>,
 }
 
 impl ItemResponse {
@@ -118,21 +121,27 @@ impl ItemResponse {
     }
 
     /// The body (JSON), if any.
-    pub fn body(&self) -> Option<&Value> {
-        self.body.as_ref()
+    pub fn body(&self) -> Option<Value> {
+        self.body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b.get()).ok())
     }
 
     /// The body (JSON), taken.
     pub fn into_body(self) -> Option<Value> {
-        self.body
+        self.body()
+    }
+
+    /// The body's JSON text, as Graph sent it, if any.
+    pub fn body_json(&self) -> Option<&str> {
+        self.body.as_deref().map(RawValue::get)
     }
 
     /// The item's error, for a non-2xx status.
     pub fn error(&self) -> GraphError {
         let raw = self
-            .body
-            .as_ref()
-            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .body()
+            .map(|b| serde_json::to_vec(&b).unwrap_or_default())
             .unwrap_or_default();
         GraphError::parse(self.status, &raw)
     }
@@ -191,6 +200,10 @@ mod tests {
         let ok = by_id("0");
         assert!(ok.is_success());
         assert_eq!(ok.body().unwrap()["id"], "AAMkNewId=");
+        assert_eq!(
+            ok.body_json(),
+            Some(r#"{"id": "AAMkNewId=", "subject": "moved"}"#)
+        );
         let throttled = by_id("1");
         assert_eq!(throttled.status, 429);
         assert_eq!(
