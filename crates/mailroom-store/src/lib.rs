@@ -354,6 +354,9 @@ async fn probe_postgres(url: &str) -> Result<()> {
 /// How long a new database connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a pooled connection may sit idle before it is pinged on its way out.
+const POOL_PING_IDLE: Duration = Duration::from_secs(5);
+
 /// Pool options for `url`; `max_connections` is the pool size.
 fn connect_options(
     url: &str,
@@ -366,6 +369,11 @@ fn connect_options(
         .sqlx_logging(false)
         .connect_timeout(CONNECT_TIMEOUT)
         .acquire_timeout(Duration::from_secs(30))
+        // sqlx pings a pooled connection before every statement it hands it out for (a
+        // round trip each: on PostgreSQL a no-change account sync paid one per
+        // statement); a connection used within the last few seconds is handed out
+        // as is, and a dead one fails its statement like any lost connection.
+        .test_before_acquire_if_idle_for(POOL_PING_IDLE)
         .max_connections(max_connections);
     if backend == Backend::Sqlite {
         if in_memory || max_connections == 1 {
