@@ -1153,6 +1153,30 @@ mod tests {
         format!("SELECT {} FROM {from}", exprs.join(", "))
     }
 
+    /// An account's message rows as text, every column but the account, the folder
+    /// and the update time, ordered by `order`.
+    async fn message_rows(store: &Store, account: i64, order: &str) -> Vec<Vec<Option<String>>> {
+        let mut columns = COLUMNS.to_vec();
+        columns.retain(|c| !matches!(*c, "account_id" | "folder_id" | "updated_at"));
+        let from = format!("messages WHERE account_id = {account} ORDER BY {order}");
+        raw_rows(store, |wrap| select(&columns, wrap, &from)).await
+    }
+
+    /// An account's attachment rows as text, their message named by its remote id
+    /// (first column) instead of its row id, ordered by `order`.
+    async fn attachment_rows(store: &Store, account: i64, order: &str) -> Vec<Vec<Option<String>>> {
+        let columns: Vec<String> = ["m.remote_id".to_owned()]
+            .into_iter()
+            .chain(ATTACHMENT_COLUMNS[1..].iter().map(|c| format!("a.{c}")))
+            .collect();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let from = format!(
+            "attachments a JOIN messages m ON m.id = a.message_id \
+             WHERE m.account_id = {account} ORDER BY {order}"
+        );
+        raw_rows(store, |wrap| select(&columns, wrap, &from)).await
+    }
+
     fn tricky() -> Vec<Message> {
         let t = |y, mo, d, h, mi, s, ns| {
             chrono::Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap() + TimeDelta::nanoseconds(ns)
@@ -1292,54 +1316,15 @@ mod tests {
                 insert_bound(&store.writer, bound_account, bound_folder, now, m).await;
             }
 
-            let skip_ids = |rows: Vec<Vec<Option<String>>>| -> Vec<Vec<Option<String>>> {
-                rows.into_iter().map(|r| r[1..].to_vec()).collect()
-            };
             // The update time is `now` bound as a value on both paths.
-            let mut columns = COLUMNS.to_vec();
-            columns.retain(|c| !matches!(*c, "account_id" | "folder_id" | "updated_at"));
-            let messages = |account: i64| {
-                let columns = columns.clone();
-                move |wrap: &str| {
-                    select(
-                        &columns,
-                        wrap,
-                        &format!("messages WHERE account_id = {account} ORDER BY id"),
-                    )
-                }
-            };
-            let json_rows = raw_rows(&store, messages(json_account)).await;
-            let bound_rows = raw_rows(&store, messages(bound_account)).await;
+            let json_rows = message_rows(&store, json_account, "id").await;
+            let bound_rows = message_rows(&store, bound_account, "id").await;
             assert_eq!(json_rows.len(), records.len(), "{b:?}");
             for (i, (j, r)) in json_rows.iter().zip(&bound_rows).enumerate() {
                 assert_eq!(j, r, "{b:?}: row of {:?}", records[i].remote_id);
             }
-            let attachments = |account: i64| {
-                move |wrap: &str| {
-                    format!(
-                        "{} ORDER BY a.id",
-                        select(
-                            &ATTACHMENT_COLUMNS
-                                .map(|c| if c == "message_id" { "m.remote_id" } else { c })
-                                .map(|c| if c == "m.remote_id" {
-                                    c.to_owned()
-                                } else {
-                                    format!("a.{c}")
-                                })
-                                .iter()
-                                .map(String::as_str)
-                                .collect::<Vec<_>>(),
-                            wrap,
-                            &format!(
-                                "attachments a JOIN messages m ON m.id = a.message_id \
-                                 WHERE m.account_id = {account}"
-                            ),
-                        )
-                    )
-                }
-            };
-            let json_rows = skip_ids(raw_rows(&store, attachments(json_account)).await);
-            let bound_rows = skip_ids(raw_rows(&store, attachments(bound_account)).await);
+            let json_rows = attachment_rows(&store, json_account, "a.id").await;
+            let bound_rows = attachment_rows(&store, bound_account, "a.id").await;
             assert_eq!(json_rows.len(), 7, "{b:?}");
             assert_eq!(json_rows, bound_rows, "{b:?}");
         }
@@ -1404,44 +1389,15 @@ mod tests {
             assert!(taken.unwrap().is_none(), "{:?}", other.changes);
         }
 
-        let mut columns = COLUMNS.to_vec();
-        columns.retain(|c| !matches!(*c, "account_id" | "folder_id" | "updated_at"));
-        let messages = |account: i64| {
-            let columns = columns.clone();
-            move |wrap: &str| {
-                select(
-                    &columns,
-                    wrap,
-                    &format!("messages WHERE account_id = {account} ORDER BY remote_id"),
-                )
-            }
-        };
-        let page_rows = raw_rows(&store, messages(page_account)).await;
+        let page_rows = message_rows(&store, page_account, "remote_id").await;
         assert_eq!(page_rows.len(), records.len());
-        assert_eq!(page_rows, raw_rows(&store, messages(tx_account)).await);
-        let attachments = |account: i64| {
-            move |wrap: &str| {
-                let columns: Vec<String> = ATTACHMENT_COLUMNS[1..]
-                    .iter()
-                    .map(|c| format!("a.{c}"))
-                    .chain(["m.remote_id".to_owned()])
-                    .collect();
-                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-                format!(
-                    "{} ORDER BY m.remote_id, a.ordinal",
-                    select(
-                        &columns,
-                        wrap,
-                        &format!(
-                            "attachments a JOIN messages m ON m.id = a.message_id \
-                             WHERE m.account_id = {account}"
-                        ),
-                    )
-                )
-            }
-        };
-        let page_rows = raw_rows(&store, attachments(page_account)).await;
+        assert_eq!(
+            page_rows,
+            message_rows(&store, tx_account, "remote_id").await
+        );
+        let order = "m.remote_id, a.ordinal";
+        let page_rows = attachment_rows(&store, page_account, order).await;
         assert_eq!(page_rows.len(), 7);
-        assert_eq!(page_rows, raw_rows(&store, attachments(tx_account)).await);
+        assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
     }
 }
