@@ -34,43 +34,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailroom_core::{AccessToken, AccountKind, Credentials, OAuthCredentials, RefreshToken};
+use mailroom_core::AccountKind;
 use mailroom_graph::GraphConfig;
 use mailroom_imap::ImapOptions;
 use mailroom_sim::process::SimProcess;
-use mailroom_sim::{Counters, Faults, TokenResponse};
+use mailroom_sim::{Counters, Faults};
 use mailroom_store::Store;
+use mailroom_store::testing::StatementStats;
 use mailroom_sync::{DefaultFactory, Syncer, WorkerConfig, WorkerStats};
 use mailroom_vault::{FernetKey, Vault};
 use sea_orm::sqlx;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-const CLIENT_ID: &str = "bench-app";
+mod common;
+use common::{
+    CLIENT_ID, cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since,
+};
+
 const APP: &str = "mailroom-fleet-bench";
-
-fn graph_requests(counters: &Counters) -> u64 {
-    counters
-        .requests_by_route
-        .iter()
-        .filter(|(route, _)| route.contains("/v1.0/"))
-        .map(|(_, n)| n)
-        .sum()
-}
-
-/// User + system CPU seconds of a process (`/proc/{pid}/stat`, in clock ticks of
-/// 1/100 s, the value on Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
-    }
-}
 
 struct Bench {
     sim: SimProcess,
@@ -103,7 +84,7 @@ impl Bench {
                 .fetch_all(&self.admin)
                 .await
                 .unwrap();
-        let cpu = pids.iter().map(|p| cpu_seconds(p.0 as u32)).sum();
+        let cpu = pids.iter().map(|p| cpu_seconds(Some(p.0 as u32))).sum();
         (cpu, pids.len())
     }
 
@@ -233,29 +214,7 @@ async fn sealed_tokens(
         );
         tasks.spawn(async move {
             let _permit = limit.acquire().await.unwrap();
-            let body = json!({
-                "user": address,
-                "client_id": CLIENT_ID,
-                "scopes": ["Mail.ReadWrite", "User.Read", "offline_access"],
-            });
-            let tokens: TokenResponse = http
-                .post(format!("{control}/tokens"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .error_for_status()
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let mut oauth = OAuthCredentials::new(CLIENT_ID);
-            oauth.token = Some(AccessToken::new(tokens.access_token));
-            oauth.refresh_token = tokens.refresh_token.map(RefreshToken::new);
-            oauth.scopes = tokens.scope.split(' ').map(str::to_owned).collect();
-            oauth.expiry =
-                Some(chrono::Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64));
-            let sealed = vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes());
+            let sealed = sealed_credentials(&http, &control, &address, &vault).await;
             (i, address, sealed)
         });
     }
@@ -411,51 +370,24 @@ async fn cycle(b: &Bench, workers: usize, concurrency: usize) -> Cycle {
     }
 }
 
-/// What `pg_stat_statements` counted so far in this database, by statement:
-/// (calls, total execution ms, text); `None` when the extension is not loaded.
-async fn statement_stats(b: &Bench) -> Option<HashMap<i64, (i64, f64, String)>> {
-    let rows: Vec<(i64, i64, f64, String)> = sqlx::query_as(
-        "SELECT queryid, calls, total_exec_time, query FROM pg_stat_statements \
-         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND queryid IS NOT NULL",
-    )
-    .fetch_all(&b.admin)
-    .await
-    .ok()?;
-    Some(
-        rows.into_iter()
-            .map(|(id, calls, ms, q)| (id, (calls, ms, q)))
-            .collect(),
-    )
-}
-
 /// The statements the cycle ran most often, per account (from two
-/// [`statement_stats`]; other users of the database may add theirs).
+/// [`statement_stats`]; other users of the server may add theirs).
 fn print_statements(
     n: usize,
-    before: Option<HashMap<i64, (i64, f64, String)>>,
-    after: Option<HashMap<i64, (i64, f64, String)>>,
+    before: Option<HashMap<i64, StatementStats>>,
+    after: Option<HashMap<i64, StatementStats>>,
 ) {
-    let (Some(before), Some(after)) = (before, after) else {
+    let Some(mut ran) = statements_since(before, after) else {
         println!("    pg_stat_statements: not loaded");
         return;
     };
-    let mut diff: Vec<(i64, f64, &str)> = after
-        .iter()
-        .map(|(id, (calls, ms, q))| {
-            let (c0, m0) = before.get(id).map_or((0, 0.0), |b| (b.0, b.1));
-            (calls - c0, ms - m0, q.as_str())
-        })
-        .filter(|d| d.0 > 0)
-        .collect();
-    diff.sort_by_key(|d| std::cmp::Reverse(d.0));
-    for (calls, ms, q) in diff.into_iter().take(6) {
-        let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+    ran.sort_by_key(|s| std::cmp::Reverse(s.calls));
+    for s in ran.into_iter().take(6) {
         println!(
             "    {:>5.2} calls/account, {:>6.1} µs each: {}",
-            calls as f64 / n as f64,
-            ms * 1e3 / calls as f64,
-            q.chars().take(110).collect::<String>()
+            s.calls as f64 / n as f64,
+            s.total_exec_time * 1e3 / s.calls as f64,
+            s.query.chars().take(110).collect::<String>()
         );
     }
 }
@@ -482,15 +414,15 @@ async fn run(n: usize, worker_counts: &[usize], concurrency: usize) {
         .unwrap();
     let mut one = None;
     for &workers in worker_counts {
-        let sim_cpu = cpu_seconds(b.sim.pid());
-        let self_cpu = cpu_seconds(std::process::id());
-        let statements_before = statement_stats(&b).await;
+        let sim_cpu = cpu_seconds(Some(b.sim.pid()));
+        let self_cpu = cpu_seconds(None);
+        let statements_before = statement_stats().await;
         let c = cycle(&b, workers, concurrency).await;
-        let statements_after = statement_stats(&b).await;
-        let sim_cpu = cpu_seconds(b.sim.pid()) - sim_cpu;
+        let statements_after = statement_stats().await;
+        let sim_cpu = cpu_seconds(Some(b.sim.pid())) - sim_cpu;
         // This process does nothing else during the cycle but a few queries of the
         // counters (and a 1.5 s sleep): its CPU is the workers'.
-        let self_cpu = cpu_seconds(std::process::id()) - self_cpu;
+        let self_cpu = cpu_seconds(None) - self_cpu;
         assert_eq!(c.stats.synced as usize, n, "{:?}", c.stats);
         let speedup = *one.get_or_insert(c.secs) / c.secs;
         println!(

@@ -25,18 +25,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailroom_core::{AccessToken, AccountKind, Credentials, OAuthCredentials, RefreshToken};
+use mailroom_core::AccountKind;
 use mailroom_graph::GraphConfig;
 use mailroom_imap::ImapOptions;
 use mailroom_sim::process::SimProcess;
-use mailroom_sim::{Counters, Faults, TokenResponse};
+use mailroom_sim::{Counters, Faults};
 use mailroom_store::{MessageQuery, NewAccount, SealedCredentials, Store};
 use mailroom_sync::{DefaultFactory, Outcome, SyncRequest, Syncer, WorkerConfig};
 use mailroom_vault::{FernetKey, Vault};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-const CLIENT_ID: &str = "bench-app";
+mod common;
+use common::{cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since};
 
 /// A field of `/proc/{pid}/status` in MiB (`VmHWM:`, `VmRSS:`).
 fn status_mib(pid: Option<u32>, field: &str) -> f64 {
@@ -49,31 +50,6 @@ fn status_mib(pid: Option<u32>, field: &str) -> f64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// User + system CPU seconds of a process (`/proc/{pid}/stat`, in clock ticks of
-/// 1/100 s, the value on Linux).
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
-    }
-}
-
-fn graph_requests(counters: &Counters) -> u64 {
-    counters
-        .requests_by_route
-        .iter()
-        .filter(|(route, _)| route.contains("/v1.0/"))
-        .map(|(_, n)| n)
-        .sum()
 }
 
 struct Setup {
@@ -184,31 +160,10 @@ async fn fresh_store_on(
     );
     let syncer = Syncer::new(store.clone(), vault.clone(), Arc::new(factory));
     for address in sim.mailboxes() {
-        let body = json!({
-            "user": address,
-            "client_id": CLIENT_ID,
-            "scopes": ["Mail.ReadWrite", "User.Read", "offline_access"],
-        });
-        let tokens: TokenResponse = http
-            .post(format!("{}/tokens", sim.control_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut oauth = OAuthCredentials::new(CLIENT_ID);
-        oauth.token = Some(AccessToken::new(tokens.access_token));
-        oauth.refresh_token = tokens.refresh_token.map(RefreshToken::new);
-        oauth.scopes = tokens.scope.split(' ').map(str::to_owned).collect();
-        oauth.expiry =
-            Some(chrono::Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64));
-        let sealed =
-            SealedCredentials::new(vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes()))
-                .unwrap();
+        let sealed = SealedCredentials::new(
+            sealed_credentials(http, sim.control_url(), address, &vault).await,
+        )
+        .unwrap();
         store
             .create_account(NewAccount {
                 email: address.clone(),
@@ -232,7 +187,7 @@ async fn initial(n: usize, db: Db) {
         Db::Sqlite => Default::default(),
     };
     let statements_before = match db {
-        Db::Postgres => pg_statements().await,
+        Db::Postgres => statement_stats().await,
         Db::Sqlite => None,
     };
     let (cpu_before, sim_cpu_before) = (cpu_seconds(None), cpu_seconds(Some(s.sim.pid())));
@@ -293,15 +248,6 @@ async fn initial(n: usize, db: Db) {
     }
 }
 
-async fn pg_statements()
--> Option<std::collections::HashMap<i64, mailroom_store::testing::StatementStats>> {
-    let base = mailroom_store::testing::postgres_base_url();
-    mailroom_store::testing::statement_stats(&base)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// The statements that took the most server time since `before`
 /// (`pg_stat_statements`; statements of other clients of the server count too, and
 /// the checks after the sync), and how many per 1,000 messages (a delta page).
@@ -309,35 +255,27 @@ async fn print_pg_statements(
     before: Option<std::collections::HashMap<i64, mailroom_store::testing::StatementStats>>,
     messages: u64,
 ) {
-    let (Some(before), Some(after)) = (before, pg_statements().await) else {
+    let Some(mut grown) = statements_since(before, statement_stats().await) else {
         println!("    pg_stat_statements: not loaded");
         return;
     };
-    let mut grown: Vec<(f64, i64, i64, String)> = after
-        .into_iter()
-        .filter_map(|(id, a)| {
-            let b = before.get(&id);
-            let calls = a.calls - b.map_or(0, |b| b.calls);
-            let time = a.total_exec_time - b.map_or(0.0, |b| b.total_exec_time);
-            let rows = a.rows - b.map_or(0, |b| b.rows);
-            (calls > 0).then_some((time, calls, rows, a.query))
-        })
-        .collect();
-    grown.sort_by(|x, y| y.0.total_cmp(&x.0));
-    let total: f64 = grown.iter().map(|g| g.0).sum();
-    let calls: i64 = grown.iter().map(|g| g.1).sum();
+    grown.sort_by(|x, y| y.total_exec_time.total_cmp(&x.total_exec_time));
+    let total: f64 = grown.iter().map(|g| g.total_exec_time).sum();
+    let calls: i64 = grown.iter().map(|g| g.calls).sum();
     let pages = messages.max(1) as f64 / 1000.0;
     println!(
         "    pg_stat_statements: {calls} statements ({:.2} per 1,000 messages), {total:.0} ms of execution ({:.1} µs per message); top:",
         calls as f64 / pages,
         total * 1000.0 / messages.max(1) as f64
     );
-    for (time, calls, rows, query) in grown.iter().take(6) {
-        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
-        let query: String = query.chars().take(90).collect();
+    for g in grown.iter().take(6) {
+        let query: String = g.query.chars().take(90).collect();
         println!(
-            "    {time:>8.0} ms {:>5.1} %  {calls:>6} calls  {rows:>8} rows  {query}",
-            time * 100.0 / total.max(f64::MIN_POSITIVE)
+            "    {:>8.0} ms {:>5.1} %  {:>6} calls  {:>8} rows  {query}",
+            g.total_exec_time,
+            g.total_exec_time * 100.0 / total.max(f64::MIN_POSITIVE),
+            g.calls,
+            g.rows
         );
     }
 }
