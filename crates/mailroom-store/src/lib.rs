@@ -429,6 +429,24 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use sea_orm::{ConnectionTrait as _, Statement};
 
+    /// Pooled connections are not pinged before every statement (a round trip each),
+    /// only after they sat idle, on both backends.
+    #[test]
+    fn pooled_connections_are_pinged_only_after_sitting_idle() {
+        for (url, backend) in [
+            ("sqlite://x.sqlite", super::Backend::Sqlite),
+            ("postgres://u@localhost/db", super::Backend::Postgres),
+        ] {
+            let options = super::connect_options(url, backend, false, 4);
+            assert!(!options.get_test_before_acquire(), "{url}");
+            assert_eq!(
+                options.get_test_before_acquire_if_idle_for(),
+                Some(super::POOL_PING_IDLE),
+                "{url}"
+            );
+        }
+    }
+
     /// A new account with an Inbox: the ids of both.
     pub(crate) async fn account_with_inbox(store: &super::Store, email: &str) -> (i64, i64) {
         let account = store
