@@ -9,7 +9,7 @@ use mailroom_core::{ConnectorError, ErrorKind, FolderRef};
 use crate::connector::ImapConnector;
 use crate::proto::guard::decode_text;
 use crate::proto::utf7;
-use crate::session::{Conn, Failure, map_imap_error, map_io_error};
+use crate::session::{Conn, Failure, map_imap_error, map_io_error, next_response};
 
 /// RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server
 /// may log it out. 25 minutes leaves room for a slow network.
@@ -89,21 +89,6 @@ impl ImapIdle {
     pub async fn logout(self) {
         self.conn.logout().await;
     }
-}
-
-/// The next response, or the failure that ends the connection.
-macro_rules! next_response {
-    ($session:expr) => {
-        match $session.read_response().await {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return Err(Failure::Connection(
-                    "connection closed by the server".into(),
-                ));
-            }
-            Err(e) => return Err(map_io_error(&e)),
-        }
-    };
 }
 
 impl Conn {

@@ -16,6 +16,23 @@ use crate::proto::mime::{Completeness, message_from_bytes};
 use crate::proto::uidset::UidSet;
 use crate::transport::{Guarded, Stream};
 
+/// The next response of an `async_imap` session, or the failure that ends the
+/// connection (a macro: async-imap does not export its response type).
+macro_rules! next_response {
+    ($session:expr) => {
+        match $session.read_response().await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(Failure::Connection(
+                    "connection closed by the server".into(),
+                ));
+            }
+            Err(e) => return Err(map_io_error(&e)),
+        }
+    };
+}
+pub(crate) use next_response;
+
 /// Server capabilities the connector uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caps {
@@ -386,15 +403,7 @@ impl Conn {
             .map_err(map_imap_error)?;
         let mut done = Done::default();
         loop {
-            let response = match self.session.read_response().await {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return Err(Failure::Connection(
-                        "connection closed by the server".into(),
-                    ));
-                }
-                Err(e) => return Err(map_io_error(&e)),
-            };
+            let response = next_response!(self.session);
             match response.parsed() {
                 Response::Done {
                     tag: t,
@@ -488,15 +497,7 @@ impl Conn {
         let mut results: Vec<Option<Result<(), Failure>>> = commands.iter().map(|_| None).collect();
         let mut open = commands.len();
         while open > 0 {
-            let response = match self.session.read_response().await {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return Err(Failure::Connection(
-                        "connection closed by the server".into(),
-                    ));
-                }
-                Err(e) => return Err(map_io_error(&e)),
-            };
+            let response = next_response!(self.session);
             match response.parsed() {
                 Response::Done {
                     tag: t,
