@@ -1,14 +1,16 @@
 //! Accounts: CRUD with sealed credentials only, status, and worker leases.
 
 use chrono::{DateTime, Utc};
-use mailroom_core::{AccountKind, AccountStatus};
+use mailroom_core::{AccountKind, AccountStatus, SyncCursor};
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect as _, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect as _, QueryTrait as _,
+    Statement, TransactionTrait as _,
 };
 
 use crate::entity::account::{self, Entity as Accounts};
+use crate::entity::folder;
 use crate::error::{Context as _, Error, Result};
 use crate::{Backend, LeaseCheck, Store};
 
@@ -109,6 +111,16 @@ pub struct AccountUpdate {
     pub sync_folders: Option<Vec<String>>,
     /// New due time (`Some(None)`: due now).
     pub next_sync_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A folder's cursor after a page without changes, stored with the sync's outcome by
+/// [`Store::finish_sync_with_cursors`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderCursor {
+    /// The folder's database id.
+    pub folder_id: i64,
+    /// Its new cursor.
+    pub cursor: SyncCursor,
 }
 
 /// How a sync of one account ended, recorded by [`Store::finish_sync`].
@@ -267,7 +279,7 @@ impl Store {
     }
 
     /// Replaces the credentials while `lease.owner` holds the account's lease (and
-    /// extends it to `lease.until`), in one statement: a worker that lost its lease
+    /// extends it to `lease.until` when `lease.renew`), in one statement: a worker that lost its lease
     /// writes nothing and gets [`Error::LeaseLost`].
     pub async fn update_credentials_leased(
         &self,
@@ -275,13 +287,16 @@ impl Store {
         credentials: &SealedCredentials,
         lease: LeaseCheck<'_>,
     ) -> Result<()> {
-        let res = Accounts::update_many()
+        let mut update = Accounts::update_many()
             .col_expr(
                 account::Column::Credentials,
                 Expr::value(credentials.0.clone()),
             )
-            .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
-            .col_expr(account::Column::LeaseExpiresAt, Expr::value(lease.until))
+            .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()));
+        if lease.renew {
+            update = update.col_expr(account::Column::LeaseExpiresAt, Expr::value(lease.until));
+        }
+        let res = update
             .filter(account::Column::Id.eq(id))
             .filter(account::Column::LeaseOwner.eq(lease.owner))
             .exec(&self.writer)
@@ -374,6 +389,28 @@ impl Store {
         owner: Option<&str>,
         outcome: SyncOutcome,
     ) -> Result<()> {
+        self.finish_sync_with_cursors(id, owner, outcome, &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::finish_sync`] that also stores the cursors of folders whose last page
+    /// had no changes, as [`Store::apply_sync_page`] would have (cursor, last synced
+    /// now, errors and gone marks cleared), in the same statement (PostgreSQL) or
+    /// transaction (SQLite), only if the outcome is recorded (the lease is still
+    /// `owner`'s). A no-change sync then costs one write instead of one per folder
+    /// and one for the outcome.
+    ///
+    /// A folder of another account, or in the middle of a reset enumeration (which
+    /// only a page write may end), keeps its cursor. Returns how many cursors were
+    /// stored.
+    pub async fn finish_sync_with_cursors(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+        outcome: SyncOutcome,
+        cursors: &[FolderCursor],
+    ) -> Result<u64> {
         let mut q = Accounts::update_many()
             .col_expr(
                 account::Column::Status,
@@ -410,11 +447,99 @@ impl Store {
                 )
                 .filter(account::Column::LeaseOwner.eq(owner));
         }
-        let res = q
-            .exec(&self.writer)
-            .await
-            .context(|| format!("cannot record sync of account {id}"))?;
-        if res.rows_affected == 0 {
+        let what = || format!("cannot record sync of account {id}");
+        let (recorded, stored) = if cursors.is_empty() {
+            let res = q.exec(&self.writer).await.context(what)?;
+            (res.rows_affected, 0)
+        } else {
+            match self.backend {
+                Backend::Postgres => {
+                    let update = q.build(DbBackend::Postgres);
+                    let mut values = update.values.map(|v| v.0).unwrap_or_default();
+                    let n = values.len();
+                    let sql = format!(
+                        "WITH acc AS ({} RETURNING id), \
+                         f AS (UPDATE folders SET cursor = c.cursor, last_synced_at = ${}, \
+                           gone_since = NULL, missed_syncs = 0, last_error = NULL \
+                           FROM unnest(${}::bigint[], ${}::text[]) AS c(id, cursor) \
+                           WHERE folders.id = c.id AND folders.account_id = ${} \
+                           AND NOT folders.reconciling AND EXISTS (SELECT 1 FROM acc) \
+                           RETURNING folders.id) \
+                         SELECT (SELECT count(*) FROM acc) AS accounts, \
+                           (SELECT count(*) FROM f) AS folders",
+                        update.sql,
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                    );
+                    values.extend([
+                        outcome.finished_at.into(),
+                        cursors
+                            .iter()
+                            .map(|c| c.folder_id)
+                            .collect::<Vec<i64>>()
+                            .into(),
+                        cursors
+                            .iter()
+                            .map(|c| c.cursor.as_str().to_owned())
+                            .collect::<Vec<String>>()
+                            .into(),
+                        id.into(),
+                    ]);
+                    let row = self
+                        .writer
+                        .query_one_raw(Statement::from_sql_and_values(
+                            DbBackend::Postgres,
+                            sql,
+                            values,
+                        ))
+                        .await
+                        .context(what)?
+                        .ok_or_else(|| Error::Invalid(what()))?;
+                    let count = |column: &str| {
+                        row.try_get::<i64>("", column)
+                            .context(what)
+                            .map(i64::unsigned_abs)
+                    };
+                    (count("accounts")?, count("folders")?)
+                }
+                Backend::Sqlite => {
+                    let tx = self.writer.begin().await.context(what)?;
+                    let recorded = q.exec(&tx).await.context(what)?.rows_affected;
+                    let mut stored = 0;
+                    if recorded > 0 {
+                        for c in cursors {
+                            stored += folder::Entity::update_many()
+                                .col_expr(folder::Column::Cursor, Expr::value(c.cursor.as_str()))
+                                .col_expr(
+                                    folder::Column::LastSyncedAt,
+                                    Expr::value(outcome.finished_at),
+                                )
+                                .col_expr(
+                                    folder::Column::GoneSince,
+                                    Expr::value(Option::<DateTime<Utc>>::None),
+                                )
+                                .col_expr(folder::Column::MissedSyncs, Expr::value(0))
+                                .col_expr(
+                                    folder::Column::LastError,
+                                    Expr::value(Option::<String>::None),
+                                )
+                                .filter(folder::Column::Id.eq(c.folder_id))
+                                .filter(folder::Column::AccountId.eq(id))
+                                .filter(folder::Column::Reconciling.eq(false))
+                                .exec(&tx)
+                                .await
+                                .context(what)?
+                                .rows_affected;
+                        }
+                    }
+                    tx.commit().await.context(what)?;
+                    (recorded, stored)
+                }
+            }
+        };
+        if recorded == 0 {
             return match owner {
                 Some(owner) => Err(Error::LeaseLost {
                     account_id: id,
@@ -423,7 +548,7 @@ impl Store {
                 None => Err(Error::NotFound(format!("account {id}"))),
             };
         }
-        Ok(())
+        Ok(stored)
     }
 
     /// Leases up to `limit` active accounts that are due at `now` and not leased by a
@@ -572,6 +697,34 @@ impl Store {
             }
         }
         Ok(changed)
+    }
+}
+
+/// Fails with [`Error::LeaseLost`] unless `lease.owner` holds the account's lease;
+/// extends it to `lease.until` when `lease.renew`.
+pub(crate) async fn fence_on(
+    db: &impl ConnectionTrait,
+    id: i64,
+    lease: LeaseCheck<'_>,
+) -> Result<()> {
+    if lease.renew {
+        return renew_lease_on(db, id, lease.owner, lease.until).await;
+    }
+    let held = Accounts::find()
+        .select_only()
+        .column(account::Column::Id)
+        .filter(account::Column::Id.eq(id))
+        .filter(account::Column::LeaseOwner.eq(lease.owner))
+        .into_tuple::<i64>()
+        .one(db)
+        .await
+        .context(|| format!("cannot check the lease on account {id}"))?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(Error::LeaseLost {
+            account_id: id,
+            owner: lease.owner.to_owned(),
+        }),
     }
 }
 

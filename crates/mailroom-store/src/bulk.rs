@@ -336,16 +336,13 @@ mod page_param {
 /// [`upsert_sql`], then account id, folder id, now, cursor, reset, the remote ids
 /// whose attachment lists are known, the attachment arrays; with a lease its owner
 /// and new expiry.
-pub(crate) fn pg_page_sql(lease: bool) -> String {
+pub(crate) fn pg_page_sql(lease: Option<bool>) -> String {
     use page_param::*;
     let mut sql = String::from("WITH ");
     let mut fence = "";
-    if lease {
-        let _ = write!(
-            sql,
-            "lease AS (UPDATE accounts SET lease_expires_at = ${UNTIL} \
-             WHERE id = ${ACCOUNT} AND lease_owner = ${OWNER} RETURNING id), "
-        );
+    if let Some(renew) = lease {
+        sql.push_str(&pg_lease_clause(renew, ACCOUNT, OWNER, UNTIL));
+        sql.push_str(", ");
         fence = " AND EXISTS (SELECT 1 FROM lease)";
     }
     let _ = write!(
@@ -390,11 +387,29 @@ pub(crate) fn pg_page_sql(lease: bool) -> String {
     sql.push_str(") SELECT m.id");
     push_pg_attachment_rows(&mut sql, ATTACHMENTS, "m ON");
     sql.push_str(") SELECT ");
-    if lease {
+    if lease.is_some() {
         sql.push_str("(SELECT count(*) FROM lease) AS leased, ");
     }
     sql.push_str("(SELECT count(*) FROM f) AS folders, (SELECT count(*) FROM m) AS upserted");
     sql
+}
+
+/// The `lease` clause of a `WITH` that fences a page write with a worker's lease
+/// (parameters `$account`, `$owner`, `$until`): a row if `$owner` holds the lease.
+/// With `renew`, the lease is extended to `$until` by an UPDATE; without, the row is
+/// only read (the caller knows more than half the lease is left) and `$until`, still
+/// bound (sqlx declares every parameter's type), is not used.
+pub(crate) fn pg_lease_clause(renew: bool, account: usize, owner: usize, until: usize) -> String {
+    if renew {
+        format!(
+            "lease AS (UPDATE accounts SET lease_expires_at = ${until} \
+             WHERE id = ${account} AND lease_owner = ${owner} RETURNING id)"
+        )
+    } else {
+        format!(
+            "lease AS (SELECT id FROM accounts WHERE id = ${account} AND lease_owner = ${owner})"
+        )
+    }
 }
 
 /// The parameters of [`pg_page_sql`].

@@ -45,7 +45,9 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait as _;
 
-pub use accounts::{Account, AccountUpdate, NewAccount, SealedCredentials, SyncOutcome};
+pub use accounts::{
+    Account, AccountUpdate, FolderCursor, NewAccount, SealedCredentials, SyncOutcome,
+};
 pub use error::{Error, Result};
 pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};
 pub use overview::FleetOverview;

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::Store;
-use crate::accounts::renew_lease_on;
+use crate::accounts::{fence_on, renew_lease_on};
 use crate::bulk::{self, Flavor};
 use crate::entity::{attachment, folder, message};
 use crate::error::{Context as _, Error, Result};
@@ -22,7 +22,7 @@ use crate::error::{Context as _, Error, Result};
 const CHUNK: usize = 1000;
 
 /// A folder as stored, with its sync state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FolderRow {
     /// Database id.
     pub id: i64,
@@ -48,14 +48,22 @@ pub struct FolderRow {
     pub removed_at: Option<DateTime<Utc>>,
 }
 
-/// A worker's lease, renewed inside the page transaction: if another worker took the
-/// account over, the page is not written ([`Error::LeaseLost`]).
+/// A worker's lease, checked (and renewed when `renew`) inside the page write: if
+/// another worker took the account over, the page is not written
+/// ([`Error::LeaseLost`]).
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseCheck<'a> {
     /// The worker that holds the lease.
     pub owner: &'a str,
-    /// The new lease expiry.
+    /// The new lease expiry, when `renew`.
     pub until: DateTime<Utc>,
+    /// Extend the lease to `until`. `false` when the worker knows more than half of
+    /// its lease is left: the write then only checks that `owner` still holds it and
+    /// does not touch the account row. A renewal changes the key of the row in the
+    /// claim index (a new index entry, no HOT update), the costliest part of a page
+    /// write with no changes; with more than half of the lease left no other worker
+    /// can claim the account before the page is written.
+    pub renew: bool,
 }
 
 /// One page of a folder sync, for [`Store::apply_sync_page`].
@@ -287,6 +295,32 @@ impl Store {
         Ok(rows.into_iter().map(to_folder_row).collect())
     }
 
+    /// The folders of several accounts in one statement per 1,000 accounts (a
+    /// worker's claim), each account's ordered by path as [`Store::list_folders`]
+    /// returns them; an account without folders has no entry.
+    pub async fn list_folders_of(
+        &self,
+        account_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<FolderRow>>> {
+        let mut folders: HashMap<i64, Vec<FolderRow>> = HashMap::new();
+        for ids in account_ids.chunks(CHUNK) {
+            let rows = folder::Entity::find()
+                .filter(folder::Column::AccountId.is_in(ids.iter().copied()))
+                .order_by_asc(folder::Column::AccountId)
+                .order_by_asc(folder::Column::Path)
+                .all(&self.db)
+                .await
+                .context(|| format!("cannot list folders of {} accounts", ids.len()))?;
+            for row in rows {
+                folders
+                    .entry(row.account_id)
+                    .or_default()
+                    .push(to_folder_row(row));
+            }
+        }
+        Ok(folders)
+    }
+
     /// One folder by database id.
     pub async fn get_folder(&self, folder_id: i64) -> Result<FolderRow> {
         folder::Entity::find_by_id(folder_id)
@@ -453,7 +487,7 @@ impl Store {
         // The first statement writes, so SQLite takes its write lock at once (a read
         // first would risk SQLITE_BUSY on the upgrade).
         if let Some(lease) = lease {
-            renew_lease_on(&tx, account_id, lease.owner, lease.until).await?;
+            fence_on(&tx, account_id, lease).await?;
         }
         let mut update = folder::Entity::update_many()
             .col_expr(folder::Column::Cursor, Expr::value(page.cursor.as_str()))
@@ -619,7 +653,7 @@ impl Store {
             .writer
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                bulk::pg_page_sql(lease.is_some()),
+                bulk::pg_page_sql(lease.map(|l| l.renew)),
                 values,
             ))
             .await
@@ -680,13 +714,14 @@ impl Store {
             (Some(lease), crate::Backend::Postgres) => {
                 values.extend([lease.owner.into(), lease.until.into()]);
                 format!(
-                    "WITH lease AS (UPDATE accounts SET lease_expires_at = $6 \
-                       WHERE id = $4 AND lease_owner = $5 RETURNING id) \
-                     {set} AND EXISTS (SELECT 1 FROM lease)"
+                    "WITH {} {set} AND EXISTS (SELECT 1 FROM lease)",
+                    bulk::pg_lease_clause(lease.renew, 4, 5, 6)
                 )
             }
             (Some(lease), crate::Backend::Sqlite) => {
-                renew_lease_on(&self.writer, account_id, lease.owner, lease.until).await?;
+                if lease.renew {
+                    renew_lease_on(&self.writer, account_id, lease.owner, lease.until).await?;
+                }
                 values.push(lease.owner.into());
                 format!(
                     "{set} AND EXISTS (SELECT 1 FROM accounts WHERE id = $4 AND lease_owner = $5)"

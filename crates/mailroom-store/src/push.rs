@@ -13,7 +13,7 @@ use sea_orm::{
     QueryOrder, TransactionTrait as _,
 };
 
-use crate::accounts::renew_lease_on;
+use crate::accounts::fence_on;
 use crate::entity::account::{self, Entity as Accounts};
 use crate::entity::push_subscription::{self, Entity as PushSubscriptions};
 use crate::error::{Context as _, Error, Result};
@@ -134,7 +134,7 @@ impl Store {
     }
 
     /// Writes a folder's subscription (creating the row if needed), while `lease.owner`
-    /// holds the account's lease (extended to `lease.until`) when a lease is given: a
+    /// holds the account's lease (extended to `lease.until` when `lease.renew`) when a lease is given: a
     /// worker that lost the account writes nothing and gets [`Error::LeaseLost`].
     pub async fn save_subscription(
         &self,
@@ -147,7 +147,7 @@ impl Store {
         let doing = || format!("cannot store the subscription of folder {folder_id}");
         let txn = self.writer.begin().await.context(doing)?;
         if let Some(lease) = lease {
-            renew_lease_on(&txn, account_id, lease.owner, lease.until).await?;
+            fence_on(&txn, account_id, lease).await?;
         }
         let row = push_subscription::ActiveModel {
             account_id: Set(account_id),

@@ -12,7 +12,8 @@ use mailroom_core::{
     SyncPage,
 };
 use mailroom_store::{
-    Account, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncOutcome, SyncPageWrite,
+    Account, FolderCursor, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncOutcome,
+    SyncPageWrite,
 };
 use mailroom_vault::Vault;
 use tokio_util::sync::CancellationToken;
@@ -178,9 +179,14 @@ impl AccountReport {
 /// Per-sync state: the account, its connector, and the credential bookkeeping.
 struct Run<'a> {
     syncer: &'a Syncer,
+    /// The account row; its `lease_expires_at` follows the renewals this run makes.
     account: Account,
     request: &'a SyncRequest,
     refreshed: bool,
+    /// The account's folder rows, when the caller read them with its claim.
+    stored: Option<Vec<FolderRow>>,
+    /// Cursors of folders whose last page had no changes, stored with the outcome.
+    unchanged: Vec<FolderCursor>,
 }
 
 impl Syncer {
@@ -256,11 +262,33 @@ impl Syncer {
     /// [`Syncer::sync_account`] for an account as the store just returned it (a
     /// worker's claim returns the rows it leased): it is not read again, and when it
     /// carries `request.lease` with more than half of its time left, the lease is not
-    /// renewed before the first write (every page write renews it).
-    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id = account.id, account = %account.email))]
+    /// renewed before the first write, nor by a page write while more than half of
+    /// it is left.
     pub async fn sync_claimed(
         &self,
         account: Account,
+        request: &SyncRequest,
+    ) -> Result<AccountReport> {
+        self.run(account, None, request).await
+    }
+
+    /// [`Syncer::sync_claimed`] with the account's folder rows as the store returned
+    /// them after the claim ([`Store::list_folders_of`] reads those of a whole claim
+    /// in one statement): they are not read again.
+    pub async fn sync_claimed_with_folders(
+        &self,
+        account: Account,
+        folders: Vec<FolderRow>,
+        request: &SyncRequest,
+    ) -> Result<AccountReport> {
+        self.run(account, Some(folders), request).await
+    }
+
+    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id = account.id, account = %account.email))]
+    async fn run(
+        &self,
+        account: Account,
+        stored: Option<Vec<FolderRow>>,
         request: &SyncRequest,
     ) -> Result<AccountReport> {
         let account_id = account.id;
@@ -270,6 +298,8 @@ impl Syncer {
             account,
             request,
             refreshed: false,
+            stored,
+            unchanged: Vec::new(),
         };
         let mut folders = Vec::new();
         let outcome = match wait_out_throttling(&run.account, request).await {
@@ -304,8 +334,10 @@ impl Syncer {
         if let Some(message) = &error {
             tracing::warn!(account = %run.account.email, error = %message, "sync failed");
         }
-        self.store
-            .finish_sync(
+        let unchanged = std::mem::take(&mut run.unchanged);
+        let stored = self
+            .store
+            .finish_sync_with_cursors(
                 account_id,
                 request.lease.as_ref().map(|l| l.owner.as_str()),
                 SyncOutcome {
@@ -315,8 +347,14 @@ impl Syncer {
                     finished_at: now,
                     next_sync_at: next,
                 },
+                &unchanged,
             )
             .await?;
+        if stored < unchanged.len() as u64 {
+            // Not expected (the folder was removed or reset meanwhile): the next sync
+            // starts from the cursor stored before, which is only slower.
+            tracing::warn!(account = %run.account.email, folders = unchanged.len() as u64 - stored, "cursors of unchanged folders not stored with the outcome");
+        }
         let report = AccountReport {
             account_id,
             email: run.account.email.clone(),
@@ -482,6 +520,7 @@ impl AccountSink {
                         LeaseCheck {
                             owner: &lease.owner,
                             until,
+                            renew: true,
                         },
                     )
                     .await?;
@@ -742,8 +781,11 @@ impl Run<'_> {
 
     /// Deletes the folders the user stopped syncing (with their messages: the local
     /// copy mirrors what is synced); returns the folders left.
-    async fn drop_removed_folders(&self) -> Result<Vec<FolderRow>, RunError> {
-        let mut stored = self.syncer.store.list_folders(self.account.id).await?;
+    async fn drop_removed_folders(&mut self) -> Result<Vec<FolderRow>, RunError> {
+        let mut stored = match self.stored.take() {
+            Some(stored) => stored,
+            None => self.syncer.store.list_folders(self.account.id).await?,
+        };
         let removed: Vec<i64> = stored
             .iter()
             .filter(|f| f.removed_at.is_some())
@@ -929,16 +971,35 @@ impl Run<'_> {
         }
     }
 
+    /// Writes a page, fenced by the lease (renewed only when less than half of it is
+    /// left). The last page of a folder that brings no changes is not written here:
+    /// its cursor is stored with the account's outcome (see
+    /// [`Store::finish_sync_with_cursors`]); if the run dies first, the next sync
+    /// starts from the cursor before it, which is safe.
     #[tracing::instrument(name = "page", skip_all, fields(page = report.pages + 1, changes = page.changes.len()))]
     async fn store_page(
-        &self,
+        &mut self,
         report: &FolderReport,
         page: &SyncPage,
     ) -> Result<PageStats, RunError> {
+        if page.changes.is_empty()
+            && page.complete
+            && !page.reset
+            && !report.reset
+            && !report.folder.reconciling
+        {
+            self.unchanged.push(FolderCursor {
+                folder_id: report.folder.id,
+                cursor: page.cursor.clone(),
+            });
+            return Ok(PageStats::default());
+        }
         let until = self.lease_until();
+        let renew = self.lease_needs_renewal(until);
         let lease = self.request.lease.as_ref().map(|l| LeaseCheck {
             owner: &l.owner,
             until,
+            renew,
         });
         let stats = self
             .syncer
@@ -950,7 +1011,26 @@ impl Run<'_> {
                 lease,
             })
             .await?;
+        if lease.is_some() && renew {
+            self.account.lease_expires_at = Some(until);
+        }
         Ok(stats)
+    }
+
+    /// Whether the lease this run holds must be extended to `until` (a renewal now
+    /// would give): unless it is this worker's with more than half of its time left,
+    /// and not longer than a renewal would give (then renewing shortens nothing that
+    /// matters but is a statement for nothing).
+    fn lease_needs_renewal(&self, until: DateTime<Utc>) -> bool {
+        let Some(lease) = &self.request.lease else {
+            return false;
+        };
+        let half = until - chrono::Duration::from_std(lease.ttl / 2).unwrap_or_default();
+        !(self.account.lease_owner.as_deref() == Some(lease.owner.as_str())
+            && self
+                .account
+                .lease_expires_at
+                .is_some_and(|at| at > half && at <= until))
     }
 
     fn lease_until(&self) -> DateTime<Utc> {
@@ -962,24 +1042,17 @@ impl Run<'_> {
         Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default()
     }
 
-    async fn renew_lease(&self) -> Result<(), RunError> {
-        if let Some(lease) = &self.request.lease {
-            // Just claimed with this ttl (more than half of it left, not more than a
-            // renewal would give): renewing again is a statement for nothing.
-            let until = self.lease_until();
-            let half = until - chrono::Duration::from_std(lease.ttl / 2).unwrap_or_default();
-            if self.account.lease_owner.as_deref() == Some(lease.owner.as_str())
-                && self
-                    .account
-                    .lease_expires_at
-                    .is_some_and(|at| at > half && at <= until)
-            {
-                return Ok(());
-            }
+    async fn renew_lease(&mut self) -> Result<(), RunError> {
+        let until = self.lease_until();
+        if let Some(lease) = &self.request.lease
+            && self.lease_needs_renewal(until)
+        {
             self.syncer
                 .store
-                .renew_lease(self.account.id, &lease.owner, self.lease_until())
+                .renew_lease(self.account.id, &lease.owner, until)
                 .await?;
+            self.account.lease_owner = Some(lease.owner.clone());
+            self.account.lease_expires_at = Some(until);
         }
         Ok(())
     }

@@ -556,6 +556,7 @@ impl Push {
                 Some(LeaseCheck {
                     owner: &lease.owner,
                     until,
+                    renew: true,
                 }),
             )
             .await?;

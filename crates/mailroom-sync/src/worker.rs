@@ -172,7 +172,26 @@ impl Syncer {
                         short_claim_at =
                             ((accounts.len() as u64) < free).then(std::time::Instant::now);
                         claimed_any = !accounts.is_empty();
+                        // The claim's folder rows in one statement (push mode reads
+                        // them per account, after its subscriptions). If that read
+                        // fails, each sync reads its own.
+                        let mut folders = match (&config.push, claimed_any) {
+                            (None, true) => {
+                                let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
+                                match self.store.list_folders_of(&ids).await {
+                                    Ok(folders) => Some(folders),
+                                    Err(e) => {
+                                        tracing::warn!(worker = %config.worker_id, error = %e, "cannot read the folders of claimed accounts; each sync reads its own");
+                                        None
+                                    }
+                                }
+                            }
+                            _ => None,
+                        };
                         for account in accounts {
+                            let stored = folders
+                                .as_mut()
+                                .map(|f| f.remove(&account.id).unwrap_or_default());
                             let syncer = self.clone();
                             let request = SyncRequest {
                                 lease: Some(Lease {
@@ -196,12 +215,20 @@ impl Syncer {
                             let idle = idle.clone();
                             let push = config.push.clone();
                             running.spawn(async move {
-                                let outcome = match push {
-                                    None => syncer
+                                let outcome = match (push, stored) {
+                                    (None, Some(stored)) => syncer
+                                        .sync_claimed_with_folders(
+                                            account.clone(),
+                                            stored,
+                                            &request,
+                                        )
+                                        .await
+                                        .map(|r| r.outcome),
+                                    (None, None) => syncer
                                         .sync_claimed(account.clone(), &request)
                                         .await
                                         .map(|r| r.outcome),
-                                    Some(push) => {
+                                    (Some(push), _) => {
                                         crate::push::sync_with_push(
                                             &syncer, &push, &account, request,
                                         )

@@ -138,6 +138,7 @@ async fn refreshed_credentials_are_stored_only_under_the_lease() {
                 mailroom_store::LeaseCheck {
                     owner: "w1",
                     until: later,
+                    renew: true,
                 },
             )
             .await
@@ -154,6 +155,7 @@ async fn refreshed_credentials_are_stored_only_under_the_lease() {
                 mailroom_store::LeaseCheck {
                     owner: "w2",
                     until: later,
+                    renew: true,
                 },
             )
             .await

@@ -242,6 +242,7 @@ async fn a_lost_lease_writes_nothing() {
                 lease: Some(LeaseCheck {
                     owner: "worker-2",
                     until: t0(),
+                    renew: true,
                 }),
             })
             .await
@@ -263,6 +264,7 @@ async fn a_lost_lease_writes_nothing() {
                 lease: Some(LeaseCheck {
                     owner: "worker-1",
                     until,
+                    renew: true,
                 }),
             })
             .await
@@ -377,29 +379,35 @@ async fn a_page_of_upserts_under_a_lost_lease_writes_nothing() {
             .unwrap();
         assert_eq!(claimed.len(), 2);
         let p = page(upserts(0..4), "cursor", true, false);
-        let lease = |owner| {
+        let lease = |owner, renew| {
             Some(LeaseCheck {
                 owner,
                 until: t0() + chrono::Duration::minutes(10),
+                renew,
             })
         };
-        let err = store
-            .apply_sync_page(SyncPageWrite {
-                account_id: a.id,
-                folder_id: f.id,
-                page: &p,
-                lease: lease("worker-2"),
-            })
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::LeaseLost { .. }), "{b:?}: {err}");
+        for renew in [true, false] {
+            let err = store
+                .apply_sync_page(SyncPageWrite {
+                    account_id: a.id,
+                    folder_id: f.id,
+                    page: &p,
+                    lease: lease("worker-2", renew),
+                })
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::LeaseLost { .. }),
+                "{b:?}, renew {renew}: {err}"
+            );
+        }
         // The folder is not the other account's.
         let err = store
             .apply_sync_page(SyncPageWrite {
                 account_id: other.id,
                 folder_id: f.id,
                 page: &p,
-                lease: lease("worker-1"),
+                lease: lease("worker-1", true),
             })
             .await
             .unwrap_err();
@@ -415,12 +423,29 @@ async fn a_page_of_upserts_under_a_lost_lease_writes_nothing() {
             "{b:?}: the lease is not renewed for another owner"
         );
 
+        // The holder's page with more than half its lease left (no renewal) writes
+        // without extending the lease.
         let stats = store
             .apply_sync_page(SyncPageWrite {
                 account_id: a.id,
                 folder_id: f.id,
                 page: &p,
-                lease: lease("worker-1"),
+                lease: lease("worker-1", false),
+            })
+            .await
+            .unwrap();
+        assert_eq!(stats.upserted, 4, "{b:?}");
+        assert_eq!(
+            store.get_account(a.id).await.unwrap().lease_expires_at,
+            Some(t0() + chrono::Duration::minutes(5)),
+            "{b:?}: not renewed"
+        );
+        let stats = store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: f.id,
+                page: &p,
+                lease: lease("worker-1", true),
             })
             .await
             .unwrap();
@@ -464,15 +489,23 @@ async fn an_unchanged_page_is_one_statement_fenced_by_the_lease() {
             account_id: a.id,
             folder_id: f.id,
             page: p,
-            lease: Some(LeaseCheck { owner, until }),
+            lease: Some(LeaseCheck {
+                owner,
+                until,
+                renew: true,
+            }),
         };
 
         // The lease went to another worker between the claim and the page.
-        let err = store
-            .apply_sync_page(write(&empty, "worker-2", t0()))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::LeaseLost { .. }), "{b:?}: {err}");
+        for renew in [true, false] {
+            let mut w = write(&empty, "worker-2", t0());
+            w.lease.as_mut().unwrap().renew = renew;
+            let err = store.apply_sync_page(w).await.unwrap_err();
+            assert!(
+                matches!(err, Error::LeaseLost { .. }),
+                "{b:?}, renew {renew}: {err}"
+            );
+        }
         let folder = store.get_folder(f.id).await.unwrap();
         assert!(
             folder.cursor.is_none(),
@@ -505,6 +538,18 @@ async fn an_unchanged_page_is_one_statement_fenced_by_the_lease() {
             Some(until),
             "{b:?}: lease renewed"
         );
+        // With more than half of the lease left: one statement on both backends, and
+        // the account row is not written.
+        let mut w = write(&empty, "worker-1", until + chrono::Duration::minutes(10));
+        w.lease.as_mut().unwrap().renew = false;
+        let before = store.statements_sent();
+        store.apply_sync_page(w).await.unwrap();
+        assert_eq!(store.statements_sent() - before, 1, "{b:?}: no renewal");
+        assert_eq!(
+            store.get_account(a.id).await.unwrap().lease_expires_at,
+            Some(until),
+            "{b:?}: lease not renewed"
+        );
 
         // A reset in progress: the empty page that completes it removes what the
         // enumeration did not see.
@@ -525,5 +570,109 @@ async fn an_unchanged_page_is_one_statement_fenced_by_the_lease() {
         let folder = store.get_folder(f.id).await.unwrap();
         assert!(!folder.reconciling, "{b:?}");
         assert_eq!(folder.cursor, Some(SyncCursor("delta-3".into())), "{b:?}");
+    }
+}
+
+/// The cursors of folders whose last page had no changes are stored with the sync's
+/// outcome, in the same statement on PostgreSQL, only while the lease is the
+/// worker's; a folder of another account or in the middle of a reset keeps its cursor.
+#[tokio::test]
+async fn unchanged_cursors_are_stored_with_the_outcome_under_the_lease() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "done@example.com").await;
+        let other = account(&store, "other@example.com").await;
+        let rows = store
+            .upsert_folders(a.id, &[folder("inbox-id", None), folder("resetting", None)])
+            .await
+            .unwrap();
+        let (f, resetting) = (&rows[0], &rows[1]);
+        let foreign = inbox(&store, &other).await;
+        store
+            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        store
+            .set_folder_error(f.id, Some("old error"))
+            .await
+            .unwrap();
+        store.mark_folder_gone(f.id, t0()).await.unwrap();
+        // A reset enumeration in progress (its first page stored, more to come).
+        store
+            .apply_sync_page(SyncPageWrite {
+                account_id: a.id,
+                folder_id: resetting.id,
+                page: &page(upserts(0..2), "next-1", true, false),
+                lease: None,
+            })
+            .await
+            .unwrap();
+        let cursor = |id, c: &str| mailroom_store::FolderCursor {
+            folder_id: id,
+            cursor: SyncCursor(c.into()),
+        };
+        let cursors = [
+            cursor(f.id, "delta-9"),
+            cursor(resetting.id, "delta-r"),
+            cursor(foreign.id, "delta-x"),
+        ];
+        let outcome = |at| mailroom_store::SyncOutcome {
+            status: mailroom_core::AccountStatus::Active,
+            error: None,
+            auth_error_code: None,
+            finished_at: at,
+            next_sync_at: Some(at),
+        };
+
+        // Another worker holds the lease now: nothing is written.
+        let err = store
+            .finish_sync_with_cursors(a.id, Some("worker-2"), outcome(t0()), &cursors)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{b:?}: {err}");
+        assert_eq!(store.get_folder(f.id).await.unwrap().cursor, None, "{b:?}");
+
+        let at = t0() + chrono::Duration::seconds(7);
+        let before = store.statements_sent();
+        let stored = store
+            .finish_sync_with_cursors(a.id, Some("worker-1"), outcome(at), &cursors)
+            .await
+            .unwrap();
+        assert_eq!(stored, 1, "{b:?}");
+        if b == mailroom_store::Backend::Postgres {
+            assert_eq!(store.statements_sent() - before, 1, "{b:?}: one statement");
+        }
+        let row = store.get_folder(f.id).await.unwrap();
+        assert_eq!(row.cursor, Some(SyncCursor("delta-9".into())), "{b:?}");
+        assert_eq!(row.last_synced_at, Some(at), "{b:?}");
+        assert_eq!(
+            (row.last_error, row.gone_since, row.missed_syncs),
+            (None, None, 0),
+            "{b:?}: a page from the server clears the folder's error and gone mark"
+        );
+        let row = store.get_folder(resetting.id).await.unwrap();
+        assert_eq!(row.cursor, Some(SyncCursor("next-1".into())), "{b:?}");
+        assert!(row.reconciling, "{b:?}");
+        let row = store.get_folder(foreign.id).await.unwrap();
+        assert_eq!(row.cursor, None, "{b:?}: another account's folder");
+        let finished = store.get_account(a.id).await.unwrap();
+        assert_eq!(finished.lease_owner, None, "{b:?}: released");
+        assert_eq!(finished.last_sync_at, Some(at), "{b:?}");
+
+        // The folders of several accounts in one read, as each account's list.
+        let lonely = account(&store, "nofolders@example.com").await;
+        let before = store.statements_sent();
+        let all = store
+            .list_folders_of(&[a.id, other.id, lonely.id])
+            .await
+            .unwrap();
+        assert_eq!(store.statements_sent() - before, 1, "{b:?}");
+        assert_eq!(all.len(), 2, "{b:?}: {all:?}");
+        assert_eq!(all[&a.id], store.list_folders(a.id).await.unwrap(), "{b:?}");
+        assert_eq!(
+            all[&other.id],
+            store.list_folders(other.id).await.unwrap(),
+            "{b:?}"
+        );
     }
 }

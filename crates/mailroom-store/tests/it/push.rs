@@ -25,7 +25,11 @@ async fn subscription_writes_are_fenced_by_the_lease() {
             .claim_due_accounts("w1", 10, now, until)
             .await
             .unwrap();
-        let lease = |owner| LeaseCheck { owner, until };
+        let lease = |owner| LeaseCheck {
+            owner,
+            until,
+            renew: true,
+        };
         store
             .save_subscription(a.id, folder.id, active("s1"), Some(lease("w1")))
             .await

@@ -207,6 +207,79 @@ async fn a_refresh_in_flight_when_a_page_store_fails_is_still_persisted() {
     }
 }
 
+/// A worker's page writes check its lease but renew it only when less than half of it
+/// is left: a renewal rewrites the account row and its claim index entry.
+#[tokio::test]
+async fn page_writes_renew_the_lease_only_past_half_of_it() {
+    for store in stores().await {
+        let b = store.backend();
+        let (vault, accounts) = setup(&store, &["a@x"]).await;
+        let ttl = std::time::Duration::from_secs(600);
+        // Claimed for the whole ttl, then for less than half of it.
+        for claimed_for in [600, 60] {
+            // Each round enumerates the folder again: three pages of changes.
+            for folder in store.list_folders(accounts[0].id).await.unwrap() {
+                store.reset_folder_cursor(folder.id).await.unwrap();
+            }
+            let now = chrono::Utc::now();
+            let leased = store
+                .claim_due_accounts("w1", 1, now, now + chrono::Duration::seconds(claimed_for))
+                .await
+                .unwrap();
+            assert_eq!(leased.len(), 1);
+            // As stored (PostgreSQL keeps microseconds).
+            let claimed = leased[0].lease_expires_at.expect("leased");
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let script_store = store.clone();
+            let record = seen.clone();
+            let syncer = syncer(&store, vault.clone(), move |c| {
+                FakeConnector::new(
+                    30,
+                    10,
+                    c,
+                    Script {
+                        record_lease: Some((script_store.clone(), record.clone())),
+                        ..Script::default()
+                    },
+                )
+            });
+            let request = SyncRequest {
+                lease: Some(Lease {
+                    owner: "w1".into(),
+                    ttl,
+                }),
+                interval: Some(std::time::Duration::ZERO),
+                ..SyncRequest::default()
+            };
+            let report = syncer
+                .sync_claimed(leased.into_iter().next().unwrap(), &request)
+                .await
+                .unwrap();
+            assert!(matches!(report.outcome, Outcome::Synced), "{b:?}");
+            let seen = seen.lock().unwrap().clone();
+            // Three pages of changes: the expiry each fetch saw.
+            assert_eq!(seen.len(), 3, "{b:?}: {seen:?}");
+            if claimed_for == 600 {
+                assert!(
+                    seen.iter().all(|s| *s == Some(claimed)),
+                    "{b:?}: renewed with more than half of the lease left: {seen:?}"
+                );
+            } else {
+                // Renewed once, before the first write, for the whole ttl.
+                let renewed = seen[1].expect("leased");
+                assert!(
+                    renewed > claimed + chrono::Duration::seconds(400),
+                    "{b:?}: {seen:?}"
+                );
+                assert_eq!(seen[2], seen[1], "{b:?}: renewed again: {seen:?}");
+            }
+            // The outcome released the lease.
+            let account = store.get_account(accounts[0].id).await.unwrap();
+            assert_eq!(account.lease_owner, None, "{b:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn terminal_auth_errors_mark_needs_reauth_with_the_code() {
     for store in stores().await {

@@ -12,6 +12,9 @@ use mailroom_core::{
 };
 use mailroom_store::Store;
 
+/// The lease expiries a connector saw, one per `sync_folder` call.
+pub type LeaseLog = Arc<Mutex<Vec<Option<chrono::DateTime<chrono::Utc>>>>>;
+
 #[derive(Debug, Default)]
 pub struct Script {
     /// Fail the Nth `sync_folder` call (0-based) with this error kind (and code).
@@ -29,6 +32,9 @@ pub struct Script {
     /// token, 200 ms into the call (a refresh still running when the page before it
     /// is stored).
     pub slow_refresh_at_call: Option<(usize, &'static str)>,
+    /// At every `sync_folder` call, record the lease expiry of the store's only
+    /// account.
+    pub record_lease: Option<(Store, LeaseLog)>,
 }
 
 /// Calls seen by every connector a test's factory made.
@@ -181,6 +187,15 @@ impl Connector for FakeConnector {
                 .await
                 .unwrap();
             assert_eq!(stolen.len(), 1, "the lease was taken over");
+        }
+        if let Some((store, seen)) = &self.script.record_lease {
+            let accounts = store.list_accounts().await.unwrap();
+            assert_eq!(
+                accounts.len(),
+                1,
+                "record_lease needs a store of one account"
+            );
+            seen.lock().unwrap().push(accounts[0].lease_expires_at);
         }
         if let Some((n, token)) = self.script.slow_refresh_at_call
             && n == call

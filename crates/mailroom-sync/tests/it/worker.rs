@@ -103,7 +103,8 @@ async fn shutdown_stops_the_worker_and_releases_leases() {
 }
 
 /// A worker pass over `n` accounts already synced once, with no change, `concurrency`
-/// 16: (statements per account besides the claims, claim statements).
+/// 16: (statements per account besides the claims and the claims' folder reads, claim
+/// statements).
 async fn no_change_pass(store: &mailroom_store::Store, n: usize) -> (f64, u64) {
     let emails: Vec<String> = (0..n).map(|i| format!("u{i}@x")).collect();
     let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
@@ -130,7 +131,9 @@ async fn no_change_pass(store: &mailroom_store::Store, n: usize) -> (f64, u64) {
         .await
         .unwrap();
     assert_eq!(second.synced as usize, n, "{second:?}");
-    let statements = store.statements_sent() - before - second.claims;
+    // Each claim that leased accounts is followed by one read of their folders (a
+    // last claim that finds none is not: then one statement less is counted).
+    let statements = store.statements_sent() - before - 2 * second.claims;
     (statements as f64 / n as f64, second.claims)
 }
 
@@ -143,12 +146,13 @@ async fn a_no_change_sync_costs_a_few_statements_whatever_the_number_of_accounts
             let (statements, claims) = no_change_pass(&store, n).await;
             // Leases come in batches: a claim waits for 16 / 4 = 4 free slots.
             assert!(claims as usize <= n / 4 + 2, "{b:?} {n}: {claims} claims");
-            // The claim returns the account with its fresh lease: read its folders,
-            // store the cursor with the lease renewal (one statement on PostgreSQL,
-            // two on SQLite, no transaction), record the outcome and release.
+            // The claim returns the accounts with their fresh leases, and one
+            // statement reads their folders. Then each account's sync stores the
+            // unchanged cursor with the outcome and releases the lease: one statement
+            // on PostgreSQL, two in a transaction on SQLite.
             let most = match b {
-                mailroom_store::Backend::Postgres => 3.0,
-                mailroom_store::Backend::Sqlite => 4.0,
+                mailroom_store::Backend::Postgres => 1.0,
+                mailroom_store::Backend::Sqlite => 2.0,
             };
             assert!(statements <= most, "{b:?} {n}: {statements} per account");
             per_account.push((b, n, statements));
@@ -156,8 +160,9 @@ async fn a_no_change_sync_costs_a_few_statements_whatever_the_number_of_accounts
     }
     for (b, n, statements) in &per_account[2..] {
         let (_, _, few) = per_account.iter().find(|p| p.0 == *b).unwrap();
+        // Within one statement for the 8 (a last claim that found nothing).
         assert!(
-            (statements - few).abs() < 0.01,
+            (statements - few).abs() <= 1.0 / 8.0 + 0.001,
             "{b:?}: {statements} statements per account for {n}, {few} for 8"
         );
     }
