@@ -456,37 +456,33 @@ impl Store {
                 Backend::Postgres => {
                     let update = q.build(DbBackend::Postgres);
                     let mut values = update.values.map(|v| v.0).unwrap_or_default();
+                    // Each folder by primary key, its cursor by a CASE (an account
+                    // has a few folders): index probes only, where a join with
+                    // arrays of ids and cursors planned a hash join.
                     let n = values.len();
+                    let mut cases = String::new();
+                    let mut ids = String::new();
+                    for (k, c) in cursors.iter().enumerate() {
+                        let (id_param, cursor_param) = (n + 3 + 2 * k, n + 4 + 2 * k);
+                        cases.push_str(&format!(" WHEN ${id_param} THEN ${cursor_param}"));
+                        ids.push_str(&format!("{}${id_param}", if k == 0 { "" } else { ", " }));
+                        values.extend([c.folder_id.into(), c.cursor.as_str().into()]);
+                    }
                     let sql = format!(
                         "WITH acc AS ({} RETURNING id), \
-                         f AS (UPDATE folders SET cursor = c.cursor, last_synced_at = ${}, \
+                         f AS (UPDATE folders SET cursor = CASE id{cases} END, \
+                           last_synced_at = ${}, \
                            gone_since = NULL, missed_syncs = 0, last_error = NULL \
-                           FROM unnest(${}::bigint[], ${}::text[]) AS c(id, cursor) \
-                           WHERE folders.id = c.id AND folders.account_id = ${} \
-                           AND NOT folders.reconciling AND EXISTS (SELECT 1 FROM acc) \
-                           RETURNING folders.id) \
+                           WHERE id IN ({ids}) AND account_id = ${} \
+                           AND NOT reconciling AND EXISTS (SELECT 1 FROM acc) \
+                           RETURNING id) \
                          SELECT (SELECT count(*) FROM acc) AS accounts, \
                            (SELECT count(*) FROM f) AS folders",
                         update.sql,
                         n + 1,
                         n + 2,
-                        n + 3,
-                        n + 4,
                     );
-                    values.extend([
-                        outcome.finished_at.into(),
-                        cursors
-                            .iter()
-                            .map(|c| c.folder_id)
-                            .collect::<Vec<i64>>()
-                            .into(),
-                        cursors
-                            .iter()
-                            .map(|c| c.cursor.as_str().to_owned())
-                            .collect::<Vec<String>>()
-                            .into(),
-                        id.into(),
-                    ]);
+                    values.splice(n..n, [outcome.finished_at.into(), id.into()]);
                     let row = self
                         .writer
                         .query_one_raw(Statement::from_sql_and_values(

@@ -20,7 +20,8 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// How often each account is synced.
     pub interval: Duration,
-    /// How many accounts are synced at once.
+    /// How many accounts are synced at once. Claims lease up to half as many again,
+    /// which wait for a slot, so that a claim leases a batch while every slot is busy.
     pub concurrency: usize,
     /// How long a lease lasts without renewal; a worker that dies holds its accounts
     /// this long at most. Renewed at every stored page.
@@ -126,9 +127,13 @@ impl Syncer {
         shutdown: CancellationToken,
     ) -> Result<WorkerStats> {
         let concurrency = config.concurrency.max(1);
-        // Claims wait until this many slots are free (or none is busy), so that one
-        // statement leases a batch instead of one account per finished sync.
+        // Claims lease up to `depth` accounts in flight: `concurrency` syncing, the
+        // rest waiting for a slot (`slots`). A claim is made once `batch` can be
+        // leased, so that one statement leases a batch instead of one account per
+        // finished sync, while every slot stays busy.
         let batch = claim_batch(concurrency);
+        let depth = concurrency + batch;
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         // When a claim found fewer due accounts than it asked for, the next one waits
         // for the poll interval (or a wake-up).
         let mut short_claim_at: Option<std::time::Instant> = None;
@@ -154,13 +159,13 @@ impl Syncer {
             config.observer.worker_polled(&config.worker_id);
             let mut claimed_any = false;
             let may_claim = !shutdown.is_cancelled()
-                && (running.is_empty() || concurrency - running.len() >= batch)
+                && depth - running.len().min(depth) >= batch
                 && short_claim_at.is_none_or(|at| at.elapsed() >= config.poll_interval);
             if may_claim {
                 let now = if config.once { pass_start } else { Utc::now() };
                 let until =
                     Utc::now() + chrono::Duration::from_std(config.lease_ttl).unwrap_or_default();
-                let free = (concurrency - running.len()) as u64;
+                let free = depth.saturating_sub(running.len()) as u64;
                 match self
                     .store
                     .claim_due_accounts(&config.worker_id, free, now, until)
@@ -214,7 +219,18 @@ impl Syncer {
                             }
                             let idle = idle.clone();
                             let push = config.push.clone();
+                            let slots = slots.clone();
+                            let config_owner = config.worker_id.clone();
                             running.spawn(async move {
+                                // A claimed account waits here for a slot (about one
+                                // sync's time); after a shutdown it releases its lease
+                                // without syncing.
+                                let _slot = slots.acquire_owned().await;
+                                if request.cancel.is_cancelled() {
+                                    let owner = &config_owner;
+                                    syncer.store().release_lease(account.id, owner).await?;
+                                    return Ok(Outcome::Interrupted);
+                                }
                                 let outcome = match (push, stored) {
                                     (None, Some(stored)) => syncer
                                         .sync_claimed_with_folders(
@@ -313,12 +329,12 @@ async fn woken(push: &Option<Push>) {
     }
 }
 
-/// How many free slots make a claim worth a statement: a quarter of the slots (at
-/// most a quarter of them stay idle until the batch fills), at least one. A claim
-/// costs the database as much as the rest of a no-change sync: with 8 slots, a claim
-/// per 2 accounts instead of one per account.
+/// The smallest batch worth a claim statement, and how many claimed accounts may wait
+/// for a slot: half the slots, at least one. A claim costs the database as much as
+/// the rest of a no-change sync; with 8 slots a claim leases 4 accounts or more, and
+/// is made while all 8 slots are still busy.
 fn claim_batch(concurrency: usize) -> usize {
-    (concurrency / 4).max(1)
+    (concurrency / 2).max(1)
 }
 
 fn record(
