@@ -123,6 +123,17 @@ pub struct FolderCursor {
     pub cursor: SyncCursor,
 }
 
+/// One sync's outcome for [`Store::finish_syncs`].
+#[derive(Debug, Clone)]
+pub struct SyncFinish {
+    /// The account.
+    pub account_id: i64,
+    /// How its sync ended.
+    pub outcome: SyncOutcome,
+    /// The cursors of its folders whose last page had no changes.
+    pub cursors: Vec<FolderCursor>,
+}
+
 /// How a sync of one account ended, recorded by [`Store::finish_sync`].
 #[derive(Debug, Clone)]
 pub struct SyncOutcome {
@@ -545,6 +556,119 @@ impl Store {
             };
         }
         Ok(stored)
+    }
+
+    /// Records the outcomes of several syncs by worker `owner` (with their unchanged
+    /// folders' cursors, as [`Store::finish_sync_with_cursors`]) and releases their
+    /// leases: one statement on PostgreSQL, whatever their number (a worker records
+    /// the syncs that ended meanwhile together: one commit instead of one each). On
+    /// SQLite, one transaction each.
+    ///
+    /// Returns, for each sync in order, `Some(cursors stored)` when recorded, `None`
+    /// when `owner` no longer held the account's lease (nothing of it is written).
+    pub async fn finish_syncs(
+        &self,
+        owner: &str,
+        syncs: &[SyncFinish],
+    ) -> Result<Vec<Option<u64>>> {
+        if self.backend == Backend::Sqlite || syncs.len() == 1 {
+            let mut recorded = Vec::with_capacity(syncs.len());
+            for s in syncs {
+                let one = self
+                    .finish_sync_with_cursors(
+                        s.account_id,
+                        Some(owner),
+                        s.outcome.clone(),
+                        &s.cursors,
+                    )
+                    .await;
+                recorded.push(match one {
+                    Ok(stored) => Some(stored),
+                    Err(Error::LeaseLost { .. }) => None,
+                    Err(e) => return Err(e),
+                });
+            }
+            return Ok(recorded);
+        }
+        let (mut ids, mut statuses, mut errors, mut codes) = (vec![], vec![], vec![], vec![]);
+        let (mut finished, mut next, mut nulls) = (vec![], vec![], vec![]);
+        let (mut folder_ids, mut folder_accounts, mut cursors, mut cursor_at) =
+            (vec![], vec![], vec![], vec![]);
+        for s in syncs {
+            let o = &s.outcome;
+            ids.push(s.account_id);
+            statuses.push(o.status.as_str().to_owned());
+            errors.push(o.error.clone().unwrap_or_default());
+            codes.push(o.auth_error_code.clone().unwrap_or_default());
+            finished.push(o.finished_at);
+            next.push(o.next_sync_at.unwrap_or(o.finished_at));
+            nulls.push(
+                i32::from(o.error.is_none())
+                    | i32::from(o.auth_error_code.is_none()) << 1
+                    | i32::from(o.next_sync_at.is_none()) << 2,
+            );
+            for c in &s.cursors {
+                folder_ids.push(c.folder_id);
+                folder_accounts.push(s.account_id);
+                cursors.push(c.cursor.as_str().to_owned());
+                cursor_at.push(o.finished_at);
+            }
+        }
+        // The null mask: bit 0 no error, 1 no code, 2 keep the due time.
+        let sql = "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], \
+               $4::text[], $5::timestamptz[], $6::timestamptz[], $7::integer[]) \
+               AS v(id, status, error, code, finished, next, nulls)), \
+             acc AS (UPDATE accounts a SET status = v.status, \
+               last_error = CASE WHEN v.nulls & 1 = 0 THEN v.error END, \
+               auth_error_code = CASE WHEN v.nulls & 2 = 0 THEN v.code END, \
+               updated_at = v.finished, \
+               next_sync_at = CASE WHEN v.nulls & 4 = 0 THEN v.next ELSE a.next_sync_at END, \
+               last_sync_at = CASE WHEN v.nulls & 1 = 1 THEN v.finished ELSE a.last_sync_at END, \
+               lease_owner = NULL, lease_expires_at = NULL \
+               FROM v WHERE a.id = v.id AND a.lease_owner = $8 RETURNING a.id), \
+             f AS (UPDATE folders SET cursor = c.cursor, last_synced_at = c.at, \
+               gone_since = NULL, missed_syncs = 0, last_error = NULL \
+               FROM unnest($9::bigint[], $10::bigint[], $11::text[], $12::timestamptz[]) \
+                 AS c(id, account_id, cursor, at) \
+               WHERE folders.id = c.id AND folders.account_id = c.account_id \
+               AND NOT folders.reconciling AND c.account_id IN (SELECT id FROM acc) \
+               RETURNING folders.account_id) \
+             SELECT acc.id, (SELECT count(*) FROM f WHERE f.account_id = acc.id) AS cursors \
+             FROM acc";
+        let values: Vec<sea_orm::Value> = vec![
+            ids.into(),
+            statuses.into(),
+            errors.into(),
+            codes.into(),
+            finished.into(),
+            next.into(),
+            nulls.into(),
+            owner.into(),
+            folder_ids.into(),
+            folder_accounts.into(),
+            cursors.into(),
+            cursor_at.into(),
+        ];
+        let what = || format!("cannot record the syncs of {} accounts", syncs.len());
+        let rows = self
+            .writer
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+            .context(what)?;
+        let mut stored = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id = row.try_get::<i64>("", "id").context(what)?;
+            let cursors = row.try_get::<i64>("", "cursors").context(what)?;
+            stored.insert(id, cursors.unsigned_abs());
+        }
+        Ok(syncs
+            .iter()
+            .map(|s| stored.get(&s.account_id).copied())
+            .collect())
     }
 
     /// Leases up to `limit` active accounts that are due at `now` and not leased by a

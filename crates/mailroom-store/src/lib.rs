@@ -46,7 +46,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait as _;
 
 pub use accounts::{
-    Account, AccountUpdate, FolderCursor, NewAccount, SealedCredentials, SyncOutcome,
+    Account, AccountUpdate, FolderCursor, NewAccount, SealedCredentials, SyncFinish, SyncOutcome,
 };
 pub use error::{Error, Result};
 pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};

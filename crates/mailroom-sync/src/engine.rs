@@ -12,8 +12,8 @@ use mailroom_core::{
     SyncPage,
 };
 use mailroom_store::{
-    Account, FolderCursor, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncOutcome,
-    SyncPageWrite,
+    Account, FolderCursor, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncFinish,
+    SyncOutcome, SyncPageWrite,
 };
 use mailroom_vault::Vault;
 use tokio_util::sync::CancellationToken;
@@ -284,13 +284,46 @@ impl Syncer {
         self.run(account, Some(folders), request).await
     }
 
-    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id = account.id, account = %account.email))]
     async fn run(
         &self,
         account: Account,
         stored: Option<Vec<FolderRow>>,
         request: &SyncRequest,
     ) -> Result<AccountReport> {
+        let synced = self.run_unrecorded(account, stored, request).await?;
+        let stored = self
+            .store
+            .finish_sync_with_cursors(
+                synced.finish.account_id,
+                request.lease.as_ref().map(|l| l.owner.as_str()),
+                synced.finish.outcome.clone(),
+                &synced.finish.cursors,
+            )
+            .await?;
+        synced.recorded(stored, request.observer.as_ref());
+        Ok(synced.report)
+    }
+
+    /// A worker's sync of a claimed account whose outcome the worker records, with
+    /// those of other accounts, in one statement ([`Store::finish_syncs`]); then it
+    /// calls [`Unrecorded::recorded`].
+    pub(crate) async fn sync_claimed_unrecorded(
+        &self,
+        account: Account,
+        folders: Vec<FolderRow>,
+        request: &SyncRequest,
+    ) -> Result<Unrecorded> {
+        self.run_unrecorded(account, Some(folders), request).await
+    }
+
+    /// The sync up to its outcome, not recorded yet.
+    #[tracing::instrument(name = "account_sync", skip_all, fields(account_id = account.id, account = %account.email))]
+    async fn run_unrecorded(
+        &self,
+        account: Account,
+        stored: Option<Vec<FolderRow>>,
+        request: &SyncRequest,
+    ) -> Result<Unrecorded> {
         let account_id = account.id;
         request.observer.account_started(&account);
         let mut run = Run {
@@ -334,37 +367,48 @@ impl Syncer {
         if let Some(message) = &error {
             tracing::warn!(account = %run.account.email, error = %message, "sync failed");
         }
-        let unchanged = std::mem::take(&mut run.unchanged);
-        let stored = self
-            .store
-            .finish_sync_with_cursors(
+        Ok(Unrecorded {
+            finish: SyncFinish {
                 account_id,
-                request.lease.as_ref().map(|l| l.owner.as_str()),
-                SyncOutcome {
+                outcome: SyncOutcome {
                     status,
                     error,
                     auth_error_code: code,
                     finished_at: now,
                     next_sync_at: next,
                 },
-                &unchanged,
-            )
-            .await?;
-        if stored < unchanged.len() as u64 {
+                cursors: std::mem::take(&mut run.unchanged),
+            },
+            report: AccountReport {
+                account_id,
+                email: run.account.email.clone(),
+                folders,
+                outcome,
+                credentials_refreshed: run.refreshed,
+            },
+        })
+    }
+}
+
+/// An account sync that ran, with the outcome to record.
+pub(crate) struct Unrecorded {
+    /// What to record (with the unchanged folders' cursors).
+    pub(crate) finish: SyncFinish,
+    pub(crate) report: AccountReport,
+}
+
+impl Unrecorded {
+    /// After the outcome was recorded with `stored` of its cursors: telemetry and the
+    /// observer.
+    pub(crate) fn recorded(&self, stored: u64, observer: &dyn SyncObserver) {
+        let unchanged = self.finish.cursors.len() as u64;
+        if stored < unchanged {
             // Not expected (the folder was removed or reset meanwhile): the next sync
             // starts from the cursor stored before, which is only slower.
-            tracing::warn!(account = %run.account.email, folders = unchanged.len() as u64 - stored, "cursors of unchanged folders not stored with the outcome");
+            tracing::warn!(account = %self.report.email, folders = unchanged - stored, "cursors of unchanged folders not stored with the outcome");
         }
-        let report = AccountReport {
-            account_id,
-            email: run.account.email.clone(),
-            folders,
-            outcome,
-            credentials_refreshed: run.refreshed,
-        };
-        crate::telemetry::account_finished(&report);
-        request.observer.account_finished(&report);
-        Ok(report)
+        crate::telemetry::account_finished(&self.report);
+        observer.account_finished(&self.report);
     }
 }
 

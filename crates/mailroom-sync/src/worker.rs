@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Lease, Outcome, SyncRequest, Syncer};
+use crate::engine::{Lease, Outcome, SyncRequest, Syncer, Unrecorded};
 use crate::observer::{NoopObserver, SyncObserver};
 use crate::push::Push;
 use crate::{Error, Result};
@@ -137,7 +137,12 @@ impl Syncer {
         // When a claim found fewer due accounts than it asked for, the next one waits
         // for the poll interval (or a wake-up).
         let mut short_claim_at: Option<std::time::Instant> = None;
-        let mut running: JoinSet<Result<Outcome>> = JoinSet::new();
+        let mut running: JoinSet<Result<Ended>> = JoinSet::new();
+        // Syncs that ended, whose outcomes are recorded together (one statement): once
+        // `batch` of them wait, before a claim, when nothing else runs, or after
+        // `RECORD_DELAY` at most.
+        let mut ended: Vec<Unrecorded> = Vec::new();
+        let mut oldest_ended = std::time::Instant::now();
         let mut stats = WorkerStats::default();
         let mut store_backoff = Duration::from_millis(500);
         // With `once`, "due" means due when the pass started: an account synced during
@@ -161,6 +166,15 @@ impl Syncer {
             let may_claim = !shutdown.is_cancelled()
                 && depth - running.len().min(depth) >= batch
                 && short_claim_at.is_none_or(|at| at.elapsed() >= config.poll_interval);
+            if !ended.is_empty()
+                && (may_claim
+                    || ended.len() >= batch
+                    || running.is_empty()
+                    || shutdown.is_cancelled()
+                    || oldest_ended.elapsed() >= RECORD_DELAY)
+            {
+                self.record_ended(&config, &mut ended, &mut stats).await;
+            }
             if may_claim {
                 let now = if config.once { pass_start } else { Utc::now() };
                 let until =
@@ -229,32 +243,29 @@ impl Syncer {
                                 if request.cancel.is_cancelled() {
                                     let owner = &config_owner;
                                     syncer.store().release_lease(account.id, owner).await?;
-                                    return Ok(Outcome::Interrupted);
+                                    return Ok(Ended::Recorded(Outcome::Interrupted));
                                 }
-                                let outcome = match (push, stored) {
+                                let ended = match (push, stored) {
                                     (None, Some(stored)) => syncer
-                                        .sync_claimed_with_folders(
-                                            account.clone(),
-                                            stored,
-                                            &request,
-                                        )
+                                        .sync_claimed_unrecorded(account.clone(), stored, &request)
                                         .await
-                                        .map(|r| r.outcome),
+                                        .map(|u| Ended::Unrecorded(Box::new(u))),
                                     (None, None) => syncer
                                         .sync_claimed(account.clone(), &request)
                                         .await
-                                        .map(|r| r.outcome),
-                                    (Some(push), _) => {
-                                        crate::push::sync_with_push(
-                                            &syncer, &push, &account, request,
-                                        )
-                                        .await
-                                    }
+                                        .map(|r| Ended::Recorded(r.outcome)),
+                                    (Some(push), _) => crate::push::sync_with_push(
+                                        &syncer, &push, &account, request,
+                                    )
+                                    .await
+                                    .map(Ended::Recorded),
                                 };
-                                if let (Some(idle), Ok(Outcome::Synced)) = (&idle, &outcome) {
+                                if let (Some(idle), Ok(ended)) = (&idle, &ended)
+                                    && matches!(ended.outcome(), Outcome::Synced)
+                                {
                                     idle.after_sync(account.id);
                                 }
-                                outcome
+                                ended
                             });
                         }
                     }
@@ -284,11 +295,23 @@ impl Syncer {
                 }
                 continue;
             }
+            // Waiting outcomes are recorded within `RECORD_DELAY`.
+            let record_timer = async {
+                if ended.is_empty() {
+                    std::future::pending().await
+                } else {
+                    tokio::time::sleep(RECORD_DELAY.saturating_sub(oldest_ended.elapsed())).await;
+                }
+            };
             let joined = if claimed_any || shutdown.is_cancelled() {
-                running.join_next().await
+                tokio::select! {
+                    joined = running.join_next() => joined,
+                    () = record_timer => None,
+                }
             } else {
                 tokio::select! {
                     joined = running.join_next() => joined,
+                    () = record_timer => None,
                     () = tokio::time::sleep(config.poll_interval) => None,
                     () = wake.notified() => {
                         short_claim_at = None;
@@ -302,14 +325,95 @@ impl Syncer {
                 }
             };
             if let Some(joined) = joined {
-                record(&config.worker_id, joined, &mut stats);
-                while let Some(joined) = running.try_join_next() {
-                    record(&config.worker_id, joined, &mut stats);
+                let mut joined = Some(joined);
+                while let Some(one) = joined.take().or_else(|| running.try_join_next()) {
+                    if let Ok(Ok(Ended::Unrecorded(u))) = one {
+                        if ended.is_empty() {
+                            oldest_ended = std::time::Instant::now();
+                        }
+                        ended.push(*u);
+                    } else {
+                        record(
+                            &config.worker_id,
+                            one.map(|r| r.map(Ended::into_outcome)),
+                            &mut stats,
+                        );
+                    }
                 }
             }
         }
+        self.record_ended(&config, &mut ended, &mut stats).await;
         tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
         Ok(stats)
+    }
+}
+
+/// The longest a worker keeps the outcome of an ended sync (and its lease) before
+/// recording it, waiting for others to record with it.
+const RECORD_DELAY: Duration = Duration::from_millis(100);
+
+/// How a sync task ended.
+enum Ended {
+    /// The outcome is recorded (a sync with push, or one that read its own folders).
+    Recorded(Outcome),
+    /// The outcome is for the worker to record with others.
+    Unrecorded(Box<Unrecorded>),
+}
+
+impl Ended {
+    fn outcome(&self) -> &Outcome {
+        match self {
+            Ended::Recorded(outcome) => outcome,
+            Ended::Unrecorded(u) => &u.report.outcome,
+        }
+    }
+
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Ended::Recorded(outcome) => outcome,
+            Ended::Unrecorded(u) => u.report.outcome,
+        }
+    }
+}
+
+impl Syncer {
+    /// Records the outcomes of `ended` syncs in one statement, releasing their leases,
+    /// and counts them. If the database fails, they stay unrecorded: their leases
+    /// expire and the accounts are synced again.
+    async fn record_ended(
+        &self,
+        config: &WorkerConfig,
+        ended: &mut Vec<Unrecorded>,
+        stats: &mut WorkerStats,
+    ) {
+        if ended.is_empty() {
+            return;
+        }
+        let finishes: Vec<_> = ended.iter().map(|u| u.finish.clone()).collect();
+        match self.store.finish_syncs(&config.worker_id, &finishes).await {
+            Ok(recorded) => {
+                for (u, recorded) in ended.drain(..).zip(recorded) {
+                    match recorded {
+                        Some(stored) => {
+                            u.recorded(stored, config.observer.as_ref());
+                            record(&config.worker_id, Ok(Ok(u.report.outcome)), stats);
+                        }
+                        None => {
+                            let e = Error::Store(mailroom_store::Error::LeaseLost {
+                                account_id: u.report.account_id,
+                                owner: config.worker_id.clone(),
+                            });
+                            record(&config.worker_id, Ok(Err(e)), stats);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(worker = %config.worker_id, error = %e, syncs = ended.len(), "cannot record the outcomes of ended syncs; their leases will expire and they will be synced again");
+                stats.failed += ended.len() as u64;
+                ended.clear();
+            }
+        }
     }
 }
 

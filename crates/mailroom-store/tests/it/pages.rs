@@ -676,3 +676,102 @@ async fn unchanged_cursors_are_stored_with_the_outcome_under_the_lease() {
         );
     }
 }
+
+/// A worker records the outcomes of several syncs at once (one statement on
+/// PostgreSQL): each is written only if the worker still holds that account's lease,
+/// with its folders' cursors, and the errors, codes and due times as given.
+#[tokio::test]
+async fn outcomes_of_several_syncs_are_recorded_together_under_each_lease() {
+    for store in stores().await {
+        let b = store.backend();
+        let (x, y, z) = (
+            account(&store, "x@example.com").await,
+            account(&store, "y@example.com").await,
+            account(&store, "z@example.com").await,
+        );
+        let (fx, fy, fz) = (
+            inbox(&store, &x).await,
+            inbox(&store, &y).await,
+            inbox(&store, &z).await,
+        );
+        let until = t0() + chrono::Duration::minutes(5);
+        store
+            .claim_due_accounts("worker-1", 2, t0(), until)
+            .await
+            .unwrap();
+        store
+            .claim_due_accounts("worker-2", 1, t0(), until)
+            .await
+            .unwrap();
+        let held_by_2 = store.get_account(z.id).await.unwrap();
+        assert_eq!(held_by_2.lease_owner.as_deref(), Some("worker-2"), "{b:?}");
+        let y_due = store.get_account(y.id).await.unwrap().next_sync_at;
+        let at = t0() + chrono::Duration::seconds(3);
+        let finish = |id, f: i64, error: Option<&str>, next| mailroom_store::SyncFinish {
+            account_id: id,
+            outcome: mailroom_store::SyncOutcome {
+                status: mailroom_core::AccountStatus::Active,
+                error: error.map(str::to_owned),
+                auth_error_code: error.map(|_| "E1".to_owned()),
+                finished_at: at,
+                next_sync_at: next,
+            },
+            cursors: vec![mailroom_store::FolderCursor {
+                folder_id: f,
+                cursor: SyncCursor(format!("delta-{f}")),
+            }],
+        };
+        let next = at + chrono::Duration::minutes(5);
+        let before = store.statements_sent();
+        let recorded = store
+            .finish_syncs(
+                "worker-1",
+                &[
+                    finish(x.id, fx.id, None, Some(next)),
+                    finish(y.id, fy.id, Some("boom"), None),
+                    finish(z.id, fz.id, None, Some(next)),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(recorded, [Some(1), Some(1), None], "{b:?}");
+        if b == mailroom_store::Backend::Postgres {
+            assert_eq!(store.statements_sent() - before, 1, "{b:?}: one statement");
+        }
+        let (x, y, z) = (
+            store.get_account(x.id).await.unwrap(),
+            store.get_account(y.id).await.unwrap(),
+            store.get_account(z.id).await.unwrap(),
+        );
+        assert_eq!(
+            (x.lease_owner.as_deref(), x.next_sync_at),
+            (None, Some(next)),
+            "{b:?}"
+        );
+        assert_eq!(
+            (x.last_sync_at, x.last_error.as_deref()),
+            (Some(at), None),
+            "{b:?}"
+        );
+        assert_eq!(
+            (
+                y.last_error.as_deref(),
+                y.auth_error_code.as_deref(),
+                y.last_sync_at
+            ),
+            (Some("boom"), Some("E1"), None),
+            "{b:?}: a failed sync is not a sync"
+        );
+        assert_eq!(y.next_sync_at, y_due, "{b:?}: due time kept");
+        assert_eq!(
+            z.lease_owner.as_deref(),
+            Some("worker-2"),
+            "{b:?}: not ours"
+        );
+        assert_eq!(z.last_sync_at, None, "{b:?}");
+        for (f, cursor) in [(fx.id, Some(format!("delta-{}", fx.id))), (fz.id, None)] {
+            let row = store.get_folder(f).await.unwrap();
+            assert_eq!(row.cursor.map(|c| c.0), cursor, "{b:?}");
+        }
+    }
+}
