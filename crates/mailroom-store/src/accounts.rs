@@ -614,9 +614,14 @@ impl Store {
                 cursor_at.push(o.finished_at);
             }
         }
-        // The null mask: bit 0 no error, 1 no code, 2 keep the due time.
-        let sql = "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], \
-               $4::text[], $5::timestamptz[], $6::timestamptz[], $7::integer[]) \
+        // The null mask: bit 0 no error, 1 no code, 2 keep the due time. Each array
+        // is read through a scalar subquery, so that the planner cannot see its length
+        // in any plan: then the generic plan costs what a custom one does, and
+        // PostgreSQL reuses it instead of planning every batch again (planning this
+        // statement cost more than running it).
+        let sql = "WITH v AS (SELECT * FROM unnest((SELECT $1::bigint[]), (SELECT $2::text[]), \
+               (SELECT $3::text[]), (SELECT $4::text[]), (SELECT $5::timestamptz[]), \
+               (SELECT $6::timestamptz[]), (SELECT $7::integer[])) \
                AS v(id, status, error, code, finished, next, nulls)), \
              acc AS (UPDATE accounts a SET status = v.status, \
                last_error = CASE WHEN v.nulls & 1 = 0 THEN v.error END, \
@@ -628,7 +633,8 @@ impl Store {
                FROM v WHERE a.id = v.id AND a.lease_owner = $8 RETURNING a.id), \
              f AS (UPDATE folders SET cursor = c.cursor, last_synced_at = c.at, \
                gone_since = NULL, missed_syncs = 0, last_error = NULL \
-               FROM unnest($9::bigint[], $10::bigint[], $11::text[], $12::timestamptz[]) \
+               FROM unnest((SELECT $9::bigint[]), (SELECT $10::bigint[]), \
+                 (SELECT $11::text[]), (SELECT $12::timestamptz[])) \
                  AS c(id, account_id, cursor, at) \
                WHERE folders.id = c.id AND folders.account_id = c.account_id \
                AND NOT folders.reconciling AND c.account_id IN (SELECT id FROM acc) \
@@ -736,15 +742,19 @@ impl Store {
         // The key must be written exactly as in the index for the planner to use it.
         // On PostgreSQL the ids go through an array so that the rows are updated
         // through the primary key whatever the batch size (with `IN (SELECT …)` the
-        // planner may hash-join a scan of the table for a large batch).
+        // planner may hash-join a scan of the table for a large batch). The limit is
+        // written in the text (a worker asks for a few sizes): with `LIMIT $4` the
+        // generic plan assumed a tenth of the table, so PostgreSQL planned every
+        // claim again (a custom plan), which cost as much as running it.
         let sql = match self.backend {
             Backend::Postgres => format!(
                 "{prefix}UPDATE accounts SET lease_owner = $1, lease_expires_at = $2 \
                  WHERE id = ANY(ARRAY(SELECT id FROM accounts \
                    WHERE status = 'active' AND {key} <= $3 \
-                   ORDER BY {key}, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+                   ORDER BY {key}, id LIMIT {limit} FOR UPDATE SKIP LOCKED)) \
                  RETURNING *",
                 key = crate::migration::CLAIMABLE_AT_POSTGRES,
+                limit = limit as i64,
             ),
             Backend::Sqlite => format!(
                 "{prefix}UPDATE accounts SET lease_owner = ?, lease_expires_at = ? \
@@ -755,16 +765,11 @@ impl Store {
                 key = crate::migration::CLAIMABLE_AT_SQLITE,
             ),
         };
-        Statement::from_sql_and_values(
-            self.db_backend(),
-            sql,
-            [
-                owner.into(),
-                lease_until.into(),
-                now.into(),
-                (limit as i64).into(),
-            ],
-        )
+        let mut values: Vec<sea_orm::Value> = vec![owner.into(), lease_until.into(), now.into()];
+        if self.backend == Backend::Sqlite {
+            values.push((limit as i64).into());
+        }
+        Statement::from_sql_and_values(self.db_backend(), sql, values)
     }
 
     /// Extends `owner`'s lease on an account; fails with [`Error::LeaseLost`] if another
