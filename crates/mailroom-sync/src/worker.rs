@@ -24,7 +24,7 @@ pub struct WorkerConfig {
     /// which wait for a slot, so that a claim leases a batch while every slot is busy.
     pub concurrency: usize,
     /// How long a lease lasts without renewal; a worker that dies holds its accounts
-    /// this long at most. Renewed at every stored page.
+    /// this long at most. A stored page renews it when less than half of it is left.
     pub lease_ttl: Duration,
     /// How often to look for due accounts when idle.
     pub poll_interval: Duration,
