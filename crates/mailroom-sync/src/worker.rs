@@ -173,7 +173,8 @@ impl Syncer {
                     || shutdown.is_cancelled()
                     || oldest_ended.elapsed() >= RECORD_DELAY)
             {
-                self.record_ended(&config, &mut ended, &mut stats).await;
+                self.record_ended(&config, idle.as_ref(), &mut ended, &mut stats)
+                    .await;
             }
             if may_claim {
                 let now = if config.once { pass_start } else { Utc::now() };
@@ -260,8 +261,10 @@ impl Syncer {
                                     .await
                                     .map(Ended::Recorded),
                                 };
-                                if let (Some(idle), Ok(ended)) = (&idle, &ended)
-                                    && matches!(ended.outcome(), Outcome::Synced)
+                                // (An unrecorded sync's watcher starts once its outcome is
+                                // recorded: a wake-up must not be overwritten by it.)
+                                if let (Some(idle), Ok(Ended::Recorded(Outcome::Synced))) =
+                                    (&idle, &ended)
                                 {
                                     idle.after_sync(account.id);
                                 }
@@ -342,7 +345,8 @@ impl Syncer {
                 }
             }
         }
-        self.record_ended(&config, &mut ended, &mut stats).await;
+        self.record_ended(&config, idle.as_ref(), &mut ended, &mut stats)
+            .await;
         tracing::info!(worker = %config.worker_id, ?stats, "worker stopped");
         Ok(stats)
     }
@@ -361,13 +365,6 @@ enum Ended {
 }
 
 impl Ended {
-    fn outcome(&self) -> &Outcome {
-        match self {
-            Ended::Recorded(outcome) => outcome,
-            Ended::Unrecorded(u) => &u.report.outcome,
-        }
-    }
-
     fn into_outcome(self) -> Outcome {
         match self {
             Ended::Recorded(outcome) => outcome,
@@ -383,6 +380,7 @@ impl Syncer {
     async fn record_ended(
         &self,
         config: &WorkerConfig,
+        idle: Option<&crate::IdleWatchers>,
         ended: &mut Vec<Unrecorded>,
         stats: &mut WorkerStats,
     ) {
@@ -396,6 +394,9 @@ impl Syncer {
                     match recorded {
                         Some(stored) => {
                             u.recorded(stored, config.observer.as_ref());
+                            if let (Some(idle), Outcome::Synced) = (idle, &u.report.outcome) {
+                                idle.after_sync(u.report.account_id);
+                            }
                             record(&config.worker_id, Ok(Ok(u.report.outcome)), stats);
                         }
                         None => {
