@@ -12,6 +12,7 @@ use sea_orm::{
 use crate::entity::account::{self, Entity as Accounts};
 use crate::entity::folder;
 use crate::error::{Context as _, Error, Result};
+use crate::messages::synced_folder;
 use crate::{Backend, LeaseCheck, Store};
 
 /// Credentials as stored: a Fernet token made by `mailroom-vault`.
@@ -517,21 +518,7 @@ impl Store {
                     let mut stored = 0;
                     if recorded > 0 {
                         for c in cursors {
-                            stored += folder::Entity::update_many()
-                                .col_expr(folder::Column::Cursor, Expr::value(c.cursor.as_str()))
-                                .col_expr(
-                                    folder::Column::LastSyncedAt,
-                                    Expr::value(outcome.finished_at),
-                                )
-                                .col_expr(
-                                    folder::Column::GoneSince,
-                                    Expr::value(Option::<DateTime<Utc>>::None),
-                                )
-                                .col_expr(folder::Column::MissedSyncs, Expr::value(0))
-                                .col_expr(
-                                    folder::Column::LastError,
-                                    Expr::value(Option::<String>::None),
-                                )
+                            stored += synced_folder(c.cursor.as_str(), outcome.finished_at)
                                 .filter(folder::Column::Id.eq(c.folder_id))
                                 .filter(folder::Column::AccountId.eq(id))
                                 .filter(folder::Column::Reconciling.eq(false))

@@ -21,6 +21,26 @@ use crate::error::{Context as _, Error, Result};
 /// parameters.
 const CHUNK: usize = 1000;
 
+/// The update of a folder that a page from the server reached: its new cursor, and
+/// proof that it exists and synced (no gone mark, no error).
+pub(crate) fn synced_folder(
+    cursor: &str,
+    at: DateTime<Utc>,
+) -> sea_orm::UpdateMany<folder::Entity> {
+    folder::Entity::update_many()
+        .col_expr(folder::Column::Cursor, Expr::value(cursor))
+        .col_expr(folder::Column::LastSyncedAt, Expr::value(at))
+        .col_expr(
+            folder::Column::GoneSince,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(folder::Column::MissedSyncs, Expr::value(0))
+        .col_expr(
+            folder::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+}
+
 /// A folder as stored, with its sync state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FolderRow {
@@ -489,19 +509,7 @@ impl Store {
         if let Some(lease) = lease {
             fence_on(&tx, account_id, lease).await?;
         }
-        let mut update = folder::Entity::update_many()
-            .col_expr(folder::Column::Cursor, Expr::value(page.cursor.as_str()))
-            .col_expr(folder::Column::LastSyncedAt, Expr::value(Utc::now()))
-            // A page from the server proves the folder exists and synced.
-            .col_expr(
-                folder::Column::GoneSince,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(folder::Column::MissedSyncs, Expr::value(0))
-            .col_expr(
-                folder::Column::LastError,
-                Expr::value(Option::<String>::None),
-            )
+        let mut update = synced_folder(page.cursor.as_str(), Utc::now())
             .filter(folder::Column::Id.eq(folder_id))
             .filter(folder::Column::AccountId.eq(account_id));
         if page.reset {
