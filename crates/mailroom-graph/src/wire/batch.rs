@@ -149,7 +149,7 @@ impl ItemResponse {
 
 /// Parses a `$batch` answer; items come back in any order.
 pub fn parse_response(body: &[u8]) -> serde_json::Result<Vec<ItemResponse>> {
-    serde_json::from_slice::<Response>(body).map(|r| r.responses)
+    super::from_json::<Response>(body).map(|r| r.responses)
 }
 
 #[cfg(test)]

@@ -225,12 +225,12 @@ impl GraphMessage {
 
 /// Parses one message.
 pub fn parse_message(body: &[u8]) -> serde_json::Result<Message> {
-    serde_json::from_slice::<GraphMessage>(body).map(GraphMessage::into_message)
+    super::from_json::<GraphMessage>(body).map(GraphMessage::into_message)
 }
 
 /// Parses a page of messages: the records and the next page's link.
 pub fn parse_message_page(body: &[u8]) -> serde_json::Result<(Vec<Message>, Option<String>)> {
-    let page: Page<GraphMessage> = serde_json::from_slice(body)?;
+    let page: Page<GraphMessage> = super::from_json(body)?;
     let messages = page
         .value
         .into_iter()
@@ -255,7 +255,7 @@ pub struct DeltaPage {
 
 /// Parses a delta page: `@removed` items become [`Change::Remove`], others upserts.
 pub fn parse_delta_page(body: &[u8]) -> serde_json::Result<DeltaPage> {
-    let page: Page<GraphMessage> = serde_json::from_slice(body)?;
+    let page: Page<GraphMessage> = super::from_json(body)?;
     let mut wants_attachments = Vec::new();
     let changes = page
         .value
@@ -285,7 +285,7 @@ pub fn attachments_from_value(
 
 /// Parses a page of attachment metadata.
 pub fn parse_attachments(body: &[u8]) -> serde_json::Result<(Vec<Attachment>, Option<String>)> {
-    serde_json::from_slice(body).map(attachment_page)
+    super::from_json(body).map(attachment_page)
 }
 
 /// The records of a page of attachments, and the next page's link.
