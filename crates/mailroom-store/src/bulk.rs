@@ -586,7 +586,11 @@ pub(crate) fn pg_timestamp(t: &DateTime<Utc>) -> Result<String> {
     ))
 }
 
+/// The JSON text of `items` (most lists are empty: warnings, often cc).
 fn json_list<T: Serialize>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "[]".to_owned();
+    }
     serde_json::to_string(items).expect("plain data serializes")
 }
 
@@ -1176,6 +1180,14 @@ mod tests {
             .unwrap()
             .and_utc();
         check(leap);
+    }
+
+    #[test]
+    fn json_lists_are_what_serde_json_writes() {
+        let empty: [String; 0] = [];
+        assert_eq!(json_list(&empty), serde_json::to_string(&empty).unwrap());
+        let warnings = ["unreadable \"date\"".to_owned()];
+        assert_eq!(json_list(&warnings), r#"["unreadable \"date\""]"#);
     }
 
     #[test]
