@@ -117,6 +117,13 @@ pub struct GraphMessage {
     removed: Option<IgnoredAny>,
 }
 
+/// True when `text` holds `cid:` or `CID:`. One pass that stops at each `:` (a body has
+/// few), instead of one substring search per spelling over the whole body.
+fn mentions_cid(text: &str) -> bool {
+    text.match_indices(':')
+        .any(|(i, _)| i >= 3 && matches!(&text.as_bytes()[i - 3..i], b"cid" | b"CID"))
+}
+
 fn date(field: &str, value: Option<String>, warnings: &mut Vec<String>) -> Option<DateTime<Utc>> {
     let value = value?;
     if let Ok(d) = DateTime::parse_from_rfc3339(&value) {
@@ -154,7 +161,7 @@ impl GraphMessage {
                 .body
                 .as_ref()
                 .and_then(|b| b.content.as_deref())
-                .is_some_and(|c| c.contains("cid:") || c.contains("CID:"))
+                .is_some_and(mentions_cid)
     }
 
     /// The record. A missing property is `None` (a draft has no `from`).
@@ -329,6 +336,29 @@ mod tests {
         ], "@odata.deltaLink": "https://graph.microsoft.com/v1.0/x?$deltatoken=1"}"#;
         let page = parse_delta_page(page.as_bytes()).unwrap();
         assert_eq!(page.wants_attachments, [0, 1, 2]);
+    }
+
+    #[test]
+    fn cid_is_found_in_either_spelling_anywhere() {
+        for (text, expected) in [
+            ("cid:x", true),
+            ("logo [CID:image001.png@01DB]", true),
+            ("ends with cid:", true),
+            ("<img src=\"cid:a\"> and http://x", true),
+            ("Cid:x", false),
+            ("ci d: x", false),
+            ("id:x", false),
+            (":cid", false),
+            ("Zürich: cid", false),
+            ("", false),
+        ] {
+            assert_eq!(mentions_cid(text), expected, "{text:?}");
+            assert_eq!(
+                mentions_cid(text),
+                text.contains("cid:") || text.contains("CID:"),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
