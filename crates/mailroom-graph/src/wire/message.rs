@@ -338,6 +338,47 @@ mod tests {
         assert_eq!(page.wants_attachments, [0, 1, 2]);
     }
 
+    /// Pages read through `from_json` (one UTF-8 check, then `from_str`) give the records
+    /// `from_slice` gave: long non-ASCII text and HTML bodies, escapes, a character of
+    /// several bytes at the 2,000-character cut.
+    #[test]
+    fn delta_pages_give_the_records_from_slice_gave() {
+        let long = "Zürich café déjà vu. ".repeat(150);
+        let at_cut = "a".repeat(1999) + "😀€ü";
+        let html = format!(
+            "<html><head><style>p{{}}</style></head><body><p>{long}</p><p>&amp; 😀</p></body></html>"
+        );
+        let page = serde_json::json!({
+            "value": [
+                {"id": "a", "subject": "Grüße \"quoted\"", "body": {"contentType": "text", "content": long}},
+                {"id": "b", "body": {"contentType": "text", "content": at_cut}},
+                {"id": "c", "body": {"contentType": "html", "content": html}},
+                {"id": "d", "body": {"contentType": "text", "content": "line\r\n\r\n\r\nnext \u{1F600}\t[cid:x]"},
+                 "receivedDateTime": "2025-01-20T11:30:00Z", "hasAttachments": false},
+                {"id": "e", "@removed": {"reason": "deleted"}}
+            ],
+            "@odata.deltaLink": "https://graph.microsoft.com/v1.0/x?$deltatoken=1"
+        });
+        let body = serde_json::to_vec(&page).unwrap();
+        let new = parse_delta_page(&body).unwrap();
+        let old: Page<GraphMessage> = serde_json::from_slice(&body).unwrap();
+        let old: Vec<Change> = old
+            .value
+            .into_iter()
+            .map(GraphMessage::into_change)
+            .collect();
+        assert_eq!(new.changes, old);
+        assert_eq!(new.wants_attachments, [3]);
+        let Change::Upsert(b) = &new.changes[1] else {
+            panic!("an upsert")
+        };
+        assert_eq!(b.body.as_deref(), Some(&at_cut[..1999 + 4]));
+        let Change::Upsert(c) = &new.changes[2] else {
+            panic!("an upsert")
+        };
+        assert_eq!(c.body.as_ref().unwrap().chars().count(), 2000);
+    }
+
     #[test]
     fn cid_is_found_in_either_spelling_anywhere() {
         for (text, expected) in [
