@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(Push),
             Box::new(PgwriteInlineRows),
             Box::new(Pgwrite2NoMessageAccountFk),
+            Box::new(Pgwrite3CascadeByStatement),
         ]
     }
 }
@@ -691,6 +692,87 @@ impl MigrationTrait for Pgwrite2NoMessageAccountFk {
     }
 }
 
+/// PostgreSQL: messages and attachments lose their last foreign keys
+/// (`messages_folder_id_fkey`, `attachments_message_id_fkey`): each was an RI trigger per
+/// row inserted (an SPI query with an executor start, and a row lock on the folder or
+/// the message), about a fifth of the server's CPU per message written. Their
+/// `ON DELETE CASCADE` is kept by two statement-level `AFTER DELETE` triggers, which
+/// cost nothing on insert and one statement per deleting statement (instead of one
+/// cascade query per deleted row): deleting folders deletes their messages, deleting
+/// messages deletes their attachments, whoever deletes them (the store, a cascade from
+/// `accounts`, or SQL by hand). Nothing inserts an orphan: every message write first
+/// updates its folder row under the account (the row lock keeps a concurrent delete
+/// of the folder waiting until the write commits, and a write after the delete finds
+/// no folder and writes nothing), and attachment rows are inserted joined to the
+/// message rows the same statement or transaction has just written. SQLite keeps its
+/// keys (dropping one there means rebuilding the table).
+struct Pgwrite3CascadeByStatement;
+
+impl MigrationName for Pgwrite3CascadeByStatement {
+    fn name(&self) -> &str {
+        "m20261206_000008_pgwrite3_cascade_by_statement"
+    }
+}
+
+/// The functions and triggers of [`Pgwrite3CascadeByStatement`]. The functions keep
+/// the `search_path` they were created with, so that they find the tables of their
+/// own schema whoever deletes.
+const PGWRITE3_UP: &str = "\
+ALTER TABLE attachments DROP CONSTRAINT attachments_message_id_fkey;
+ALTER TABLE messages DROP CONSTRAINT messages_folder_id_fkey;
+CREATE FUNCTION mailroom_delete_attachments_of_deleted_messages() RETURNS trigger
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    DELETE FROM attachments WHERE message_id IN (SELECT id FROM deleted);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_delete_attachments AFTER DELETE ON messages
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT
+    EXECUTE FUNCTION mailroom_delete_attachments_of_deleted_messages();
+CREATE FUNCTION mailroom_delete_messages_of_deleted_folders() RETURNS trigger
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    DELETE FROM messages WHERE folder_id IN (SELECT id FROM deleted);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER folders_delete_messages AFTER DELETE ON folders
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT
+    EXECUTE FUNCTION mailroom_delete_messages_of_deleted_folders();";
+
+const PGWRITE3_DOWN: &str = "\
+DROP TRIGGER folders_delete_messages ON folders;
+DROP FUNCTION mailroom_delete_messages_of_deleted_folders();
+DROP TRIGGER messages_delete_attachments ON messages;
+DROP FUNCTION mailroom_delete_attachments_of_deleted_messages();
+ALTER TABLE messages ADD CONSTRAINT messages_folder_id_fkey
+    FOREIGN KEY (folder_id) REFERENCES folders (id) ON DELETE CASCADE;
+ALTER TABLE attachments ADD CONSTRAINT attachments_message_id_fkey
+    FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE;";
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for Pgwrite3CascadeByStatement {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(PGWRITE3_UP)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(PGWRITE3_DOWN)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -717,10 +799,10 @@ mod tests {
         );
     }
 
-    /// A migrated PostgreSQL checks one foreign key per message written (its folder),
-    /// one per attachment (its message).
+    /// A migrated PostgreSQL checks no foreign key per message or attachment written:
+    /// the cascades are statement-level `AFTER DELETE` triggers.
     #[tokio::test]
-    async fn postgres_messages_reference_their_folder_only() {
+    async fn postgres_messages_and_attachments_have_no_foreign_keys() {
         let store = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
             .await
             .unwrap();
@@ -738,9 +820,197 @@ mod tests {
             .iter()
             .map(|r| r.try_get::<String>("", "name").unwrap())
             .collect();
+        assert_eq!(names, Vec::<String>::new());
+        let rows = store
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT tgname::text AS name FROM pg_trigger WHERE NOT tgisinternal \
+                 AND tgrelid IN ('messages'::regclass, 'folders'::regclass) ORDER BY tgname",
+            ))
+            .await
+            .unwrap();
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect();
         assert_eq!(
             names,
-            ["attachments_message_id_fkey", "messages_folder_id_fkey"]
+            ["folders_delete_messages", "messages_delete_attachments"]
         );
+    }
+
+    /// `count(*)` of `sql`.
+    async fn count(store: &crate::Store, sql: &str) -> i64 {
+        let row = store
+            .db
+            .query_one_raw(Statement::from_string(store.db_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    /// Message rows, attachment rows, and the rows whose folder or message is gone.
+    async fn rows(store: &crate::Store) -> [i64; 4] {
+        [
+            count(store, "SELECT count(*) FROM messages").await,
+            count(store, "SELECT count(*) FROM attachments").await,
+            count(
+                store,
+                "SELECT count(*) FROM messages AS m WHERE NOT EXISTS \
+                 (SELECT 1 FROM folders AS f WHERE f.id = m.folder_id)",
+            )
+            .await,
+            count(
+                store,
+                "SELECT count(*) FROM attachments AS a WHERE NOT EXISTS \
+                 (SELECT 1 FROM messages AS m WHERE m.id = a.message_id)",
+            )
+            .await,
+        ]
+    }
+
+    /// Message `i` of a folder `prefix`, with two attachments.
+    fn message(prefix: &str, i: usize) -> mailroom_core::Message {
+        let attachment = |n: usize| mailroom_core::Attachment {
+            remote_id: Some(format!("att-{n}")),
+            name: Some(format!("{n}.pdf")),
+            size: 10,
+            ..Default::default()
+        };
+        mailroom_core::Message {
+            remote_id: format!("{prefix}-{i}"),
+            has_attachments: true,
+            attachment_count: 2,
+            attachments: vec![attachment(0), attachment(1)],
+            ..Default::default()
+        }
+    }
+
+    /// Every way a message, a folder or an account goes takes its messages and their
+    /// attachments with it, and nothing else, on both backends (on PostgreSQL without
+    /// foreign keys on messages and attachments, see migration m20261206_000008).
+    #[tokio::test]
+    async fn deletions_take_their_messages_and_attachments_on_both_backends() {
+        use mailroom_core::{Change, Folder, SyncCursor, SyncPage};
+
+        let sqlite = crate::Store::connect("sqlite::memory:").await.unwrap();
+        let postgres = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        for store in [sqlite, postgres] {
+            let b = store.backend();
+            let (account, inbox) = crate::tests::account_with_inbox(&store, "a@example.com").await;
+            let (other, other_inbox) =
+                crate::tests::account_with_inbox(&store, "b@example.com").await;
+            let folder = |name: &str| Folder {
+                remote_id: name.into(),
+                name: name.into(),
+                path: name.into(),
+                parent_id: None,
+                role: None,
+                total_count: None,
+                unread_count: None,
+            };
+            let folders: Vec<i64> = store
+                .upsert_folders(account, &[folder("archive"), folder("gone"), folder("raw")])
+                .await
+                .unwrap()
+                .iter()
+                .map(|f| f.id)
+                .collect();
+            let [archive, gone, raw] = folders[..] else {
+                panic!("three folders: {folders:?}")
+            };
+            for (folder_id, prefix) in [
+                (inbox, "inbox"),
+                (archive, "archive"),
+                (gone, "gone"),
+                (raw, "raw"),
+            ] {
+                let messages: Vec<_> = (0..4).map(|i| message(prefix, i)).collect();
+                store
+                    .upsert_messages(account, folder_id, &messages)
+                    .await
+                    .unwrap();
+            }
+            let kept: Vec<_> = (0..4).map(|i| message("other", i)).collect();
+            store
+                .upsert_messages(other, other_inbox, &kept)
+                .await
+                .unwrap();
+            assert_eq!(rows(&store).await, [20, 40, 0, 0], "{b:?}");
+
+            // A message removed by remote id (the CLI's delete or move).
+            let removed = store
+                .remove_messages(account, &["inbox-0".into()])
+                .await
+                .unwrap();
+            assert_eq!(removed, 1, "{b:?}");
+            assert_eq!(rows(&store).await, [19, 38, 0, 0], "{b:?}: remove_messages");
+
+            // A removal in a sync page, then a reset enumeration that saw only inbox-2:
+            // inbox-3 is reconciled away.
+            let page = |changes, reset, complete| SyncPage {
+                changes,
+                cursor: SyncCursor("c".into()),
+                reset,
+                complete,
+            };
+            let write = |page| crate::SyncPageWrite {
+                account_id: account,
+                folder_id: inbox,
+                page,
+                lease: None,
+            };
+            let removal = page(
+                vec![Change::Remove {
+                    remote_id: "inbox-1".into(),
+                }],
+                false,
+                false,
+            );
+            store.apply_sync_page(write(&removal)).await.unwrap();
+            assert_eq!(rows(&store).await, [18, 36, 0, 0], "{b:?}: a removal");
+            let reset = page(vec![Change::Upsert(message("inbox", 2))], true, true);
+            let stats = store.apply_sync_page(write(&reset)).await.unwrap();
+            assert_eq!(stats.reconciled, 1, "{b:?}");
+            assert_eq!(rows(&store).await, [17, 34, 0, 0], "{b:?}: reconcile");
+
+            // Folders: deleted by the store, gone twice, deleted by hand.
+            store.delete_folders(account, &[archive]).await.unwrap();
+            assert_eq!(rows(&store).await, [13, 26, 0, 0], "{b:?}: delete_folders");
+            for _ in 0..2 {
+                store
+                    .mark_folder_gone(gone, chrono::Utc::now())
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(rows(&store).await, [9, 18, 0, 0], "{b:?}: a gone folder");
+            store
+                .db
+                .execute_raw(Statement::from_string(
+                    store.db_backend(),
+                    format!("DELETE FROM folders WHERE id = {raw}"),
+                ))
+                .await
+                .unwrap();
+            assert_eq!(
+                rows(&store).await,
+                [5, 10, 0, 0],
+                "{b:?}: a folder row deleted"
+            );
+
+            // The account, with its Inbox and its gone folder.
+            store.remove_account(account).await.unwrap();
+            assert_eq!(rows(&store).await, [4, 8, 0, 0], "{b:?}: remove_account");
+            let left = count(
+                &store,
+                &format!("SELECT count(*) FROM messages WHERE account_id = {other}"),
+            )
+            .await;
+            assert_eq!(left, 4, "{b:?}: the other account's messages stay");
+        }
     }
 }
