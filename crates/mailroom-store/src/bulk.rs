@@ -350,7 +350,8 @@ pub(crate) fn pg_page_sql(lease: Option<bool>) -> String {
         "f AS (UPDATE folders SET cursor = ${CURSOR}, last_synced_at = ${NOW}, \
          gone_since = NULL, missed_syncs = 0, last_error = NULL, \
          generation = CASE WHEN ${RESET} THEN generation + 1 ELSE generation END, \
-         reconciling = reconciling OR ${RESET} \
+         reconciling = reconciling OR (${RESET} AND EXISTS \
+         (SELECT 1 FROM messages WHERE folder_id = ${FOLDER})) \
          WHERE id = ${FOLDER} AND account_id = ${ACCOUNT}{fence} RETURNING generation), \
          m AS (INSERT INTO messages (account_id, folder_id, "
     );
@@ -410,6 +411,18 @@ pub(crate) fn pg_lease_clause(renew: bool, account: usize, owner: usize, until: 
             "lease AS (SELECT id FROM accounts WHERE id = ${account} AND lease_owner = ${owner})"
         )
     }
+}
+
+/// `folders.reconciling` after a reset page of `folder_id`, on both databases: an
+/// enumeration that was already reconciling still is; a new one reconciles only if
+/// the folder holds messages (before the page's own, which the same statement or a
+/// later one of the transaction writes). Rows moved in from another folder during
+/// the enumeration take this folder's new generation, so a folder that was empty at
+/// the reset has no stale row at its end. [`pg_page_sql`] says the same in SQL.
+pub(crate) fn reconciling_after_reset(folder_id: i64) -> sea_orm::sea_query::Expr {
+    sea_orm::sea_query::Expr::cust(format!(
+        "reconciling OR EXISTS (SELECT 1 FROM messages WHERE folder_id = {folder_id})"
+    ))
 }
 
 /// The parameters of [`pg_page_sql`].

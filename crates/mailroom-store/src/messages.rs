@@ -52,7 +52,9 @@ pub struct FolderRow {
     pub folder: Folder,
     /// The sync cursor, `None` before the first sync.
     pub cursor: Option<SyncCursor>,
-    /// True while a reset enumeration is in progress.
+    /// True while a reset enumeration is in progress that may leave messages to
+    /// delete: set by a reset page when the folder held messages (nothing stored
+    /// before a reset of an empty folder can be stale), cleared when it completes.
     pub reconciling: bool,
     /// When a page of this folder was last stored.
     pub last_synced_at: Option<DateTime<Utc>>,
@@ -518,7 +520,13 @@ impl Store {
                     folder::Column::Generation,
                     sea_orm::ExprTrait::add(Expr::col(folder::Column::Generation), 1),
                 )
-                .col_expr(folder::Column::Reconciling, Expr::value(true));
+                // Only a folder that holds messages has any to reconcile: a reset of an
+                // empty one (an initial sync) skips the delete that would walk the
+                // folder's index at the end of the enumeration.
+                .col_expr(
+                    folder::Column::Reconciling,
+                    bulk::reconciling_after_reset(folder_id),
+                );
         }
         if update.exec(&tx).await.context(what)?.rows_affected == 0 {
             return Err(Error::NotFound(format!(

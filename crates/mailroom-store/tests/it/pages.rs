@@ -301,7 +301,10 @@ async fn pages_of_upserts_replace_attachment_lists_and_count_what_they_wrote() {
         assert_eq!(stats.upserted, 6, "{b:?}: the duplicate counts once");
         let folder = store.get_folder(f.id).await.unwrap();
         assert_eq!(folder.cursor, Some(SyncCursor("c1".into())), "{b:?}");
-        assert!(folder.reconciling, "{b:?}: a reset page starts reconciling");
+        assert!(
+            !folder.reconciling,
+            "{b:?}: a reset of an empty folder has nothing to reconcile"
+        );
 
         // Message 0 has a new list, 3 says it has attachments without listing them,
         // 6 is new with its list, 1 has none any more.
@@ -584,7 +587,12 @@ async fn unchanged_cursors_are_stored_with_the_outcome_under_the_lease() {
             .await
             .unwrap();
         store.mark_folder_gone(f.id, t0()).await.unwrap();
-        // A reset enumeration in progress (its first page stored, more to come).
+        // A reset enumeration in progress (its first page stored, more to come) of a
+        // folder that held a message (an empty one has nothing to reconcile).
+        store
+            .upsert_messages(a.id, resetting.id, &[message(9)])
+            .await
+            .unwrap();
         store
             .apply_sync_page(SyncPageWrite {
                 account_id: a.id,
@@ -760,5 +768,52 @@ async fn outcomes_of_several_syncs_are_recorded_together_under_each_lease() {
             let row = store.get_folder(f).await.unwrap();
             assert_eq!(row.cursor.map(|c| c.0), cursor, "{b:?}");
         }
+    }
+}
+
+/// A reset enumeration reconciles only a folder that held messages when it started:
+/// the end of an initial sync (an empty folder) skips the delete of stale messages,
+/// which walks the folder's messages, and the statement that clears the mark.
+#[tokio::test]
+async fn only_a_reset_of_a_folder_with_messages_reconciles() {
+    for store in stores().await {
+        let b = store.backend();
+        let a = account(&store, "reconcile@example.com").await;
+        let f = inbox(&store, &a).await;
+        let write = |page| SyncPageWrite {
+            account_id: a.id,
+            folder_id: f.id,
+            page,
+            lease: None,
+        };
+        let pages = [
+            page(upserts(0..2), "c1", true, false),
+            page(upserts(2..3), "c2", false, true),
+            page(upserts(0..1), "c3", true, false),
+            page(upserts(1..2), "c4", false, true),
+        ];
+        let mut end_statements = Vec::new();
+        for (round, pair) in pages.chunks(2).enumerate() {
+            let (first, last) = (&pair[0], &pair[1]);
+            store.apply_sync_page(write(first)).await.unwrap();
+            let reconciling = store.get_folder(f.id).await.unwrap().reconciling;
+            assert_eq!(reconciling, round == 1, "{b:?}: round {round}");
+            let before = store.statements_sent();
+            let stats = store.apply_sync_page(write(last)).await.unwrap();
+            end_statements.push(store.statements_sent() - before);
+            // Round 1 did not see message 2 again.
+            assert_eq!(stats.reconciled, round as u64, "{b:?}: round {round}");
+            assert!(!store.get_folder(f.id).await.unwrap().reconciling, "{b:?}");
+        }
+        assert_eq!(
+            end_statements[1],
+            end_statements[0] + 2,
+            "{b:?}: the initial sync's last page neither deletes nor clears the mark"
+        );
+        let q = MessageQuery {
+            folder_id: Some(f.id),
+            ..Default::default()
+        };
+        assert_eq!(store.count_messages(&q).await.unwrap(), 2, "{b:?}");
     }
 }
