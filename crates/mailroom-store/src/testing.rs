@@ -116,3 +116,19 @@ pub async fn statement_stats(
             .collect()
     }))
 }
+
+/// The server's current WAL position in bytes (`pg_current_wal_lsn()`), for benchmarks:
+/// the difference of two is the WAL the whole server wrote in between; connects to
+/// `base`.
+pub async fn wal_position(base: &str) -> crate::Result<i64> {
+    let mut conn = PgConnection::connect(base)
+        .await
+        .map_err(|e| crate::Error::Invalid(format!("cannot connect to PostgreSQL: {e}")))?;
+    let (bytes,): (i64,) =
+        sea_orm::sqlx::query_as("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| crate::Error::Invalid(format!("cannot read the WAL position: {e}")))?;
+    let _ = conn.close().await;
+    Ok(bytes)
+}

@@ -9,7 +9,10 @@
 //!   (`MAILROOM_BENCH_SIZES`, default 10,000, 100,000 and 300,000), through delta
 //!   pages into a fresh SQLite file. Prints messages/s, the process CPU time per
 //!   message, Graph requests per message and peak RSS, then checks that the
-//!   database holds every message of the simulator's Inbox once.
+//!   database holds every message of the simulator's Inbox once. Into PostgreSQL
+//!   (`MAILROOM_BENCH_STORES=sqlite,postgres`, scenario `initial-postgres`) it also
+//!   prints the backends' CPU per message, the WAL the server wrote and the
+//!   statements `pg_stat_statements` counted (whole server: quiet machines only).
 //! - `attachments N`: the cost of the attachment lists fetched after each delta page.
 //!   One Inbox of N messages (`MAILROOM_BENCH_ATTACHMENTS`, default 20,000; `0` skips),
 //!   `MAILROOM_BENCH_ATTACHMENT_PERCENT` (20) % of them with attachments, synced into
@@ -190,6 +193,7 @@ async fn initial(n: usize, db: Db) {
         Db::Postgres => statement_stats().await,
         Db::Sqlite => None,
     };
+    let wal_before = wal_position(db).await;
     let (cpu_before, sim_cpu_before) = (cpu_seconds(None), cpu_seconds(Some(s.sim.pid())));
     let start = Instant::now();
     let report = s
@@ -209,6 +213,7 @@ async fn initial(n: usize, db: Db) {
             .sum(),
         Db::Sqlite => 0.0,
     };
+    let wal = wal_position(db).await.zip(wal_before).map(|(a, b)| a - b);
     // Taken before the checks below, which read the whole folder.
     let peak = status_mib(None, "VmHWM:");
     assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
@@ -243,8 +248,26 @@ async fn initial(n: usize, db: Db) {
         sim_cpu * 1e6 / rows as f64,
         rows as f64 / requests as f64,
     );
+    if let Some(wal) = wal {
+        println!(
+            "    WAL written by the server during the sync: {:.0} MB, {:.2} KB per message",
+            wal as f64 / 1e6,
+            wal as f64 / 1e3 / rows as f64
+        );
+    }
     if db == Db::Postgres {
         print_pg_statements(statements_before, rows).await;
+    }
+}
+
+/// The test server's WAL position in bytes, on PostgreSQL (`None` on SQLite).
+async fn wal_position(db: Db) -> Option<i64> {
+    match db {
+        Db::Postgres => {
+            let base = mailroom_store::testing::postgres_base_url();
+            Some(mailroom_store::testing::wal_position(&base).await.unwrap())
+        }
+        Db::Sqlite => None,
     }
 }
 
