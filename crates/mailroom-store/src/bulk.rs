@@ -331,7 +331,7 @@ mod page_param {
 /// the cursor was stored) and `upserted`. One round trip instead of seven (lease,
 /// folder update, folder read, upsert, delete, insert, commit).
 ///
-/// Parameters ([`pg_page_values`] lays them out): the message arrays of
+/// Parameters ([`pg_page_query`] binds them): the message arrays of
 /// [`upsert_sql`], then account id, folder id, now, cursor, reset, the remote ids
 /// whose attachment lists are known, the attachment arrays; with a lease its owner
 /// and new expiry.
@@ -431,37 +431,176 @@ pub(crate) fn reconciling_after_reset(folder_id: i64) -> sea_orm::sea_query::Exp
     ))
 }
 
-/// The parameters of [`pg_page_sql`].
+/// The page statement ([`pg_page_sql`]) with its parameters bound straight to sqlx,
+/// the message and attachment text borrowed from the records: a sea-orm `Statement`
+/// clones every parameter (the whole page) before sqlx encodes it, after
+/// [`PgColumns`] copied each field into a `String` — allocation and copying were at
+/// the top of the client's profile, on the critical path of a PostgreSQL sync. The
+/// parameters [`pg_page_sql`] lists, in its order. `None` when `messages`
+/// do not fit one chunk (the caller takes the transaction); else the query and the
+/// size of the rows (see [`Chunk::bytes`]).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn pg_page_values(
-    chunk_rows: Vec<sea_orm::Value>,
+pub(crate) fn pg_page_query<'q>(
+    sql: String,
+    messages: &'q [&'q Message],
     account_id: i64,
     folder_id: i64,
     now: DateTime<Utc>,
-    cursor: &str,
+    cursor: &'q str,
     reset: bool,
-    known: &[&Message],
-    lease: Option<(&str, DateTime<Utc>)>,
-) -> Result<Vec<sea_orm::Value>> {
-    let mut values = chunk_rows;
-    values.extend([
-        account_id.into(),
-        folder_id.into(),
-        now.into(),
-        cursor.into(),
-        reset.into(),
-        remote_ids(Flavor::Postgres, known.iter().copied())?,
-    ]);
-    values.extend(pg_attachment_arrays(known.iter().copied()));
-    if let Some((owner, until)) = lease {
-        values.extend([owner.into(), until.into()]);
+    known: &[&'q Message],
+    lease: Option<(&'q str, DateTime<Utc>)>,
+) -> Option<(PgQuery<'q>, usize)> {
+    let n = messages.len();
+    let mut text: [Vec<&'q str>; 7] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut lists: [Vec<String>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut times: [Vec<DateTime<Utc>>; 2] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut flags: [Vec<bool>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut counts = Vec::with_capacity(n);
+    let mut nulls = Vec::with_capacity(n);
+    let mut bytes = 0;
+    for (i, m) in messages.iter().enumerate() {
+        // The rule of `next_chunk`: rows are added while the chunk is under both limits.
+        if i >= MAX_ROWS || bytes >= MAX_BYTES {
+            return None;
+        }
+        let mut mask = 0;
+        let sender = m.sender.as_ref();
+        // remote_id, message_id, subject, sender_name, sender_address, body,
+        // conversation_id: fields 0, 1, 2, 3, 4, 9 and 14 of ROW.
+        let fields: [(usize, Option<&'q str>); 7] = [
+            (0, Some(m.remote_id.as_str())),
+            (1, m.message_id.as_deref()),
+            (2, m.subject.as_deref()),
+            (3, sender.and_then(|s| s.name.as_deref())),
+            (4, sender.and_then(|s| s.address.as_deref())),
+            (9, m.body.as_deref()),
+            (14, m.conversation_id.as_deref()),
+        ];
+        for (slot, (field, t)) in fields.into_iter().enumerate() {
+            if t.is_none() {
+                mask |= 1 << field;
+            }
+            let t = t.unwrap_or_default();
+            bytes += t.len();
+            text[slot].push(t);
+        }
+        for (slot, list) in [json_list(&m.to), json_list(&m.cc), json_list(&m.warnings)]
+            .into_iter()
+            .enumerate()
+        {
+            bytes += list.len();
+            lists[slot].push(list);
+        }
+        for (slot, (field, t)) in [(7, m.date_received), (8, m.sent_at)]
+            .into_iter()
+            .enumerate()
+        {
+            if t.is_none() {
+                mask |= 1 << field;
+            }
+            times[slot].push(t.unwrap_or_default());
+        }
+        flags[0].push(m.is_read);
+        flags[1].push(m.is_draft);
+        flags[2].push(m.has_attachments);
+        counts.push(i32::try_from(m.attachment_count).unwrap_or(i32::MAX));
+        nulls.push(mask);
     }
-    debug_assert_eq!(
-        values.len(),
-        page_param::OWNER - 1 + if lease.is_some() { 2 } else { 0 }
-    );
-    Ok(values)
+    let [
+        remote_id,
+        message_id,
+        subject,
+        sender_name,
+        sender_address,
+        body,
+        conversation_id,
+    ] = text;
+    let [to, cc, warnings] = lists;
+    let [date_received, sent_at] = times;
+    let [is_read, is_draft, has_attachments] = flags;
+    // In the order of ROW, then the null masks (as `PgColumns::into_values`).
+    let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
+        .bind(remote_id)
+        .bind(message_id)
+        .bind(subject)
+        .bind(sender_name)
+        .bind(sender_address)
+        .bind(to)
+        .bind(cc)
+        .bind(date_received)
+        .bind(sent_at)
+        .bind(body)
+        .bind(is_read)
+        .bind(is_draft)
+        .bind(has_attachments)
+        .bind(counts)
+        .bind(conversation_id)
+        .bind(warnings)
+        .bind(nulls)
+        .bind(account_id)
+        .bind(folder_id)
+        .bind(now)
+        .bind(cursor)
+        .bind(reset)
+        .bind(
+            known
+                .iter()
+                .map(|m| m.remote_id.as_str())
+                .collect::<Vec<_>>(),
+        );
+    // The attachment arrays, as `pg_attachment_arrays`.
+    let mut message_remote_id = Vec::new();
+    let mut ordinal = Vec::new();
+    let mut texts: [Vec<&'q str>; 4] = Default::default();
+    let mut size = Vec::new();
+    let mut is_inline = Vec::new();
+    let mut masks = Vec::new();
+    for m in known.iter().copied() {
+        for (i, a) in m.attachments.iter().enumerate() {
+            message_remote_id.push(m.remote_id.as_str());
+            ordinal.push(i32::try_from(i).unwrap_or(i32::MAX));
+            let mut mask = 0;
+            // remote_id, name, content_type, content_id: fields 2, 3, 4 and 7.
+            for (slot, (field, t)) in [
+                (2, a.remote_id.as_deref()),
+                (3, a.name.as_deref()),
+                (4, a.content_type.as_deref()),
+                (7, a.content_id.as_deref()),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if t.is_none() {
+                    mask |= 1 << field;
+                }
+                texts[slot].push(t.unwrap_or_default());
+            }
+            size.push(i64::try_from(a.size).unwrap_or(i64::MAX));
+            is_inline.push(a.is_inline);
+            masks.push(mask);
+        }
+    }
+    let [a_remote_id, name, content_type, content_id] = texts;
+    let mut query = query
+        .bind(message_remote_id)
+        .bind(ordinal)
+        .bind(a_remote_id)
+        .bind(name)
+        .bind(content_type)
+        .bind(size)
+        .bind(is_inline)
+        .bind(content_id)
+        .bind(masks);
+    if let Some((owner, until)) = lease {
+        query = query.bind(owner).bind(until);
+    }
+    Some((query, bytes))
 }
+
+/// A query of [`pg_page_query`].
+pub(crate) type PgQuery<'q> =
+    sea_orm::sqlx::query::Query<'q, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments>;
 
 /// The [`PG_ATTACHMENT_ARRAYS`] arrays of the attachment rows of `messages`.
 fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<sea_orm::Value> {
@@ -887,19 +1026,6 @@ fn postgres_rows(
     }
     let bytes = columns.bytes;
     Ok((n, columns.into_values(), bytes))
-}
-
-/// The [`PG_ARRAYS`] column arrays of no message (a page without changes).
-pub(crate) fn pg_no_rows() -> Vec<sea_orm::Value> {
-    PgColumns {
-        text: Default::default(),
-        times: Default::default(),
-        flags: Default::default(),
-        counts: Vec::new(),
-        nulls: Vec::new(),
-        bytes: 0,
-    }
-    .into_values()
 }
 
 /// The columns of a PostgreSQL chunk, by element type.

@@ -1,6 +1,7 @@
 //! Folders, the transactional page write, and message queries.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use mailroom_core::{Attachment, Change, EmailAddress, Folder, Message, SyncCursor, SyncPage};
@@ -15,6 +16,7 @@ use crate::accounts::{fence_on, renew_lease_on};
 use crate::bulk::{self, Flavor};
 use crate::entity::{attachment, folder, message};
 use crate::error::{Context as _, Error, Result};
+use sea_orm::{DbErr, RuntimeErr};
 
 /// Rows per statement where each row is bound value by value (folders, id lists):
 /// 10 values × 1000 rows stays far below SQLite's 32,766 and PostgreSQL's 65,535 bind
@@ -637,25 +639,14 @@ impl Store {
             }
         }
         let unique = last_versions(&run);
-        let mut rest = &unique[..];
-        let chunk = match bulk::next_chunk(Flavor::Postgres, &mut rest) {
-            Some(chunk) => Some(chunk?),
-            None => None,
-        };
-        if !rest.is_empty() {
-            return Ok(None);
-        }
-        let (rows, bytes) = match chunk {
-            Some(chunk) => (chunk.rows, chunk.bytes),
-            None => (bulk::pg_no_rows(), 0),
-        };
         let known: Vec<&Message> = unique
             .iter()
             .copied()
             .filter(|m| attachments_known(m))
             .collect();
-        let values = bulk::pg_page_values(
-            rows,
+        let Some((query, bytes)) = bulk::pg_page_query(
+            bulk::pg_page_sql(lease.map(|l| l.renew)),
+            &unique,
             account_id,
             folder_id,
             Utc::now(),
@@ -663,19 +654,33 @@ impl Store {
             page.reset,
             &known,
             lease.map(|l| (l.owner, l.until)),
-        )?;
+        ) else {
+            return Ok(None);
+        };
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let row = self
+        let sqlx_err = |e| Arc::new(e);
+        // Sent through sqlx directly (see `bulk::pg_page_query`): counted here, as the
+        // store's connection counts what goes through sea-orm.
+        let mut conn = self
             .writer
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                bulk::pg_page_sql(lease.map(|l| l.renew)),
-                values,
-            ))
+            .get_postgres_connection_pool()
+            .acquire()
             .await
-            .context(what)?
-            .ok_or_else(|| Error::Invalid(what()))?;
-        let count = |column: &str| row.try_get::<i64>("", column).context(what);
+            .map_err(|e| {
+                Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(sqlx_err(e))))
+            })?;
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let row = query.fetch_one(&mut *conn).await.map_err(|e| {
+            Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(sqlx_err(e))))
+        })?;
+        drop(conn);
+        let count = |column: &str| -> Result<i64> {
+            use sea_orm::sqlx::Row as _;
+            row.try_get::<i64, _>(column).map_err(|e| {
+                Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(sqlx_err(e))))
+            })
+        };
         if let Some(lease) = lease
             && count("leased")? == 0
         {
