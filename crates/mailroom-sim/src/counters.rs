@@ -31,6 +31,11 @@ pub struct Counters {
     pub refreshes: BTreeMap<String, u64>,
     /// Failed refresh token grants per account (any `invalid_grant` or 5xx).
     pub refresh_failures: BTreeMap<String, u64>,
+    /// Access tokens presented for the first time (to Graph, or to the introspection
+    /// endpoint an IMAP server calls), per account: each token counts once, at its
+    /// first accepted use. A client that stores a refresh before it uses the new
+    /// access token has stored it by the time this counts the token.
+    pub access_tokens_used: BTreeMap<String, u64>,
     /// Tokens issued by [`Simulator::issue_tokens`](crate::Simulator::issue_tokens)
     /// or `POST /_sim/tokens`, per account.
     pub test_issued_tokens: BTreeMap<String, u64>,
@@ -103,6 +108,11 @@ impl Counters {
     /// Successful refreshes of one account.
     pub fn refreshes(&self, account: &str) -> u64 {
         get(&self.refreshes, account)
+    }
+
+    /// Access tokens of one account presented at least once.
+    pub fn access_tokens_used(&self, account: &str) -> u64 {
+        get(&self.access_tokens_used, account)
     }
 
     /// Retry-After violations of one mailbox.

@@ -96,6 +96,8 @@ pub(crate) struct AccessToken {
     pub(crate) scope: String,
     pub(crate) issued_at: SimInstant,
     pub(crate) expires_at: SimInstant,
+    /// Presented and accepted at least once (counted in `access_tokens_used`).
+    pub(crate) used: bool,
 }
 
 #[derive(Debug)]
@@ -586,6 +588,7 @@ impl Shared {
                 scope: scopes.granted(),
                 issued_at: now,
                 expires_at: now.plus(lifetime),
+                used: false,
             },
         );
         let refresh_token = scopes.offline_access.then(|| {
@@ -717,15 +720,22 @@ impl Shared {
         audience: Audience,
     ) -> Result<AccessToken, TokenProblem> {
         let token = token.ok_or(TokenProblem::Missing)?;
-        let ident = self.identity();
-        let rec = ident.access.get(token).ok_or(TokenProblem::Unknown)?;
+        let mut ident = self.identity();
+        let rec = ident.access.get_mut(token).ok_or(TokenProblem::Unknown)?;
         if self.clock.now() >= rec.expires_at {
             return Err(TokenProblem::Expired);
         }
         if rec.audience != audience {
             return Err(TokenProblem::WrongAudience);
         }
-        Ok(rec.clone())
+        let first_use = !std::mem::replace(&mut rec.used, true);
+        let rec = rec.clone();
+        drop(ident);
+        if first_use {
+            self.counters
+                .update(|c| bump(&mut c.access_tokens_used, &rec.user));
+        }
+        Ok(rec)
     }
 
     /// RFC 7662 introspection, as Dovecot's oauth2 passdb calls it

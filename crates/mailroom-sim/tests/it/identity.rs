@@ -276,6 +276,52 @@ async fn refresh_rotates_and_counts_replays() {
 }
 
 #[tokio::test]
+async fn each_access_token_counts_once_at_its_first_accepted_use() {
+    let sim = start(quiet()).await;
+    let t = sim
+        .issue_tokens(DEMO, APP, &["Mail.ReadWrite", "offline_access"])
+        .unwrap();
+    let me = |token: String| {
+        let url = format!("{}/me", sim.graph_url());
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(sim.counters().access_tokens_used(DEMO), 0);
+    assert_eq!(me("not-a-token".into()).await, 401);
+    assert_eq!(
+        sim.counters().access_tokens_used(DEMO),
+        0,
+        "refused: not a use"
+    );
+    assert_eq!(me(t.access_token.clone()).await, 200);
+    assert_eq!(me(t.access_token.clone()).await, 200);
+    assert_eq!(
+        sim.counters().access_tokens_used(DEMO),
+        1,
+        "the same token twice"
+    );
+    let (_, r) = refresh(&sim, t.refresh_token.as_deref().unwrap(), &[]).await;
+    assert_eq!(
+        sim.counters().access_tokens_used(DEMO),
+        1,
+        "issued, not used"
+    );
+    assert_eq!(
+        me(r["access_token"].as_str().unwrap().to_owned()).await,
+        200
+    );
+    assert_eq!(sim.counters().access_tokens_used(DEMO), 2);
+}
+
+#[tokio::test]
 async fn strict_rotation_rejects_a_used_refresh_token() {
     let sim = start(SimConfig {
         strict_refresh_rotation: true,
