@@ -434,11 +434,12 @@ pub(crate) fn reconciling_after_reset(folder_id: i64) -> sea_orm::sea_query::Exp
 /// The page statement ([`pg_page_sql`]) with its parameters bound straight to sqlx,
 /// the message and attachment text borrowed from the records: a sea-orm `Statement`
 /// clones every parameter (the whole page) before sqlx encodes it, after
-/// [`PgColumns`] copied each field into a `String` — allocation and copying were at
-/// the top of the client's profile, on the critical path of a PostgreSQL sync. The
-/// parameters [`pg_page_sql`] lists, in its order. `None` when `messages`
-/// do not fit one chunk (the caller takes the transaction); else the query and the
-/// size of the rows (see [`Chunk::bytes`]).
+/// [`PgColumns::into_values`] copied each field into a `String` — allocation and
+/// copying were at the top of the client's profile, on the critical path of a
+/// PostgreSQL sync. The columns are built as for a chunk ([`PgColumns`],
+/// [`PgAttachmentColumns`]) and bound borrowed. The parameters [`pg_page_sql`] lists,
+/// in its order. `None` when `messages` do not fit one chunk (the caller takes the
+/// transaction); else the query and the size of the rows (see [`Chunk::bytes`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pg_page_query<'q>(
     sql: String,
@@ -451,62 +452,15 @@ pub(crate) fn pg_page_query<'q>(
     known: &[&'q Message],
     lease: Option<(&'q str, DateTime<Utc>)>,
 ) -> Option<(PgQuery<'q>, usize)> {
-    let n = messages.len();
-    let mut text: [Vec<&'q str>; 7] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut lists: [Vec<String>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut times: [Vec<DateTime<Utc>>; 2] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut flags: [Vec<bool>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut counts = Vec::with_capacity(n);
-    let mut nulls = Vec::with_capacity(n);
-    let mut bytes = 0;
+    let mut columns = PgColumns::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
         // The rule of `next_chunk`: rows are added while the chunk is under both limits.
-        if i >= MAX_ROWS || bytes >= MAX_BYTES {
+        if i >= MAX_ROWS || columns.bytes >= MAX_BYTES {
             return None;
         }
-        let mut mask = 0;
-        let sender = m.sender.as_ref();
-        // remote_id, message_id, subject, sender_name, sender_address, body,
-        // conversation_id: fields 0, 1, 2, 3, 4, 9 and 14 of ROW.
-        let fields: [(usize, Option<&'q str>); 7] = [
-            (0, Some(m.remote_id.as_str())),
-            (1, m.message_id.as_deref()),
-            (2, m.subject.as_deref()),
-            (3, sender.and_then(|s| s.name.as_deref())),
-            (4, sender.and_then(|s| s.address.as_deref())),
-            (9, m.body.as_deref()),
-            (14, m.conversation_id.as_deref()),
-        ];
-        for (slot, (field, t)) in fields.into_iter().enumerate() {
-            if t.is_none() {
-                mask |= 1 << field;
-            }
-            let t = t.unwrap_or_default();
-            bytes += t.len();
-            text[slot].push(t);
-        }
-        for (slot, list) in [json_list(&m.to), json_list(&m.cc), json_list(&m.warnings)]
-            .into_iter()
-            .enumerate()
-        {
-            bytes += list.len();
-            lists[slot].push(list);
-        }
-        for (slot, (field, t)) in [(7, m.date_received), (8, m.sent_at)]
-            .into_iter()
-            .enumerate()
-        {
-            if t.is_none() {
-                mask |= 1 << field;
-            }
-            times[slot].push(t.unwrap_or_default());
-        }
-        flags[0].push(m.is_read);
-        flags[1].push(m.is_draft);
-        flags[2].push(m.has_attachments);
-        counts.push(i32::try_from(m.attachment_count).unwrap_or(i32::MAX));
-        nulls.push(mask);
+        columns.push(m);
     }
+    let bytes = columns.bytes;
     let [
         remote_id,
         message_id,
@@ -515,10 +469,10 @@ pub(crate) fn pg_page_query<'q>(
         sender_address,
         body,
         conversation_id,
-    ] = text;
-    let [to, cc, warnings] = lists;
-    let [date_received, sent_at] = times;
-    let [is_read, is_draft, has_attachments] = flags;
+    ] = columns.text;
+    let [to, cc, warnings] = columns.lists;
+    let [date_received, sent_at] = columns.times;
+    let [is_read, is_draft, has_attachments] = columns.flags;
     // In the order of ROW, then the null masks (as `PgColumns::into_values`).
     let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
         .bind(remote_id)
@@ -534,10 +488,10 @@ pub(crate) fn pg_page_query<'q>(
         .bind(is_read)
         .bind(is_draft)
         .bind(has_attachments)
-        .bind(counts)
+        .bind(columns.counts)
         .bind(conversation_id)
         .bind(warnings)
-        .bind(nulls)
+        .bind(columns.nulls)
         .bind(account_id)
         .bind(folder_id)
         .bind(now)
@@ -550,48 +504,18 @@ pub(crate) fn pg_page_query<'q>(
                 .collect::<Vec<_>>(),
         );
     // The attachment arrays, as `pg_attachment_arrays`.
-    let mut message_remote_id = Vec::new();
-    let mut ordinal = Vec::new();
-    let mut texts: [Vec<&'q str>; 4] = Default::default();
-    let mut size = Vec::new();
-    let mut is_inline = Vec::new();
-    let mut masks = Vec::new();
-    for m in known.iter().copied() {
-        for (i, a) in m.attachments.iter().enumerate() {
-            message_remote_id.push(m.remote_id.as_str());
-            ordinal.push(i32::try_from(i).unwrap_or(i32::MAX));
-            let mut mask = 0;
-            // remote_id, name, content_type, content_id: fields 2, 3, 4 and 7.
-            for (slot, (field, t)) in [
-                (2, a.remote_id.as_deref()),
-                (3, a.name.as_deref()),
-                (4, a.content_type.as_deref()),
-                (7, a.content_id.as_deref()),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if t.is_none() {
-                    mask |= 1 << field;
-                }
-                texts[slot].push(t.unwrap_or_default());
-            }
-            size.push(i64::try_from(a.size).unwrap_or(i64::MAX));
-            is_inline.push(a.is_inline);
-            masks.push(mask);
-        }
-    }
-    let [a_remote_id, name, content_type, content_id] = texts;
+    let a = PgAttachmentColumns::of(known.iter().copied());
+    let [a_remote_id, name, content_type, content_id] = a.texts;
     let mut query = query
-        .bind(message_remote_id)
-        .bind(ordinal)
+        .bind(a.message_remote_id)
+        .bind(a.ordinal)
         .bind(a_remote_id)
         .bind(name)
         .bind(content_type)
-        .bind(size)
-        .bind(is_inline)
+        .bind(a.size)
+        .bind(a.is_inline)
         .bind(content_id)
-        .bind(masks);
+        .bind(a.nulls);
     if let Some((owner, until)) = lease {
         query = query.bind(owner).bind(until);
     }
@@ -604,48 +528,19 @@ pub(crate) type PgQuery<'q> =
 
 /// The [`PG_ATTACHMENT_ARRAYS`] arrays of the attachment rows of `messages`.
 fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<sea_orm::Value> {
-    let mut message_remote_id = Vec::new();
-    let mut ordinal = Vec::new();
-    let mut texts: [Vec<String>; 4] = Default::default();
-    let mut size = Vec::new();
-    let mut is_inline = Vec::new();
-    let mut nulls = Vec::new();
-    for m in messages {
-        for (i, a) in m.attachments.iter().enumerate() {
-            message_remote_id.push(m.remote_id.clone());
-            ordinal.push(i32::try_from(i).unwrap_or(i32::MAX));
-            let mut mask = 0;
-            // remote_id, name, content_type, content_id: fields 2, 3, 4 and 7.
-            for (slot, (field, t)) in [
-                (2, &a.remote_id),
-                (3, &a.name),
-                (4, &a.content_type),
-                (7, &a.content_id),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if t.is_none() {
-                    mask |= 1 << field;
-                }
-                texts[slot].push(t.clone().unwrap_or_default());
-            }
-            size.push(i64::try_from(a.size).unwrap_or(i64::MAX));
-            is_inline.push(a.is_inline);
-            nulls.push(mask);
-        }
-    }
-    let [remote_id, name, content_type, content_id] = texts;
+    let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<String>>();
+    let c = PgAttachmentColumns::of(messages);
+    let [remote_id, name, content_type, content_id] = c.texts.map(owned);
     vec![
-        message_remote_id.into(),
-        ordinal.into(),
+        owned(c.message_remote_id).into(),
+        c.ordinal.into(),
         remote_id.into(),
         name.into(),
         content_type.into(),
-        size.into(),
-        is_inline.into(),
+        c.size.into(),
+        c.is_inline.into(),
         content_id.into(),
-        nulls.into(),
+        c.nulls.into(),
     ]
 }
 
@@ -1010,15 +905,7 @@ fn postgres_rows(
     messages: &[&Message],
     max_rows: usize,
 ) -> Result<(usize, Vec<sea_orm::Value>, usize)> {
-    let cap = messages.len().min(max_rows);
-    let mut columns = PgColumns {
-        text: std::array::from_fn(|_| Vec::with_capacity(cap)),
-        times: std::array::from_fn(|_| Vec::with_capacity(cap)),
-        flags: std::array::from_fn(|_| Vec::with_capacity(cap)),
-        counts: Vec::with_capacity(cap),
-        nulls: Vec::with_capacity(cap),
-        bytes: 0,
-    };
+    let mut columns = PgColumns::with_capacity(messages.len().min(max_rows));
     let mut n = 0;
     while n < messages.len() && n < max_rows && columns.bytes < MAX_BYTES {
         columns.push(messages[n]);
@@ -1028,11 +915,14 @@ fn postgres_rows(
     Ok((n, columns.into_values(), bytes))
 }
 
-/// The columns of a PostgreSQL chunk, by element type.
-struct PgColumns {
+/// The columns of a PostgreSQL chunk, by element type, the text borrowed from the
+/// records.
+struct PgColumns<'a> {
     /// remote_id, message_id, subject, sender_name, sender_address, body,
-    /// conversation_id, to_recipients, cc_recipients, warnings.
-    text: [Vec<String>; 10],
+    /// conversation_id.
+    text: [Vec<&'a str>; 7],
+    /// to_recipients, cc_recipients, warnings (JSON).
+    lists: [Vec<String>; 3],
     /// date_received, sent_at.
     times: [Vec<DateTime<Utc>>; 2],
     /// is_read, is_draft, has_attachments.
@@ -1043,36 +933,47 @@ struct PgColumns {
     bytes: usize,
 }
 
-impl PgColumns {
-    fn push(&mut self, m: &Message) {
+impl<'a> PgColumns<'a> {
+    fn with_capacity(cap: usize) -> Self {
+        PgColumns {
+            text: std::array::from_fn(|_| Vec::with_capacity(cap)),
+            lists: std::array::from_fn(|_| Vec::with_capacity(cap)),
+            times: std::array::from_fn(|_| Vec::with_capacity(cap)),
+            flags: std::array::from_fn(|_| Vec::with_capacity(cap)),
+            counts: Vec::with_capacity(cap),
+            nulls: Vec::with_capacity(cap),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, m: &'a Message) {
         let mut nulls = 0;
         let sender = m.sender.as_ref();
-        let texts: [(usize, Option<&str>); 5] = [
+        // remote_id, message_id, subject, sender_name, sender_address, body,
+        // conversation_id: fields 0, 1, 2, 3, 4, 9 and 14 of ROW.
+        let texts: [(usize, Option<&'a str>); 7] = [
+            (0, Some(m.remote_id.as_str())),
             (1, m.message_id.as_deref()),
             (2, m.subject.as_deref()),
             (3, sender.and_then(|s| s.name.as_deref())),
             (4, sender.and_then(|s| s.address.as_deref())),
             (9, m.body.as_deref()),
+            (14, m.conversation_id.as_deref()),
         ];
-        let mut put = |slot: usize, field: usize, t: Option<&str>, bytes: &mut usize| {
+        for (slot, (field, t)) in texts.into_iter().enumerate() {
             if t.is_none() {
                 nulls |= 1 << field;
             }
             let t = t.unwrap_or_default();
-            *bytes += t.len();
-            self.text[slot].push(t.to_owned());
-        };
-        put(0, 0, Some(&m.remote_id), &mut self.bytes);
-        for (slot, (field, t)) in texts.into_iter().enumerate() {
-            put(slot + 1, field, t, &mut self.bytes);
+            self.bytes += t.len();
+            self.text[slot].push(t);
         }
-        put(6, 14, m.conversation_id.as_deref(), &mut self.bytes);
         for (slot, list) in [json_list(&m.to), json_list(&m.cc), json_list(&m.warnings)]
             .into_iter()
             .enumerate()
         {
             self.bytes += list.len();
-            self.text[7 + slot].push(list);
+            self.lists[slot].push(list);
         }
         for (slot, (field, t)) in [(7, m.date_received), (8, m.sent_at)]
             .into_iter()
@@ -1091,8 +992,10 @@ impl PgColumns {
         self.nulls.push(nulls);
     }
 
-    /// The arrays in the order of [`ROW`], then the null masks.
+    /// The arrays in the order of [`ROW`], then the null masks, as sea-orm values
+    /// (owned text).
     fn into_values(self) -> Vec<sea_orm::Value> {
+        let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<String>>();
         let [
             remote_id,
             message_id,
@@ -1101,10 +1004,8 @@ impl PgColumns {
             sender_address,
             body,
             conversation_id,
-            to,
-            cc,
-            warnings,
-        ] = self.text;
+        ] = self.text.map(owned);
+        let [to, cc, warnings] = self.lists;
         let [date_received, sent_at] = self.times;
         let [is_read, is_draft, has_attachments] = self.flags;
         vec![
@@ -1126,6 +1027,51 @@ impl PgColumns {
             warnings.into(),
             self.nulls.into(),
         ]
+    }
+}
+
+/// The attachment rows of some messages as PostgreSQL arrays ([`PG_ATTACHMENT_ARRAYS`]
+/// of them), the text borrowed from the records.
+#[derive(Default)]
+struct PgAttachmentColumns<'a> {
+    message_remote_id: Vec<&'a str>,
+    ordinal: Vec<i32>,
+    /// remote_id, name, content_type, content_id.
+    texts: [Vec<&'a str>; 4],
+    size: Vec<i64>,
+    is_inline: Vec<bool>,
+    nulls: Vec<i32>,
+}
+
+impl<'a> PgAttachmentColumns<'a> {
+    fn of(messages: impl Iterator<Item = &'a Message>) -> Self {
+        let mut c = PgAttachmentColumns::default();
+        for m in messages {
+            for (i, a) in m.attachments.iter().enumerate() {
+                c.message_remote_id.push(m.remote_id.as_str());
+                c.ordinal.push(i32::try_from(i).unwrap_or(i32::MAX));
+                let mut mask = 0;
+                // remote_id, name, content_type, content_id: fields 2, 3, 4 and 7.
+                for (slot, (field, t)) in [
+                    (2, a.remote_id.as_deref()),
+                    (3, a.name.as_deref()),
+                    (4, a.content_type.as_deref()),
+                    (7, a.content_id.as_deref()),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if t.is_none() {
+                        mask |= 1 << field;
+                    }
+                    c.texts[slot].push(t.unwrap_or_default());
+                }
+                c.size.push(i64::try_from(a.size).unwrap_or(i64::MAX));
+                c.is_inline.push(a.is_inline);
+                c.nulls.push(mask);
+            }
+        }
+        c
     }
 }
 
