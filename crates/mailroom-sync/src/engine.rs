@@ -269,28 +269,7 @@ impl Syncer {
         account: Account,
         request: &SyncRequest,
     ) -> Result<AccountReport> {
-        self.run(account, None, request).await
-    }
-
-    /// [`Syncer::sync_claimed`] with the account's folder rows as the store returned
-    /// them after the claim ([`Store::list_folders_of`] reads those of a whole claim
-    /// in one statement): they are not read again.
-    pub async fn sync_claimed_with_folders(
-        &self,
-        account: Account,
-        folders: Vec<FolderRow>,
-        request: &SyncRequest,
-    ) -> Result<AccountReport> {
-        self.run(account, Some(folders), request).await
-    }
-
-    async fn run(
-        &self,
-        account: Account,
-        stored: Option<Vec<FolderRow>>,
-        request: &SyncRequest,
-    ) -> Result<AccountReport> {
-        let synced = self.run_unrecorded(account, stored, request).await?;
+        let synced = self.run_unrecorded(account, None, request).await?;
         let stored = self
             .store
             .finish_sync_with_cursors(
@@ -304,9 +283,10 @@ impl Syncer {
         Ok(synced.report)
     }
 
-    /// A worker's sync of a claimed account whose outcome the worker records, with
-    /// those of other accounts, in one statement ([`Store::finish_syncs`]); then it
-    /// calls [`Unrecorded::recorded`].
+    /// A worker's sync of a claimed account, with the folder rows read with the claim
+    /// ([`Store::list_folders_of`]: not read again), whose outcome the worker records
+    /// with those of other accounts in one statement ([`Store::finish_syncs`]); then
+    /// it calls [`Unrecorded::recorded`].
     pub(crate) async fn sync_claimed_unrecorded(
         &self,
         account: Account,
