@@ -230,9 +230,26 @@ fn bench(only: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// A cargo command without the variables `cargo run` set for xtask itself: ring's
+/// build script reruns when `CARGO_MANIFEST_DIR` changes, so inheriting xtask's
+/// rebuilt ring, rustls and everything above them at each switch between `cargo
+/// xtask …` and plain cargo (and in every fresh clone).
 fn cargo(args: &[&str]) -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(args);
+    for (name, _) in env::vars_os() {
+        let inherited_from_cargo_run = name.to_str().is_some_and(|n| {
+            n.starts_with("CARGO_PKG_")
+                || n.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    n,
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                )
+        });
+        if inherited_from_cargo_run {
+            cmd.env_remove(name);
+        }
+    }
     cmd
 }
 
