@@ -354,6 +354,13 @@ pub struct ReauthArgs {
     /// Read a (new) client secret from stdin
     #[arg(long)]
     pub client_secret_stdin: bool,
+    /// Do not check the signed-in mailbox with Graph /me (Graph accounts)
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Store the new tokens even when the user who signed in is not EMAIL (their
+    /// mailbox is then synced under EMAIL)
+    #[arg(long)]
+    pub allow_other_user: bool,
 }
 
 /// `mailroom folders`

@@ -750,6 +750,15 @@ async fn reauth(ctx: &Ctx, args: ReauthArgs) -> Result<()> {
         },
     )
     .await?;
+    let mut oauth = oauth;
+    let mut me_failed = None;
+    if resource == Resource::Graph && !args.no_verify {
+        if let Err(e) =
+            check_signed_in_user(ctx, &account.email, &mut oauth, args.allow_other_user).await?
+        {
+            me_failed = Some(e);
+        }
+    }
     let credentials = match stored {
         Some(Credentials::Imap(mut imap)) => {
             imap.auth = ImapAuth::OAuth(oauth);
@@ -772,6 +781,12 @@ async fn reauth(ctx: &Ctx, args: ReauthArgs) -> Result<()> {
             },
         )
         .await?;
+    if let Some(e) = me_failed {
+        eprintln!(
+            "mailroom: warning: stored, but Graph /me failed: {e} — check with `mailroom doctor --account {}`",
+            account.email
+        );
+    }
     if ctx.json() {
         return output::json(&account_json(ctx, &account).await?);
     }

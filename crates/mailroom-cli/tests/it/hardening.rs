@@ -138,6 +138,50 @@ async fn signing_in_as_somebody_else_stores_nothing_unless_asked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reauth_as_somebody_else_stores_nothing_unless_asked() {
+    let mut config = sim_config(3);
+    config.mailboxes.push(MailboxSpec::new(MALLORY, 3));
+    config.auto_approve_user = Some(MALLORY.to_owned());
+    let env = Env::start(config).await;
+    env.expect(
+        0,
+        &[
+            "account",
+            "add",
+            "outlook",
+            "--email",
+            DEMO,
+            "--allow-other-user",
+        ],
+    );
+    // The account needs a new sign-in: its refresh token was revoked.
+    env.sim.expire_access_tokens(MALLORY).unwrap();
+    env.sim
+        .script_refresh_failure(MALLORY, RefreshFailure::Revoked)
+        .unwrap();
+    env.expect(3, &["sync"]);
+    env.sim
+        .script_refresh_failure(MALLORY, RefreshFailure::None)
+        .unwrap();
+
+    let (_, stderr) = env.expect(1, &["account", "reauth", DEMO]);
+    assert!(
+        stderr.contains(
+            "signed in as mallory@mailroom.test, not demo@mailroom.test — nothing was stored"
+        ),
+        "{stderr}"
+    );
+    let accounts = env.json(&["account", "list"]);
+    assert_eq!(accounts[0]["status"], "needs_reauth", "{accounts}");
+
+    let (_, stderr) = env.expect(0, &["account", "reauth", DEMO, "--allow-other-user"]);
+    assert!(stderr.contains("--allow-other-user"), "{stderr}");
+    let accounts = env.json(&["account", "list"]);
+    assert_eq!(accounts[0]["status"], "active", "{accounts}");
+    env.expect(0, &["sync"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_new_token_that_graph_refuses_is_exit_3_and_stores_nothing() {
     let env = Env::new(3).await;
     env.sim.script_faults(DEMO, &[401]).unwrap();
