@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
+use mailroom_core::AccountStatus;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 
@@ -399,10 +400,17 @@ fn label_value(v: &str) -> String {
 #[derive(Debug, Deserialize)]
 struct StatusQuery {
     format: Option<String>,
+    /// The page starts after this address.
+    after: Option<String>,
+    /// Only accounts with this status.
+    status: Option<String>,
+    /// Rows per page, 1 to [`status::MAX_PAGE`].
+    limit: Option<u64>,
 }
 
 /// JSON (the default, and `?format=json`) or HTML (a browser's `Accept`, or
-/// `?format=html`).
+/// `?format=html`); one page of accounts by address (`?after=`, `?limit=`,
+/// `?status=`), with the link to the next.
 async fn status_page(
     State(state): State<ServerState>,
     Query(query): Query<StatusQuery>,
@@ -416,14 +424,43 @@ async fn status_page(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html")),
     };
+    let limit = query.limit.unwrap_or(status::DEFAULT_PAGE);
+    if !(1..=status::MAX_PAGE).contains(&limit) {
+        return bad_request(format!(
+            "limit={limit}: give 1 to {} rows per page",
+            status::MAX_PAGE
+        ));
+    }
+    let wanted = match query.status.as_deref().map(str::parse::<AccountStatus>) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            return bad_request(format!(
+                "status={:?}: give active, needs_reauth or disabled",
+                query.status.unwrap_or_default()
+            ));
+        }
+    };
     let store = state.syncer.store();
-    let rows = match tokio::time::timeout(DB_TIMEOUT, status::accounts(store)).await {
-        Ok(Ok(rows)) => rows,
+    let read = status::page(store, query.after.as_deref(), wanted, limit);
+    let (rows, next) = match tokio::time::timeout(DB_TIMEOUT, read).await {
+        Ok(Ok(page)) => page,
         Ok(Err(e)) => return unavailable(format!("cannot read the accounts: {e}")),
         Err(_) => {
             return unavailable("cannot read the accounts: the database does not answer".into());
         }
     };
+    let next = next.map(|after| {
+        let path = "/status?";
+        let mut link = url::form_urlencoded::Serializer::for_suffix(path.to_owned(), path.len());
+        link.append_pair("format", if html { "html" } else { "json" });
+        link.append_pair("after", &after);
+        link.append_pair("limit", &limit.to_string());
+        if let Some(s) = wanted {
+            link.append_pair("status", s.as_str());
+        }
+        link.finish()
+    });
     let generated_at = Utc::now();
     if html {
         (
@@ -431,16 +468,21 @@ async fn status_page(
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            status::html(&rows, generated_at),
+            status::html(&rows, generated_at, next.as_deref()),
         )
             .into_response()
     } else {
         let body = serde_json::json!({
             "generated_at": generated_at,
             "accounts": rows,
+            "next": next,
         });
         ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
     }
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
 }
 
 fn unavailable(message: String) -> Response {

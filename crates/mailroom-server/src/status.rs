@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use mailroom_core::AccountStatus;
 use mailroom_sync::store::{Account, Store};
 use serde::{Deserialize, Serialize};
 
@@ -67,8 +68,41 @@ pub async fn accounts(store: &Store) -> Result<Vec<AccountRow>, mailroom_sync::s
     Ok(rows)
 }
 
-/// The HTML page of `rows`: one table, inline CSS, no JavaScript.
-pub fn html(rows: &[AccountRow], generated_at: DateTime<Utc>) -> String {
+/// Rows of `/status` per page unless `?limit=` says otherwise.
+pub const DEFAULT_PAGE: u64 = 500;
+
+/// The most rows one page of `/status` holds.
+pub const MAX_PAGE: u64 = 5000;
+
+/// One page of rows by address: those after `after` (exclusive) when given, only
+/// those with `status` when given, at most `limit`; and the address the next page
+/// starts after, when there are more. Two statements, each bounded by `limit`.
+pub async fn page(
+    store: &Store,
+    after: Option<&str>,
+    status: Option<AccountStatus>,
+    limit: u64,
+) -> Result<(Vec<AccountRow>, Option<String>), mailroom_sync::store::Error> {
+    let mut accounts = store
+        .list_accounts_by_email(after, status, limit.saturating_add(1))
+        .await?;
+    let more = accounts.len() as u64 > limit;
+    accounts.truncate(limit as usize);
+    let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
+    let counts = store.message_counts_of(&ids).await?;
+    let rows: Vec<AccountRow> = accounts
+        .iter()
+        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
+        .collect();
+    let next = more
+        .then(|| rows.last().map(|r| r.account.clone()))
+        .flatten();
+    Ok((rows, next))
+}
+
+/// The HTML page of `rows`: one table, inline CSS, no JavaScript; `next` links to
+/// the following page.
+pub fn html(rows: &[AccountRow], generated_at: DateTime<Utc>, next: Option<&str>) -> String {
     let mut out = String::with_capacity(1024 + rows.len() * 400);
     let time = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
     out.push_str(concat!(
@@ -86,7 +120,7 @@ pub fn html(rows: &[AccountRow], generated_at: DateTime<Utc>) -> String {
     ));
     let _ = writeln!(
         out,
-        "<p>{} account(s), as of <time>{}</time>. <a href=\"/status?format=json\">JSON</a> · <a href=\"/metrics\">metrics</a></p>",
+        "<p>{} account(s) shown, as of <time>{}</time>. <a href=\"/status?format=html&amp;status=needs_reauth\">Needing a sign-in</a> · <a href=\"/status?format=json\">JSON</a> · <a href=\"/metrics\">metrics</a></p>",
         rows.len(),
         generated_at.to_rfc3339_opts(SecondsFormat::Secs, true)
     );
@@ -118,7 +152,15 @@ pub fn html(rows: &[AccountRow], generated_at: DateTime<Utc>) -> String {
             next = escape(&next),
         );
     }
-    out.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    out.push_str("</tbody>\n</table>\n");
+    if let Some(next) = next {
+        let _ = writeln!(
+            out,
+            "<p><a rel=\"next\" href=\"{}\">Next page</a></p>",
+            escape(next)
+        );
+    }
+    out.push_str("</body>\n</html>\n");
     out
 }
 
@@ -155,7 +197,7 @@ mod tests {
             next_due: None,
             leased_by: None,
         };
-        let page = html(&[row], Utc::now());
+        let page = html(&[row], Utc::now(), Some("/status?after=%3Cb%3E&limit=1"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("AADSTS700082: cannot refresh token: &lt;script&gt;"));
         assert!(page.contains("<td>&lt;b&gt;@x</td>"));

@@ -260,6 +260,34 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` accounts by address, those after `after` (exclusive) when given,
+    /// only those with `status` when given: one page of a listing that stays cheap
+    /// with 100,000 accounts (the unique index on the address). The next page starts
+    /// after the last address of this one.
+    pub async fn list_accounts_by_email(
+        &self,
+        after: Option<&str>,
+        status: Option<AccountStatus>,
+        limit: u64,
+    ) -> Result<Vec<Account>> {
+        let mut query = Accounts::find();
+        if let Some(after) = after {
+            query = query.filter(account::Column::Email.gt(after));
+        }
+        if let Some(status) = status {
+            query = query.filter(account::Column::Status.eq(status.as_str()));
+        }
+        query
+            .order_by_asc(account::Column::Email)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .context(|| "cannot list accounts".into())?
+            .into_iter()
+            .map(to_account)
+            .collect()
+    }
+
     /// Removes an account with its folders, messages and attachments.
     pub async fn remove_account(&self, id: i64) -> Result<()> {
         let res = Accounts::delete_by_id(id)

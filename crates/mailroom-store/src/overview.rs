@@ -128,12 +128,29 @@ impl Store {
 
     /// Stored messages per account id (accounts without messages are absent).
     pub async fn message_counts(&self) -> Result<HashMap<i64, u64>> {
+        self.counts_per_account("").await
+    }
+
+    /// Messages stored per account, for the accounts `ids` only (those without
+    /// messages are absent): one index range per account, not a scan of `messages`.
+    pub async fn message_counts_of(&self, ids: &[i64]) -> Result<HashMap<i64, u64>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        self.counts_per_account(&format!("WHERE account_id IN ({list})"))
+            .await
+    }
+
+    async fn counts_per_account(&self, filter: &str) -> Result<HashMap<i64, u64>> {
         let what = || "cannot count messages per account".to_owned();
         let rows = self
             .db
             .query_all_raw(Statement::from_string(
                 self.db_backend(),
-                "SELECT account_id, COUNT(*) AS n FROM messages GROUP BY account_id",
+                format!(
+                    "SELECT account_id, COUNT(*) AS n FROM messages {filter} GROUP BY account_id"
+                ),
             ))
             .await
             .context(what)?;

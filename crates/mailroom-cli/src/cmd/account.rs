@@ -752,12 +752,12 @@ async fn reauth(ctx: &Ctx, args: ReauthArgs) -> Result<()> {
     .await?;
     let mut oauth = oauth;
     let mut me_failed = None;
-    if resource == Resource::Graph && !args.no_verify {
-        if let Err(e) =
+    if resource == Resource::Graph
+        && !args.no_verify
+        && let Err(e) =
             check_signed_in_user(ctx, &account.email, &mut oauth, args.allow_other_user).await?
-        {
-            me_failed = Some(e);
-        }
+    {
+        me_failed = Some(e);
     }
     let credentials = match stored {
         Some(Credentials::Imap(mut imap)) => {

@@ -6,4 +6,5 @@ mod browser;
 mod metrics;
 mod probes;
 mod push;
+mod status;
 mod support;

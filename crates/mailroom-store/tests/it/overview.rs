@@ -2,7 +2,7 @@ use chrono::Duration;
 use mailroom_core::AccountStatus;
 use mailroom_store::AccountUpdate;
 
-use crate::support::{account, stores, t0};
+use crate::support::{account, inbox, message, stores, t0};
 
 #[tokio::test]
 async fn the_fleet_overview_counts_statuses_leases_and_the_backlog() {
@@ -72,5 +72,69 @@ async fn the_fleet_overview_counts_statuses_leases_and_the_backlog() {
         let o = store.fleet_overview(stalled).await.unwrap();
         assert_eq!((o.leases_held, o.due_backlog), (0, 5), "{b:?}");
         assert!(store.message_counts().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_listed_by_address_a_page_at_a_time() {
+    for store in stores().await {
+        let b = store.backend();
+        let mut ids = Vec::new();
+        for email in ["d@x.test", "a@x.test", "e@x.test", "c@x.test", "b@x.test"] {
+            ids.push((email, account(&store, email).await));
+        }
+        let id_of = |email: &str| ids.iter().find(|(e, _)| *e == email).unwrap().1.id;
+        for email in ["b@x.test", "e@x.test"] {
+            store
+                .update_account(
+                    id_of(email),
+                    AccountUpdate {
+                        status: Some(AccountStatus::NeedsReauth),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let emails = |accounts: Vec<mailroom_store::Account>| {
+            accounts.into_iter().map(|a| a.email).collect::<Vec<_>>()
+        };
+        let first = store.list_accounts_by_email(None, None, 2).await.unwrap();
+        assert_eq!(emails(first), ["a@x.test", "b@x.test"], "{b:?}");
+        let second = store
+            .list_accounts_by_email(Some("b@x.test"), None, 2)
+            .await
+            .unwrap();
+        assert_eq!(emails(second), ["c@x.test", "d@x.test"], "{b:?}");
+        let last = store
+            .list_accounts_by_email(Some("d@x.test"), None, 2)
+            .await
+            .unwrap();
+        assert_eq!(emails(last), ["e@x.test"], "{b:?}");
+        let reauth = store
+            .list_accounts_by_email(None, Some(AccountStatus::NeedsReauth), 10)
+            .await
+            .unwrap();
+        assert_eq!(emails(reauth), ["b@x.test", "e@x.test"], "{b:?}");
+
+        // Message counts of the accounts asked for only.
+        for (email, n) in [("a@x.test", 3), ("c@x.test", 2), ("d@x.test", 4)] {
+            let a = ids.iter().find(|(e, _)| *e == email).unwrap().1.clone();
+            let folder = inbox(&store, &a).await;
+            let messages: Vec<_> = (0..n).map(message).collect();
+            store
+                .upsert_messages(a.id, folder.id, &messages)
+                .await
+                .unwrap();
+        }
+        let counts = store
+            .message_counts_of(&[id_of("a@x.test"), id_of("b@x.test"), id_of("c@x.test")])
+            .await
+            .unwrap();
+        assert_eq!(counts.len(), 2, "{b:?}: {counts:?}");
+        assert_eq!(counts[&id_of("a@x.test")], 3, "{b:?}");
+        assert_eq!(counts[&id_of("c@x.test")], 2, "{b:?}");
+        assert!(store.message_counts_of(&[]).await.unwrap().is_empty());
+        assert_eq!(store.message_counts().await.unwrap().len(), 3, "{b:?}");
     }
 }
