@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use mailroom_core::AccountStatus;
+use mailroom_sync::PushStats;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 
@@ -298,6 +299,9 @@ async fn metrics_text(State(state): State<ServerState>) -> Response {
         }
         None => String::new(),
     };
+    if let Some(push) = &state.push {
+        push_counters(&push.stats(), &mut text);
+    }
     fleet_gauges(&state, &mut text).await;
     (
         [(
@@ -307,6 +311,41 @@ async fn metrics_text(State(state): State<ServerState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Appends what the Graph notification endpoint counted since the worker started.
+fn push_counters(stats: &PushStats, out: &mut String) {
+    let name = "mailroom_push_notifications_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Graph change notifications received, by what became of them.\n# TYPE {name} counter"
+    );
+    for (result, n) in [
+        ("accepted", stats.accepted),
+        ("rejected_client_state", stats.rejected_client_state),
+        ("rejected_unknown", stats.rejected_unknown),
+        ("malformed", stats.malformed),
+        ("overflowed", stats.overflowed),
+    ] {
+        let _ = writeln!(out, "{name}{{result=\"{result}\"}} {n}");
+    }
+    for (name, help, n) in [
+        (
+            "mailroom_push_lifecycle_notifications_total",
+            "Graph lifecycle notifications accepted.",
+            stats.lifecycle,
+        ),
+        (
+            "mailroom_push_dirty_marks_total",
+            "Batches of notifications that marked folders to sync.",
+            stats.dirty_marks,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+        );
+    }
 }
 
 /// Appends the gauges read from the database (and `mailroom_database_up`).

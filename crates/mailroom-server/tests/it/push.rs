@@ -18,6 +18,8 @@ use mailroom_sync::{
     PushConfig, SyncObserver, Syncer, Vault, WorkerConfig,
 };
 
+use crate::support::Scrape;
+
 /// Counts account syncs.
 #[derive(Default)]
 struct Syncs(AtomicU64);
@@ -316,6 +318,28 @@ async fn the_endpoint_echoes_validation_and_rejects_wrong_secrets_and_unknown_su
     })
     .await;
     assert_eq!(w.push.stats().accepted, 0);
+    // What the endpoint counted is on /metrics.
+    let metrics = client
+        .get(format!("{}/metrics", w.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = Scrape::parse(&metrics);
+    for (result, n) in [
+        ("accepted", 0.0),
+        ("rejected_client_state", 1.0),
+        ("rejected_unknown", 1.0),
+        ("malformed", 1.0),
+        ("overflowed", 0.0),
+    ] {
+        let labels = [("result", result)];
+        let got = scrape.sum("mailroom_push_notifications_total", &labels);
+        assert_eq!(got, n, "{result}: {metrics}");
+    }
+    assert!(scrape.has("mailroom_push_dirty_marks_total"), "{metrics}");
     let rows = env.store.list_subscriptions(account).await.unwrap();
     assert_eq!(rows[0].dirty_at, None, "nothing marked");
     tokio::time::sleep(Duration::from_millis(300)).await;
