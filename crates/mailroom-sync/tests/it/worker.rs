@@ -87,8 +87,24 @@ async fn shutdown_stops_the_worker_and_releases_leases() {
             let shutdown = shutdown.clone();
             async move { syncer.run_worker(config, shutdown).await }
         });
-        // Let it sync both accounts, then idle-poll; then stop it.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Let it sync both accounts (their outcomes recorded), then stop it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for a in &accounts {
+            while store
+                .get_account(a.id)
+                .await
+                .unwrap()
+                .last_sync_at
+                .is_none()
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{} not synced",
+                    a.email
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         shutdown.cancel();
         let stats = tokio::time::timeout(Duration::from_secs(10), worker)
             .await
