@@ -746,6 +746,30 @@ impl Store {
         Ok(lines.join("\n"))
     }
 
+    /// The statements prepared in the PostgreSQL session that answers this call
+    /// (`pg_prepared_statements`): text, generic plans made, custom plans made.
+    #[cfg(feature = "testing")]
+    pub async fn prepared_plans(&self) -> Result<Vec<(String, i64, i64)>> {
+        let what = || "cannot read the prepared statements".to_owned();
+        let rows = self
+            .writer
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements",
+            ))
+            .await
+            .context(what)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("", "statement").context(what)?,
+                    row.try_get("", "generic_plans").context(what)?,
+                    row.try_get("", "custom_plans").context(what)?,
+                ))
+            })
+            .collect()
+    }
+
     fn claim_statement(
         &self,
         prefix: &str,

@@ -158,6 +158,18 @@ impl Store {
     /// - `sqlite::memory:` — a private in-memory database (one connection);
     /// - `postgres://user:password@host/db` — PostgreSQL.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(url, 10).await
+    }
+
+    /// [`Store::connect`] with a pool of `pool_size` PostgreSQL connections (SQLite's
+    /// pool is unchanged): with one, statements sent one after another share one
+    /// server session, whose prepared statements a test can then read.
+    #[cfg(feature = "testing")]
+    pub async fn connect_with_pool_size(url: &str, pool_size: u32) -> Result<Self> {
+        Self::open(url, pool_size).await
+    }
+
+    async fn open(url: &str, postgres_pool: u32) -> Result<Self> {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -185,7 +197,7 @@ impl Store {
             // Every connection to :memory: is a different database: keep exactly one.
             Backend::Sqlite if in_memory => connect(1).await?,
             Backend::Sqlite => connect(4).await?,
-            Backend::Postgres => connect(10).await?,
+            Backend::Postgres => connect(postgres_pool).await?,
         };
         migration::Migrator::up(&db, None)
             .await

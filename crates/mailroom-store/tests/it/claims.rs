@@ -1,7 +1,8 @@
 //! The claim of due accounts walks an index: its cost does not grow with the table.
 
 use chrono::{Duration, Utc};
-use mailroom_store::Store;
+use mailroom_core::AccountStatus;
+use mailroom_store::{Store, SyncFinish, SyncOutcome};
 use sea_orm::sqlx::{self, Connection as _, PgConnection};
 
 /// The claim as it was before `m20261206_000004_fleet_claim`: the `OR … IS NULL`
@@ -101,4 +102,68 @@ async fn claiming_on_sqlite_searches_the_index() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let plan = store.claim_plan(64, Utc::now()).await.unwrap();
     assert!(plan.contains("USING INDEX idx_accounts_claim"), "{plan}");
+}
+
+/// A claim and a batch of outcomes sent again and again get a generic plan on
+/// PostgreSQL after the first few: planning them at every call cost a fleet 10–15 %
+/// of the server's CPU (the claim's limit was a parameter, and the outcomes' arrays
+/// were folded into custom plans).
+#[tokio::test]
+async fn claims_and_batches_of_outcomes_get_a_generic_plan_on_postgresql() {
+    let url = mailroom_store::testing::fresh_postgres_url().await;
+    let store = Store::connect_with_pool_size(&url, 1).await.unwrap();
+    // The fleet's table: on a table of a few rows every plan costs the same.
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    sqlx::query(FLEET).execute(&mut conn).await.unwrap();
+    sqlx::query("ANALYZE accounts")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let now = Utc::now();
+    const ROUNDS: i64 = 12;
+    for round in 0..ROUNDS {
+        let at = now + Duration::seconds(round);
+        let claimed = store
+            .claim_due_accounts("w1", 4, at, at + Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 4, "round {round}");
+        let finished: Vec<SyncFinish> = claimed
+            .iter()
+            .map(|a| SyncFinish {
+                account_id: a.id,
+                outcome: SyncOutcome {
+                    status: AccountStatus::Active,
+                    error: None,
+                    auth_error_code: None,
+                    finished_at: at,
+                    next_sync_at: Some(at),
+                },
+                cursors: Vec::new(),
+            })
+            .collect();
+        let recorded = store.finish_syncs("w1", &finished).await.unwrap();
+        assert!(recorded.iter().all(Option::is_some), "round {round}");
+    }
+    let plans = store.prepared_plans().await.unwrap();
+    let generic_plans = |needle: &str| {
+        let found: Vec<_> = plans
+            .iter()
+            .filter(|(sql, ..)| sql.contains(needle))
+            .collect();
+        assert_eq!(found.len(), 1, "{needle}: {plans:#?}");
+        let (_, generic, custom) = found[0];
+        assert_eq!(generic + custom, ROUNDS, "{needle}: {plans:#?}");
+        *generic
+    };
+    // PostgreSQL makes custom plans for the first five executions, then compares.
+    assert!(
+        generic_plans("FOR UPDATE SKIP LOCKED") >= ROUNDS - 5,
+        "the claim: {plans:#?}"
+    );
+    assert!(
+        generic_plans("unnest") >= ROUNDS - 5,
+        "the outcomes: {plans:#?}"
+    );
 }
