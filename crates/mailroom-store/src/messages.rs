@@ -1476,6 +1476,48 @@ mod tests {
         }
     }
 
+    /// The page statement commits without waiting for its WAL to reach the disk
+    /// (`synchronous_commit` off in its own transaction), and leaves the connection's
+    /// setting as it was for the statements after it (credentials, outcomes).
+    #[tokio::test]
+    async fn one_statement_pages_commit_asynchronously_and_only_themselves() {
+        use mailroom_core::{Change, SyncCursor, SyncPage};
+        use sea_orm::sqlx::{Arguments as _, Row as _};
+
+        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let (account, folder) = crate::tests::account_with_inbox(&store, "async@example.com").await;
+        let page = SyncPage {
+            changes: tricky().into_iter().take(3).map(Change::Upsert).collect(),
+            cursor: SyncCursor("c".into()),
+            reset: false,
+            complete: false,
+        };
+        let encoded = store.encode_sync_page(account, folder, &page).unwrap();
+        let mut arguments = encoded.arguments.unwrap();
+        arguments.add(chrono::Utc::now()).unwrap();
+        let pool = store.writer.get_postgres_connection_pool();
+        let mut conn = pool.acquire().await.unwrap();
+        let show = "SELECT current_setting('synchronous_commit')";
+        let (before,): (String,) = sea_orm::sqlx::query_as(show)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let sql = crate::bulk::pg_page_sql(None);
+        let row = sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), arguments)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>("upserted"), 3);
+        assert_eq!(row.get::<String, _>("synchronous_commit"), "off");
+        let (after,): (String,) = sea_orm::sqlx::query_as(show)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(after, before, "the connection keeps its setting");
+    }
+
     /// On PostgreSQL a page of upserts takes the one-statement path, which stores the
     /// same message and attachment rows as the transaction (checked above against
     /// binding every value); other pages take the transaction.
