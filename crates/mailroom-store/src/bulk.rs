@@ -312,13 +312,15 @@ mod page_param {
 
     pub(super) const ACCOUNT: usize = PG_ARRAYS + 1;
     pub(super) const FOLDER: usize = PG_ARRAYS + 2;
-    pub(super) const NOW: usize = PG_ARRAYS + 3;
-    pub(super) const CURSOR: usize = PG_ARRAYS + 4;
-    pub(super) const RESET: usize = PG_ARRAYS + 5;
+    pub(super) const CURSOR: usize = PG_ARRAYS + 3;
+    pub(super) const RESET: usize = PG_ARRAYS + 4;
     /// The remote ids of the messages whose attachment lists are replaced.
-    pub(super) const KNOWN: usize = PG_ARRAYS + 6;
-    pub(super) const ATTACHMENTS: usize = PG_ARRAYS + 7;
-    pub(super) const OWNER: usize = ATTACHMENTS + PG_ATTACHMENT_ARRAYS;
+    pub(super) const KNOWN: usize = PG_ARRAYS + 5;
+    pub(super) const ATTACHMENTS: usize = PG_ARRAYS + 6;
+    // Last, the parameters known only when the page is written (see
+    // `pg_page_arguments`): the time of the write and the lease.
+    pub(super) const NOW: usize = ATTACHMENTS + PG_ATTACHMENT_ARRAYS;
+    pub(super) const OWNER: usize = NOW + 1;
     pub(super) const UNTIL: usize = OWNER + 1;
 }
 
@@ -331,13 +333,22 @@ mod page_param {
 /// the cursor was stored) and `upserted`. One round trip instead of seven (lease,
 /// folder update, folder read, upsert, delete, insert, commit).
 ///
-/// Parameters ([`pg_page_query`] binds them): the message arrays of
-/// [`upsert_sql`], then account id, folder id, now, cursor, reset, the remote ids
-/// whose attachment lists are known, the attachment arrays; with a lease its owner
-/// and new expiry.
+/// Parameters ([`pg_page_arguments`] encodes all but the last ones): the message
+/// arrays of [`upsert_sql`], then account id, folder id, cursor, reset, the remote
+/// ids whose attachment lists are known, the attachment arrays; then, added when the
+/// page is written, now and, with a lease, its owner and new expiry.
+///
+/// The statement commits asynchronously (`synchronous_commit` off for its own
+/// transaction, `durability`): it returns before its WAL is flushed to disk, as a
+/// page write on SQLite (WAL, `synchronous = NORMAL`) returns without `fsync`. A
+/// crash of the server's machine may lose the last pages written (about the last
+/// 0.6 s), never part of one: each page lands with its cursor or not at all, and the
+/// next sync fetches the lost pages again from the cursor that was kept.
 pub(crate) fn pg_page_sql(lease: Option<bool>) -> String {
     use page_param::*;
-    let mut sql = String::from("WITH ");
+    let mut sql = String::from(
+        "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true) AS commit), ",
+    );
     let mut fence = "";
     if let Some(renew) = lease {
         sql.push_str(&pg_lease_clause(renew, ACCOUNT, OWNER, UNTIL));
@@ -397,7 +408,10 @@ pub(crate) fn pg_page_sql(lease: Option<bool>) -> String {
     if lease.is_some() {
         sql.push_str("(SELECT count(*) FROM lease) AS leased, ");
     }
-    sql.push_str("(SELECT count(*) FROM f) AS folders, (SELECT count(*) FROM m) AS upserted");
+    sql.push_str(
+        "(SELECT count(*) FROM f) AS folders, (SELECT count(*) FROM m) AS upserted, \
+         (SELECT commit FROM durability) AS synchronous_commit",
+    );
     sql
 }
 
@@ -431,27 +445,26 @@ pub(crate) fn reconciling_after_reset(folder_id: i64) -> sea_orm::sea_query::Exp
     ))
 }
 
-/// The page statement ([`pg_page_sql`]) with its parameters bound straight to sqlx,
-/// the message and attachment text borrowed from the records: a sea-orm `Statement`
-/// clones every parameter (the whole page) before sqlx encodes it, after
-/// [`PgColumns::into_values`] copied each field into a `String` — allocation and
-/// copying were at the top of the client's profile, on the critical path of a
-/// PostgreSQL sync. The columns are built as for a chunk ([`PgColumns`],
-/// [`PgAttachmentColumns`]) and bound borrowed. The parameters [`pg_page_sql`] lists,
-/// in its order. `None` when `messages` do not fit one chunk (the caller takes the
-/// transaction); else the query and the size of the rows (see [`Chunk::bytes`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn pg_page_query<'q>(
-    sql: String,
+/// The parameters of the page statement ([`pg_page_sql`]) encoded by sqlx, the
+/// message and attachment text borrowed from the records while they are encoded: a
+/// sea-orm `Statement` clones every parameter (the whole page) before sqlx encodes
+/// it, after [`PgColumns::into_values`] copied each field into a `String` —
+/// allocation and copying were at the top of the client's profile, on the critical
+/// path of a PostgreSQL sync. The columns are built as for a chunk ([`PgColumns`],
+/// [`PgAttachmentColumns`]) and encoded borrowed. The parameters [`pg_page_sql`]
+/// lists, in its order, up to and without `now`: the encoded arguments own their
+/// bytes, so a page can be encoded ahead of its write (while the one before is
+/// written) and the writer adds `now` and the lease. `None` when `messages` do not
+/// fit one chunk (the caller takes the transaction); else the arguments (or the
+/// encoding's error) and the size of the rows (see [`Chunk::bytes`]).
+pub(crate) fn pg_page_arguments<'q>(
     messages: &'q [&'q Message],
     account_id: i64,
     folder_id: i64,
-    now: DateTime<Utc>,
     cursor: &'q str,
     reset: bool,
     known: &[&'q Message],
-    lease: Option<(&'q str, DateTime<Utc>)>,
-) -> Option<(PgQuery<'q>, usize)> {
+) -> Option<(PgArgumentsResult, usize)> {
     let mut columns = PgColumns::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
         // The rule of `next_chunk`: rows are added while the chunk is under both limits.
@@ -474,7 +487,8 @@ pub(crate) fn pg_page_query<'q>(
     let [date_received, sent_at] = columns.times;
     let [is_read, is_draft, has_attachments] = columns.flags;
     // In the order of ROW, then the null masks (as `PgColumns::into_values`).
-    let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
+    // The query only encodes: its text is the writer's (see `pg_page_sql`).
+    let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(""))
         .bind(remote_id)
         .bind(message_id)
         .bind(subject)
@@ -494,7 +508,6 @@ pub(crate) fn pg_page_query<'q>(
         .bind(columns.nulls)
         .bind(account_id)
         .bind(folder_id)
-        .bind(now)
         .bind(cursor)
         .bind(reset)
         .bind(
@@ -516,15 +529,15 @@ pub(crate) fn pg_page_query<'q>(
         .bind(a.is_inline)
         .bind(content_id)
         .bind(a.nulls);
-    if let Some((owner, until)) = lease {
-        query = query.bind(owner).bind(until);
-    }
-    Some((query, bytes))
+    let arguments = sea_orm::sqlx::Execute::take_arguments(&mut query)
+        .map_err(|e| e.to_string())
+        .map(Option::unwrap_or_default);
+    Some((arguments, bytes))
 }
 
-/// A query of [`pg_page_query`].
-pub(crate) type PgQuery<'q> =
-    sea_orm::sqlx::query::Query<'q, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments>;
+/// What [`pg_page_arguments`] encodes: sqlx's arguments, or why encoding failed.
+pub(crate) type PgArgumentsResult =
+    std::result::Result<sea_orm::sqlx::postgres::PgArguments, String>;
 
 /// The [`PG_ATTACHMENT_ARRAYS`] arrays of the attachment rows of `messages`.
 fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<sea_orm::Value> {

@@ -103,6 +103,45 @@ pub struct SyncPageWrite<'a> {
     pub lease: Option<LeaseCheck<'a>>,
 }
 
+/// A sync page encoded ahead of its write, for [`Store::apply_encoded_sync_page`]
+/// (PostgreSQL only): the parameters of the one statement that writes it, encoded by
+/// [`Store::encode_sync_page`], so that a syncer can encode page N+1 while page N is
+/// written and send page N+1's statement as soon as page N's returns. What the write
+/// decides is not in it: the time of the write and the lease are added then. It owns
+/// its bytes (about the size of the page's text).
+pub struct EncodedPage {
+    account_id: i64,
+    folder_id: i64,
+    cursor: String,
+    reset: bool,
+    changes: usize,
+    arguments: bulk::PgArgumentsResult,
+    bytes: usize,
+}
+
+impl std::fmt::Debug for EncodedPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedPage")
+            .field("account_id", &self.account_id)
+            .field("folder_id", &self.folder_id)
+            .field("changes", &self.changes)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncodedPage {
+    /// Whether this is the encoding of `write`'s page: same account, folder, cursor,
+    /// reset and number of changes.
+    fn encodes(&self, write: &SyncPageWrite<'_>) -> bool {
+        self.account_id == write.account_id
+            && self.folder_id == write.folder_id
+            && self.cursor == write.page.cursor.as_str()
+            && self.reset == write.page.reset
+            && self.changes == write.page.changes.len()
+    }
+}
+
 /// What a page write changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageStats {
@@ -494,6 +533,67 @@ impl Store {
     /// `lease`, the lease is renewed in the same transaction, and the write fails with
     /// [`Error::LeaseLost`] if another worker holds the account now.
     pub async fn apply_sync_page(&self, write: SyncPageWrite<'_>) -> Result<PageStats> {
+        self.apply_encoded_sync_page(write, None).await
+    }
+
+    /// Encodes `page` of `folder_id` for [`Store::apply_encoded_sync_page`], ahead of
+    /// its write. `None` unless the page is one that PostgreSQL writes in one
+    /// statement (upserts only, at most one chunk, not the last page of the folder):
+    /// on SQLite, and for other pages, there is nothing to encode ahead. CPU work
+    /// only; it does not touch the database.
+    pub fn encode_sync_page(
+        &self,
+        account_id: i64,
+        folder_id: i64,
+        page: &SyncPage,
+    ) -> Option<EncodedPage> {
+        // A completed reset deletes what it did not see: after the upserts, which one
+        // statement (one snapshot) cannot order.
+        if self.db_backend() != DbBackend::Postgres || page.complete {
+            return None;
+        }
+        let mut run = Vec::with_capacity(page.changes.len());
+        for change in &page.changes {
+            match change {
+                Change::Upsert(m) => run.push(m),
+                _ => return None,
+            }
+        }
+        let unique = last_versions(&run);
+        let known: Vec<&Message> = unique
+            .iter()
+            .copied()
+            .filter(|m| attachments_known(m))
+            .collect();
+        let (arguments, bytes) = bulk::pg_page_arguments(
+            &unique,
+            account_id,
+            folder_id,
+            page.cursor.as_str(),
+            page.reset,
+            &known,
+        )?;
+        Some(EncodedPage {
+            account_id,
+            folder_id,
+            cursor: page.cursor.as_str().to_owned(),
+            reset: page.reset,
+            changes: page.changes.len(),
+            arguments,
+            bytes,
+        })
+    }
+
+    /// [`Store::apply_sync_page`] with the page's statement encoded ahead by
+    /// [`Store::encode_sync_page`]: the same write, in the same single statement
+    /// (cursor and lease check included), without encoding it now. `encoded` is used
+    /// only if it encodes `write`'s page (same account, folder, cursor, reset and
+    /// number of changes); `None`, or another page's, and the page is encoded here.
+    pub async fn apply_encoded_sync_page(
+        &self,
+        write: SyncPageWrite<'_>,
+        encoded: Option<EncodedPage>,
+    ) -> Result<PageStats> {
         let SyncPageWrite {
             account_id,
             folder_id,
@@ -504,8 +604,11 @@ impl Store {
             return Ok(stats);
         }
         let what = || format!("cannot store sync page of folder {folder_id}");
-        if let Some(stats) = self.apply_page_in_one_statement(&write).await? {
-            return Ok(stats);
+        let encoded = encoded
+            .filter(|e| e.encodes(&write))
+            .or_else(|| self.encode_sync_page(account_id, folder_id, page));
+        if let Some(encoded) = encoded {
+            return self.apply_page_in_one_statement(encoded, lease).await;
         }
         let tx = self.writer.begin().await.context(what)?;
         // The first statement writes, so SQLite takes its write lock at once (a read
@@ -615,51 +718,38 @@ impl Store {
     /// `bulk::MAX_ROWS` messages), and does not end an enumeration, is written by ONE
     /// statement (`bulk::pg_page_sql`) in one round trip, without `BEGIN`/`COMMIT`: a
     /// statement is atomic, so the cursor still lands with its page or not at all.
-    /// `None`: not such a page, or not PostgreSQL.
+    /// `encoded` comes from [`Store::encode_sync_page`]; the time of the write and
+    /// the lease are added to its parameters here.
     async fn apply_page_in_one_statement(
         &self,
-        write: &SyncPageWrite<'_>,
-    ) -> Result<Option<PageStats>> {
-        let SyncPageWrite {
+        encoded: EncodedPage,
+        lease: Option<LeaseCheck<'_>>,
+    ) -> Result<PageStats> {
+        use sea_orm::sqlx::Arguments as _;
+        let EncodedPage {
             account_id,
             folder_id,
-            page,
-            lease,
-        } = *write;
-        // A completed reset deletes what it did not see: after the upserts, which one
-        // statement (one snapshot) cannot order.
-        if self.db_backend() != DbBackend::Postgres || page.complete {
-            return Ok(None);
-        }
-        let mut run = Vec::with_capacity(page.changes.len());
-        for change in &page.changes {
-            match change {
-                Change::Upsert(m) => run.push(m),
-                _ => return Ok(None),
-            }
-        }
-        let unique = last_versions(&run);
-        let known: Vec<&Message> = unique
-            .iter()
-            .copied()
-            .filter(|m| attachments_known(m))
-            .collect();
-        let Some((query, bytes)) = bulk::pg_page_query(
-            bulk::pg_page_sql(lease.map(|l| l.renew)),
-            &unique,
-            account_id,
-            folder_id,
-            Utc::now(),
-            page.cursor.as_str(),
-            page.reset,
-            &known,
-            lease.map(|l| (l.owner, l.until)),
-        ) else {
-            return Ok(None);
-        };
+            arguments,
+            bytes,
+            ..
+        } = encoded;
         let what = || format!("cannot store sync page of folder {folder_id}");
+        let encoding = |e: String| Error::Invalid(format!("{}: {e}", what()));
+        let mut arguments = arguments.map_err(encoding)?;
+        let add = |r: std::result::Result<(), _>| {
+            r.map_err(|e: sea_orm::sqlx::error::BoxDynError| encoding(e.to_string()))
+        };
+        add(arguments.add(Utc::now()))?;
+        if let Some(lease) = lease {
+            add(arguments.add(lease.owner))?;
+            add(arguments.add(lease.until))?;
+        }
+        let query = sea_orm::sqlx::query_with(
+            sea_orm::sqlx::AssertSqlSafe(bulk::pg_page_sql(lease.map(|l| l.renew))),
+            arguments,
+        );
         let sqlx_err = |e| Arc::new(e);
-        // Sent through sqlx directly (see `bulk::pg_page_query`): counted here, as the
+        // Sent through sqlx directly (see `bulk::pg_page_arguments`): counted here, as the
         // store's connection counts what goes through sea-orm.
         let mut conn = self
             .writer
@@ -695,10 +785,10 @@ impl Store {
             )));
         }
         self.committed(bytes as u64);
-        Ok(Some(PageStats {
+        Ok(PageStats {
             upserted: count("upserted")?.unsigned_abs(),
             ..PageStats::default()
-        }))
+        })
     }
 
     /// The fast path of [`Store::apply_sync_page`] for a page without changes (the
@@ -1386,6 +1476,48 @@ mod tests {
         }
     }
 
+    /// The page statement commits without waiting for its WAL to reach the disk
+    /// (`synchronous_commit` off in its own transaction), and leaves the connection's
+    /// setting as it was for the statements after it (credentials, outcomes).
+    #[tokio::test]
+    async fn one_statement_pages_commit_asynchronously_and_only_themselves() {
+        use mailroom_core::{Change, SyncCursor, SyncPage};
+        use sea_orm::sqlx::{Arguments as _, Row as _};
+
+        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let (account, folder) = crate::tests::account_with_inbox(&store, "async@example.com").await;
+        let page = SyncPage {
+            changes: tricky().into_iter().take(3).map(Change::Upsert).collect(),
+            cursor: SyncCursor("c".into()),
+            reset: false,
+            complete: false,
+        };
+        let encoded = store.encode_sync_page(account, folder, &page).unwrap();
+        let mut arguments = encoded.arguments.unwrap();
+        arguments.add(chrono::Utc::now()).unwrap();
+        let pool = store.writer.get_postgres_connection_pool();
+        let mut conn = pool.acquire().await.unwrap();
+        let show = "SELECT current_setting('synchronous_commit')";
+        let (before,): (String,) = sea_orm::sqlx::query_as(show)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let sql = crate::bulk::pg_page_sql(None);
+        let row = sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), arguments)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>("upserted"), 3);
+        assert_eq!(row.get::<String, _>("synchronous_commit"), "off");
+        let (after,): (String,) = sea_orm::sqlx::query_as(show)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(after, before, "the connection keeps its setting");
+    }
+
     /// On PostgreSQL a page of upserts takes the one-statement path, which stores the
     /// same message and attachment rows as the transaction (checked above against
     /// binding every value); other pages take the transaction.
@@ -1408,21 +1540,14 @@ mod tests {
             reset: false,
             complete,
         };
-        fn write(account_id: i64, folder_id: i64, page: &SyncPage) -> super::SyncPageWrite<'_> {
-            super::SyncPageWrite {
-                account_id,
-                folder_id,
-                page,
-                lease: None,
-            }
-        }
         // Twice: inserts, then updates that replace the attachment lists.
         for _ in 0..2 {
             let upserts = page(records.iter().cloned().map(Change::Upsert).collect(), false);
+            let encoded = store.encode_sync_page(page_account, page_folder, &upserts);
             let stats = store
-                .apply_page_in_one_statement(&write(page_account, page_folder, &upserts))
+                .apply_page_in_one_statement(encoded.unwrap(), None)
                 .await;
-            assert_eq!(stats.unwrap().unwrap().upserted, records.len() as u64);
+            assert_eq!(stats.unwrap().upserted, records.len() as u64);
             let refs: Vec<&Message> = records.iter().collect();
             let tx = store.writer.begin().await.unwrap();
             super::upsert_run(&tx, tx_account, tx_folder, 0, &refs)
@@ -1439,10 +1564,8 @@ mod tests {
                 false,
             ),
         ] {
-            let taken = store
-                .apply_page_in_one_statement(&write(page_account, page_folder, &other))
-                .await;
-            assert!(taken.unwrap().is_none(), "{:?}", other.changes);
+            let taken = store.encode_sync_page(page_account, page_folder, &other);
+            assert!(taken.is_none(), "{:?}", other.changes);
         }
 
         let page_rows = message_rows(&store, page_account, "remote_id").await;

@@ -132,3 +132,21 @@ pub async fn wal_position(base: &str) -> crate::Result<i64> {
     let _ = conn.close().await;
     Ok(bytes)
 }
+
+/// The server's settings `names` as `SHOW` prints them (`128MB`, `5min`), in that
+/// order, for benchmarks to print next to their figures; connects to `base`.
+pub async fn server_settings(base: &str, names: &[&str]) -> crate::Result<Vec<String>> {
+    let mut conn = PgConnection::connect(base)
+        .await
+        .map_err(|e| crate::Error::Invalid(format!("cannot connect to PostgreSQL: {e}")))?;
+    let values: Vec<(String,)> = sea_orm::sqlx::query_as(
+        "SELECT current_setting(name) FROM unnest($1::text[]) WITH ORDINALITY AS s(name, n) \
+         ORDER BY n",
+    )
+    .bind(names)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| crate::Error::Invalid(format!("cannot read the server's settings: {e}")))?;
+    let _ = conn.close().await;
+    Ok(values.into_iter().map(|(v,)| v).collect())
+}

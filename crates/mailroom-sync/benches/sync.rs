@@ -234,11 +234,14 @@ async fn initial(n: usize, db: Db) {
         inbox.as_array().unwrap().len(),
         "every message of the inbox stored once"
     );
+    // The backends' CPU against the wall time: the share of the sync the server
+    // worked (one backend writes; the rest it waited for the client).
     let db_cpu = match db {
         Db::Sqlite => "SQLite".to_owned(),
         Db::Postgres => format!(
-            "PostgreSQL, backends {:.1} µs/message",
-            pg_cpu * 1e6 / rows as f64
+            "PostgreSQL, backends {:.1} µs/message, busy {:.0} % of the sync",
+            pg_cpu * 1e6 / rows as f64,
+            pg_cpu * 100.0 / secs
         ),
     };
     println!(
@@ -256,7 +259,32 @@ async fn initial(n: usize, db: Db) {
         );
     }
     if db == Db::Postgres {
+        print_pg_settings().await;
         print_pg_statements(statements_before, rows).await;
+    }
+}
+
+/// The server settings the PostgreSQL figures depend on (see docs/benchmarks.md,
+/// "pgwrite4"): with the default 128 MB of `shared_buffers` the backend writes out
+/// most heap pages itself.
+async fn print_pg_settings() {
+    let names = [
+        "shared_buffers",
+        "wal_buffers",
+        "max_wal_size",
+        "checkpoint_timeout",
+    ];
+    let base = mailroom_store::testing::postgres_base_url();
+    match mailroom_store::testing::server_settings(&base, &names).await {
+        Ok(values) => {
+            let settings: Vec<String> = names
+                .iter()
+                .zip(values)
+                .map(|(n, v)| format!("{n} {v}"))
+                .collect();
+            println!("    server settings: {}", settings.join(", "));
+        }
+        Err(e) => println!("    server settings: {e}"),
     }
 }
 
