@@ -26,6 +26,13 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::context::Ctx;
 use crate::exit::{Code, code_of};
 
+/// mimalloc instead of glibc's malloc: the sync allocates a few strings per field of
+/// every message, and glibc's malloc/free were about a sixth of the Graph initial
+/// sync's instructions (docs/benchmarks.md, "graphcpu3"). The binary chooses the
+/// allocator; the library crates never do.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The crates whose logs `-v` turns on (others stay at `warn`: HTTP and TLS
 /// internals are noise, and verbose enough levels of them could show headers).
 const OUR_CRATES: [&str; 9] = [

@@ -737,21 +737,21 @@ pub(crate) mod jsonb {
     fn push_header(out: &mut Vec<u8>, kind: u8, size: usize) {
         match header_len(size) {
             Some(1) => out.push(kind | (size as u8) << 4),
-            Some(2) => out.extend([kind | 0xC0, size as u8]),
+            Some(2) => out.extend_from_slice(&[kind | 0xC0, size as u8]),
             Some(3) => {
-                out.push(kind | 0xD0);
-                out.extend((size as u16).to_be_bytes());
+                let [a, b] = (size as u16).to_be_bytes();
+                out.extend_from_slice(&[kind | 0xD0, a, b]);
             }
             _ => {
-                out.push(kind | 0xE0);
-                out.extend((size as u32).to_be_bytes());
+                let [a, b, c, d] = (size as u32).to_be_bytes();
+                out.extend_from_slice(&[kind | 0xE0, a, b, c, d]);
             }
         }
     }
 
     impl Field<'_> {
         /// The payload: integers in canonical JSON (in `buf`), text as it is.
-        fn payload<'s>(&'s self, buf: &'s mut [u8; 20]) -> &'s [u8] {
+        pub(super) fn payload<'s>(&'s self, buf: &'s mut [u8; 20]) -> &'s [u8] {
             match self {
                 Field::Null | Field::Bool(_) => &[],
                 Field::Int(i) => {
@@ -776,9 +776,26 @@ pub(crate) mod jsonb {
             }
         }
 
+        /// The length of [`Field::payload`], without writing it.
+        pub(super) fn payload_len(&self) -> usize {
+            match self {
+                Field::Null | Field::Bool(_) => 0,
+                Field::Int(i) => {
+                    let mut n = i.unsigned_abs();
+                    let mut len = 1 + usize::from(*i < 0);
+                    while n >= 10 {
+                        n /= 10;
+                        len += 1;
+                    }
+                    len
+                }
+                Field::Text(t) => t.len(),
+            }
+        }
+
         /// The size of the element, header included; `None` past what SQLite reads.
         fn element_size(&self) -> Option<usize> {
-            let len = self.payload(&mut [0; 20]).len();
+            let len = self.payload_len();
             header_len(len)?.checked_add(len)
         }
 
@@ -816,16 +833,25 @@ pub(crate) mod jsonb {
     /// fewer): field `i` is at [`path`]`(i)`. `None` if it would be larger than SQLite
     /// reads. Allocates the result only (it was a third of the row encoding).
     pub(crate) fn grouped(fields: &[Field<'_>]) -> Option<Vec<u8>> {
+        // The groups' sizes, kept for the second pass (a message row has 4 groups).
+        let mut sizes = [0usize; 8];
         let mut total = 0usize;
-        for group in fields.chunks(GROUP) {
+        for (i, group) in fields.chunks(GROUP).enumerate() {
             let size = elements_size(group)?;
+            if let Some(kept) = sizes.get_mut(i) {
+                *kept = size;
+            }
             total = total.checked_add(header_len(size)? + size)?;
         }
         let mut out = Vec::with_capacity(header_len(total)? + total);
         push_header(&mut out, ARRAY, total);
-        for group in fields.chunks(GROUP) {
+        for (i, group) in fields.chunks(GROUP).enumerate() {
             // Computed above without overflow.
-            push_header(&mut out, ARRAY, elements_size(group)?);
+            let size = match sizes.get(i) {
+                Some(&size) => size,
+                None => elements_size(group)?,
+            };
+            push_header(&mut out, ARRAY, size);
             push_elements(&mut out, group);
         }
         Some(out)
@@ -1284,6 +1310,36 @@ mod tests {
             .unwrap()
             .and_utc();
         check(leap);
+    }
+
+    #[test]
+    fn jsonb_payload_lengths_are_the_written_lengths() {
+        use jsonb::Field;
+        let mut ints = vec![i64::MIN, i64::MIN + 1, i64::MAX, 0, -1];
+        for digits in 0..19 {
+            let p = 10i64.pow(digits);
+            ints.extend([p - 1, p, p + 1, -(p - 1), -p, -(p + 1)]);
+        }
+        let mut fields: Vec<Field<'_>> = ints.into_iter().map(Field::Int).collect();
+        fields.extend([Field::Null, Field::Bool(true), Field::Bool(false)]);
+        fields.extend([Field::Text("".into()), Field::Text("Zürich 😀".into())]);
+        for field in &fields {
+            assert_eq!(
+                field.payload_len(),
+                field.payload(&mut [0; 20]).len(),
+                "{field:?}"
+            );
+        }
+        // More groups than `grouped` keeps sizes for: the same blob as one array of
+        // arrays written by hand.
+        let many: Vec<Field<'_>> = (0..40).map(Field::Int).collect();
+        let blob = jsonb::grouped(&many).unwrap();
+        let groups: Vec<Vec<u8>> = many
+            .chunks(jsonb::GROUP)
+            .map(|g| jsonb::array(g).unwrap())
+            .collect();
+        let inner: Vec<u8> = groups.concat();
+        assert_eq!(&blob[blob.len() - inner.len()..], &inner[..]);
     }
 
     #[test]

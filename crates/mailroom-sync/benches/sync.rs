@@ -23,7 +23,8 @@
 //!   changes and 20 ms of latency added to every simulated request. Prints wall
 //!   time, Graph requests per account and peak RSS.
 //!
-//! The simulator shares the machine's cores: its CPU time is printed apart.
+//! The simulator shares the machine's cores: its CPU time is printed apart. The bench
+//! process uses the `mailroom` binary's global allocator (mimalloc), as the command does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod common;
+
+/// The allocator of the `mailroom` binary (crates/mailroom-cli), so that the bench
+/// measures what the command does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since};
 
 /// A field of `/proc/{pid}/status` in MiB (`VmHWM:`, `VmRSS:`).
@@ -496,7 +502,7 @@ fn main() {
     }
     let sim = SimProcess::binary().expect("the mailroom-sim binary");
     println!(
-        "mailroom-sync end-to-end benchmarks (mailroom-sim → Graph → SQLite file), simulator {}",
+        "mailroom-sync end-to-end benchmarks (mailroom-sim → Graph → SQLite file), simulator {}, allocator mimalloc (as the mailroom binary)",
         sim.display()
     );
     let sizes =
