@@ -18,6 +18,9 @@
 //! Sizes: `MAILROOM_BENCH_SIZES=10000,100000` (default). The simulator binary:
 //! `MAILROOM_SIM_BIN`, else `mailroom-sim` in this bench's target directory, built
 //! there when missing (`mailroom_sim::process::SimProcess::binary`).
+//!
+//! The bench uses the `mailroom` binary's allocator (mimalloc), as the end-to-end
+//! bench does, so that the floor and the end-to-end figures compare.
 
 use std::process::Command;
 use std::time::Instant;
@@ -26,6 +29,10 @@ use chrono::{TimeDelta, Utc};
 use mailroom_core::{AccessToken, Change, Connector, FolderRef, OAuthCredentials, RefreshToken};
 use mailroom_graph::{GraphConfig, GraphConnector};
 use mailroom_sim::process::SimProcess;
+
+/// The allocator of the `mailroom` binary (crates/mailroom-cli).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CHILD: &str = "MAILROOM_GRAPH_BENCH_SIZE";
 const APP: &str = "11111111-2222-3333-4444-555555555555";
@@ -44,7 +51,7 @@ fn main() {
     let sizes = std::env::var("MAILROOM_BENCH_SIZES").unwrap_or_else(|_| "10000,100000".into());
     let sim = SimProcess::binary().expect("the mailroom-sim binary");
     println!(
-        "mailroom-graph initial sync through delta, simulator {}",
+        "mailroom-graph initial sync through delta, simulator {}, allocator mimalloc (as the mailroom binary)",
         sim.display()
     );
     println!(

@@ -41,12 +41,12 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod common;
+use common::{cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since};
 
 /// The allocator of the `mailroom` binary (crates/mailroom-cli), so that the bench
 /// measures what the command does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use common::{cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since};
 
 /// A field of `/proc/{pid}/status` in MiB (`VmHWM:`, `VmRSS:`).
 fn status_mib(pid: Option<u32>, field: &str) -> f64 {
