@@ -511,8 +511,7 @@ impl Store {
                     let sql = format!(
                         "WITH acc AS ({} RETURNING id), \
                          f AS (UPDATE folders SET cursor = CASE id{cases} END, \
-                           last_synced_at = ${}, \
-                           gone_since = NULL, missed_syncs = 0, last_error = NULL \
+                           last_synced_at = ${}, {reached} \
                            WHERE id IN ({ids}) AND account_id = ${} \
                            AND NOT reconciling AND EXISTS (SELECT 1 FROM acc) \
                            RETURNING id) \
@@ -521,6 +520,7 @@ impl Store {
                         update.sql,
                         n + 1,
                         n + 2,
+                        reached = folder_reached_sql!(),
                     );
                     values.splice(n..n, [outcome.finished_at.into(), id.into()]);
                     let row = self
@@ -634,7 +634,8 @@ impl Store {
         // in any plan: then the generic plan costs what a custom one does, and
         // PostgreSQL reuses it instead of planning every batch again (planning this
         // statement cost more than running it).
-        let sql = "WITH v AS (SELECT * FROM unnest((SELECT $1::bigint[]), (SELECT $2::text[]), \
+        let sql = concat!(
+            "WITH v AS (SELECT * FROM unnest((SELECT $1::bigint[]), (SELECT $2::text[]), \
                (SELECT $3::text[]), (SELECT $4::text[]), (SELECT $5::timestamptz[]), \
                (SELECT $6::timestamptz[]), (SELECT $7::integer[])) \
                AS v(id, status, error, code, finished, next, nulls)), \
@@ -646,16 +647,17 @@ impl Store {
                last_sync_at = CASE WHEN v.nulls & 1 = 1 THEN v.finished ELSE a.last_sync_at END, \
                lease_owner = NULL, lease_expires_at = NULL \
                FROM v WHERE a.id = v.id AND a.lease_owner = $8 RETURNING a.id), \
-             f AS (UPDATE folders SET cursor = c.cursor, last_synced_at = c.at, \
-               gone_since = NULL, missed_syncs = 0, last_error = NULL \
-               FROM unnest((SELECT $9::bigint[]), (SELECT $10::bigint[]), \
+             f AS (UPDATE folders SET cursor = c.cursor, last_synced_at = c.at, ",
+            folder_reached_sql!(),
+            " FROM unnest((SELECT $9::bigint[]), (SELECT $10::bigint[]), \
                  (SELECT $11::text[]), (SELECT $12::timestamptz[])) \
                  AS c(id, account_id, cursor, at) \
                WHERE folders.id = c.id AND folders.account_id = c.account_id \
                AND NOT folders.reconciling AND c.account_id IN (SELECT id FROM acc) \
                RETURNING folders.account_id) \
              SELECT acc.id, (SELECT count(*) FROM f WHERE f.account_id = acc.id) AS cursors \
-             FROM acc";
+             FROM acc"
+        );
         let values: Vec<sea_orm::Value> = vec![
             ids.into(),
             statuses.into(),

@@ -357,13 +357,13 @@ pub(crate) fn pg_page_sql(lease: Option<bool>) -> String {
     }
     let _ = write!(
         sql,
-        "f AS (UPDATE folders SET cursor = ${CURSOR}, last_synced_at = ${NOW}, \
-         gone_since = NULL, missed_syncs = 0, last_error = NULL, \
+        "f AS (UPDATE folders SET cursor = ${CURSOR}, last_synced_at = ${NOW}, {reached}, \
          generation = CASE WHEN ${RESET} THEN generation + 1 ELSE generation END, \
          reconciling = reconciling OR (${RESET} AND EXISTS \
          (SELECT 1 FROM messages WHERE folder_id = ${FOLDER})) \
          WHERE id = ${FOLDER} AND account_id = ${ACCOUNT}{fence} RETURNING generation), \
-         m AS (INSERT INTO messages (account_id, folder_id, "
+         m AS (INSERT INTO messages (account_id, folder_id, ",
+        reached = folder_reached_sql!(),
     );
     for c in ROW {
         sql.push_str(c);

@@ -27,6 +27,15 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The columns that say a folder exists and synced (no gone mark, no error), set with
+/// its new cursor whenever a page from the server reached it: the raw-SQL twin of
+/// `messages::synced_folder`, for the statements written as text.
+macro_rules! folder_reached_sql {
+    () => {
+        "gone_since = NULL, missed_syncs = 0, last_error = NULL"
+    };
+}
+
 mod accounts;
 mod bulk;
 mod entity;

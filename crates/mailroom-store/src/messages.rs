@@ -24,7 +24,8 @@ use sea_orm::{DbErr, RuntimeErr};
 const CHUNK: usize = 1000;
 
 /// The update of a folder that a page from the server reached: its new cursor, and
-/// proof that it exists and synced (no gone mark, no error).
+/// proof that it exists and synced (no gone mark, no error). Statements written as
+/// text set the same columns with `folder_reached_sql!`.
 pub(crate) fn synced_folder(
     cursor: &str,
     at: DateTime<Utc>,
@@ -811,9 +812,11 @@ impl Store {
             return Ok(None);
         }
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let set = "UPDATE folders SET cursor = $1, last_synced_at = $2, gone_since = NULL, \
-                   missed_syncs = 0, last_error = NULL \
-                   WHERE id = $3 AND account_id = $4 AND NOT reconciling";
+        let set = concat!(
+            "UPDATE folders SET cursor = $1, last_synced_at = $2, ",
+            folder_reached_sql!(),
+            " WHERE id = $3 AND account_id = $4 AND NOT reconciling"
+        );
         let mut values: Vec<sea_orm::Value> = vec![
             page.cursor.as_str().into(),
             Utc::now().into(),
