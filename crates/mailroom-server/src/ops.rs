@@ -316,10 +316,8 @@ async fn metrics_text(State(state): State<ServerState>) -> Response {
 /// Appends what the Graph notification endpoint counted since the worker started.
 fn push_counters(stats: &PushStats, out: &mut String) {
     let name = "mailroom_push_notifications_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Graph change notifications received, by what became of them.\n# TYPE {name} counter"
-    );
+    let help = "Graph change notifications received, by what became of them.";
+    metric_head(out, name, "counter", help);
     for (result, n) in [
         ("accepted", stats.accepted),
         ("rejected_client_state", stats.rejected_client_state),
@@ -341,10 +339,8 @@ fn push_counters(stats: &PushStats, out: &mut String) {
             stats.dirty_marks,
         ),
     ] {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
-        );
+        metric_head(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {n}");
     }
 }
 
@@ -426,7 +422,12 @@ async fn fleet_gauges(state: &ServerState, out: &mut String) {
 }
 
 fn gauge_head(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    metric_head(out, name, "gauge", help);
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric.
+fn metric_head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A label value escaped for the Prometheus text format.

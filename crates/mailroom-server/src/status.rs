@@ -2,6 +2,7 @@
 //! `/status` serves them as JSON or as an HTML table; `mailroom doctor --json` lists
 //! the same rows, so both always agree.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -59,13 +60,17 @@ impl AccountRow {
 /// Every account's row, by address (two statements, whatever the number of accounts).
 pub async fn accounts(store: &Store) -> Result<Vec<AccountRow>, mailroom_sync::store::Error> {
     let accounts = store.list_accounts().await?;
-    let counts = store.message_counts().await?;
-    let mut rows: Vec<AccountRow> = accounts
-        .iter()
-        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
-        .collect();
+    let mut rows = rows_of(&accounts, &store.message_counts().await?);
     rows.sort_by(|a, b| a.account.cmp(&b.account));
     Ok(rows)
+}
+
+/// The rows of `accounts`, with their message counts from `counts`.
+fn rows_of(accounts: &[Account], counts: &HashMap<i64, u64>) -> Vec<AccountRow> {
+    accounts
+        .iter()
+        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
+        .collect()
 }
 
 /// Rows of `/status` per page unless `?limit=` says otherwise.
@@ -89,11 +94,7 @@ pub async fn page(
     let more = accounts.len() as u64 > limit;
     accounts.truncate(limit as usize);
     let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
-    let counts = store.message_counts_of(&ids).await?;
-    let rows: Vec<AccountRow> = accounts
-        .iter()
-        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
-        .collect();
+    let rows = rows_of(&accounts, &store.message_counts_of(&ids).await?);
     let next = more
         .then(|| rows.last().map(|r| r.account.clone()))
         .flatten();

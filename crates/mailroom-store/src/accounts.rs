@@ -234,30 +234,19 @@ impl Store {
 
     /// Every account, by id.
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
-        Accounts::find()
-            .order_by_asc(account::Column::Id)
-            .all(&self.db)
+        self.accounts_of(Accounts::find().order_by_asc(account::Column::Id))
             .await
-            .context(|| "cannot list accounts".into())?
-            .into_iter()
-            .map(to_account)
-            .collect()
     }
 
     /// Up to `limit` accounts with an id above `after`, by id: to go through every
     /// account a page at a time (start with `after = 0`, then the last id seen), so
     /// that memory does not grow with the number of accounts.
     pub async fn list_accounts_after(&self, after: i64, limit: u64) -> Result<Vec<Account>> {
-        Accounts::find()
+        let query = Accounts::find()
             .filter(account::Column::Id.gt(after))
             .order_by_asc(account::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await
-            .context(|| "cannot list accounts".into())?
-            .into_iter()
-            .map(to_account)
-            .collect()
+            .limit(limit);
+        self.accounts_of(query).await
     }
 
     /// Up to `limit` accounts by address, those after `after` (exclusive) when given,
@@ -277,9 +266,13 @@ impl Store {
         if let Some(status) = status {
             query = query.filter(account::Column::Status.eq(status.as_str()));
         }
+        self.accounts_of(query.order_by_asc(account::Column::Email).limit(limit))
+            .await
+    }
+
+    /// The accounts `query` selects, in its order.
+    async fn accounts_of(&self, query: sea_orm::Select<Accounts>) -> Result<Vec<Account>> {
         query
-            .order_by_asc(account::Column::Email)
-            .limit(limit)
             .all(&self.db)
             .await
             .context(|| "cannot list accounts".into())?
