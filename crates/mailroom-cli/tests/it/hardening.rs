@@ -108,12 +108,17 @@ async fn paths_that_cannot_work_are_said_plainly() {
     assert!(!stdout.contains("chmod"), "{stdout}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn signing_in_as_somebody_else_stores_nothing_unless_asked() {
+/// A simulator where every sign-in is Mallory's, whatever address was asked for.
+async fn mallory_signs_in() -> Env {
     let mut config = sim_config(3);
     config.mailboxes.push(MailboxSpec::new(MALLORY, 3));
     config.auto_approve_user = Some(MALLORY.to_owned());
-    let env = Env::start(config).await;
+    Env::start(config).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_in_as_somebody_else_stores_nothing_unless_asked() {
+    let env = mallory_signs_in().await;
     let (_, stderr) = env.expect(1, &["account", "add", "outlook", "--email", DEMO]);
     assert!(
         stderr.contains(
@@ -139,10 +144,7 @@ async fn signing_in_as_somebody_else_stores_nothing_unless_asked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reauth_as_somebody_else_stores_nothing_unless_asked() {
-    let mut config = sim_config(3);
-    config.mailboxes.push(MailboxSpec::new(MALLORY, 3));
-    config.auto_approve_user = Some(MALLORY.to_owned());
-    let env = Env::start(config).await;
+    let env = mallory_signs_in().await;
     env.expect(
         0,
         &[
