@@ -18,7 +18,7 @@ use mailroom_sync::{
     PushConfig, SyncObserver, Syncer, Vault, WorkerConfig,
 };
 
-use crate::support::Scrape;
+use crate::support::{Scrape, get};
 
 /// Counts account syncs.
 #[derive(Default)]
@@ -85,6 +85,7 @@ async fn env(store: Store, mailboxes: usize) -> Env {
 
 struct Worker {
     push: Push,
+    addr: std::net::SocketAddr,
     url: String,
     syncs: Arc<Syncs>,
     stop: CancellationToken,
@@ -116,7 +117,8 @@ async fn worker(
         Some(l) => l,
         None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}");
     let mut push_config = PushConfig::new(url.clone());
     let syncs = Arc::new(Syncs::default());
     let mut config = WorkerConfig {
@@ -149,6 +151,7 @@ async fn worker(
     });
     Worker {
         push,
+        addr,
         url,
         syncs,
         stop,
@@ -319,14 +322,8 @@ async fn the_endpoint_echoes_validation_and_rejects_wrong_secrets_and_unknown_su
     .await;
     assert_eq!(w.push.stats().accepted, 0);
     // What the endpoint counted is on /metrics.
-    let metrics = client
-        .get(format!("{}/metrics", w.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (code, metrics) = get(w.addr, "/metrics").await;
+    assert_eq!(code, 200, "{metrics}");
     let scrape = Scrape::parse(&metrics);
     for (result, n) in [
         ("accepted", 0.0),
