@@ -31,16 +31,21 @@ const FLEET: &str = "INSERT INTO accounts \
        now(), now() \
      FROM generate_series(1, 10000) AS g";
 
+/// Inserts [`FLEET`] and has the planner look at it.
+async fn insert_fleet(conn: &mut PgConnection) {
+    sqlx::query(FLEET).execute(&mut *conn).await.unwrap();
+    sqlx::query("ANALYZE accounts")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn claiming_on_postgresql_uses_the_index_not_a_scan_of_accounts() {
     let url = mailroom_store::testing::fresh_postgres_url().await;
     let store = Store::connect(&url).await.unwrap();
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    sqlx::query(FLEET).execute(&mut conn).await.unwrap();
-    sqlx::query("ANALYZE accounts")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    insert_fleet(&mut conn).await;
     let now = Utc::now();
 
     // The control: on this table the planner scans for the old statement, so the
@@ -114,11 +119,7 @@ async fn claims_and_batches_of_outcomes_get_a_generic_plan_on_postgresql() {
     let store = Store::connect_with_pool_size(&url, 1).await.unwrap();
     // The fleet's table: on a table of a few rows every plan costs the same.
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    sqlx::query(FLEET).execute(&mut conn).await.unwrap();
-    sqlx::query("ANALYZE accounts")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    insert_fleet(&mut conn).await;
     let _ = conn.close().await;
     let now = Utc::now();
     const ROUNDS: i64 = 12;
