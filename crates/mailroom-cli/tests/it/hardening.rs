@@ -181,6 +181,9 @@ async fn reauth_as_somebody_else_stores_nothing_unless_asked() {
     let accounts = env.json(&["account", "list"]);
     assert_eq!(accounts[0]["status"], "active", "{accounts}");
     env.expect(0, &["sync"]);
+    // --no-verify does not ask who signed in.
+    let (_, stderr) = env.expect(0, &["account", "reauth", DEMO, "--no-verify"]);
+    assert!(!stderr.contains("signed in as"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
