@@ -94,7 +94,15 @@ pub struct Store {
     checkpointer: Option<Checkpointer>,
     /// Statements sent since [`Store::connect`] returned, by every clone.
     statements: Arc<AtomicU64>,
+    /// PostgreSQL: the folders being enumerated from empty, whose next page is written
+    /// without `ON CONFLICT` (see `Store::apply_page_in_one_statement`). Shared by
+    /// every clone; a hint only, so it is simply cleared if it ever holds
+    /// [`FOLDERS_FROM_EMPTY_KEPT`] folders (syncs that stopped mid-enumeration).
+    folders_from_empty: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
+
+/// See `Store::folders_from_empty`.
+const FOLDERS_FROM_EMPTY_KEPT: usize = 4096;
 
 /// Background WAL checkpoints for a SQLite file.
 ///
@@ -242,6 +250,7 @@ impl Store {
             backend,
             checkpointer,
             statements,
+            folders_from_empty: Arc::default(),
         })
     }
 

@@ -609,7 +609,10 @@ impl Store {
             .filter(|e| e.encodes(&write))
             .or_else(|| self.encode_sync_page(account_id, folder_id, page));
         if let Some(encoded) = encoded {
-            return self.apply_page_in_one_statement(encoded, lease).await;
+            return self.apply_page_in_one_statement(write, encoded).await;
+        }
+        if self.backend == crate::Backend::Postgres {
+            self.from_empty(folder_id, Some(false));
         }
         let tx = self.writer.begin().await.context(what)?;
         // The first statement writes, so SQLite takes its write lock at once (a read
@@ -721,56 +724,53 @@ impl Store {
     /// statement is atomic, so the cursor still lands with its page or not at all.
     /// `encoded` comes from [`Store::encode_sync_page`]; the time of the write and
     /// the lease are added to its parameters here.
+    ///
+    /// A folder enumerated from empty (a first sync) gets new messages only, so after
+    /// its reset page inserted every row and left the folder not reconciling (it held
+    /// nothing), its next pages are inserted without `ON CONFLICT`, as long as each
+    /// inserts every row (`folders_from_empty`). If a message exists after all (moved
+    /// in from another folder of the account during the enumeration), that statement
+    /// fails on the unique index having written nothing, and the page is written again
+    /// as an upsert, which ends the folder's insert-only run.
     async fn apply_page_in_one_statement(
         &self,
+        write: SyncPageWrite<'_>,
         encoded: EncodedPage,
-        lease: Option<LeaseCheck<'_>>,
     ) -> Result<PageStats> {
-        use sea_orm::sqlx::Arguments as _;
-        let EncodedPage {
+        let SyncPageWrite {
             account_id,
             folder_id,
-            arguments,
-            bytes,
-            ..
-        } = encoded;
+            page,
+            lease,
+        } = write;
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let encoding = |e: String| Error::Invalid(format!("{}: {e}", what()));
-        let mut arguments = arguments.map_err(encoding)?;
-        let add = |r: std::result::Result<(), _>| {
-            r.map_err(|e: sea_orm::sqlx::error::BoxDynError| encoding(e.to_string()))
+        let failed = |e: sea_orm::sqlx::Error| {
+            use sea_orm::sqlx::Error::{Encode, Io, PoolClosed, PoolTimedOut};
+            match e {
+                Encode(e) => Error::Invalid(format!("{}: {e}", what())),
+                // No connection, or it broke: transient, as in sea-orm's statements.
+                e @ (PoolTimedOut | PoolClosed | Io(_)) => {
+                    Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))
+                }
+                e => Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))),
+            }
         };
-        add(arguments.add(Utc::now()))?;
-        if let Some(lease) = lease {
-            add(arguments.add(lease.owner))?;
-            add(arguments.add(lease.until))?;
+        let bytes = encoded.bytes;
+        let new_rows = self.from_empty(folder_id, None);
+        let row = match self.send_page_statement(encoded, lease, new_rows).await {
+            Err(e) if new_rows && is_unique_violation(&e) => {
+                self.from_empty(folder_id, Some(false));
+                let again = self
+                    .encode_sync_page(account_id, folder_id, page)
+                    .ok_or_else(|| Error::Invalid(format!("{}: cannot encode it", what())))?;
+                self.send_page_statement(again, lease, false).await
+            }
+            sent => sent,
         }
-        let query = sea_orm::sqlx::query_with(
-            sea_orm::sqlx::AssertSqlSafe(bulk::pg_page_sql(lease.map(|l| l.renew))),
-            arguments,
-        );
-        let sqlx_err = |e| Arc::new(e);
-        // Sent through sqlx directly (see `bulk::pg_page_arguments`): counted here, as the
-        // store's connection counts what goes through sea-orm.
-        let mut conn = self
-            .writer
-            .get_postgres_connection_pool()
-            .acquire()
-            .await
-            .map_err(|e| {
-                Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(sqlx_err(e))))
-            })?;
-        self.statements
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let row = query.fetch_one(&mut *conn).await.map_err(|e| {
-            Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(sqlx_err(e))))
-        })?;
-        drop(conn);
+        .map_err(failed)?;
         let count = |column: &str| -> Result<i64> {
             use sea_orm::sqlx::Row as _;
-            row.try_get::<i64, _>(column).map_err(|e| {
-                Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(sqlx_err(e))))
-            })
+            row.try_get::<i64, _>(column).map_err(failed)
         };
         if let Some(lease) = lease
             && count("leased")? == 0
@@ -785,11 +785,79 @@ impl Store {
                 "folder {folder_id} of account {account_id}"
             )));
         }
+        let upserted = count("upserted")?;
+        let reconciling = {
+            use sea_orm::sqlx::Row as _;
+            row.try_get::<Option<bool>, _>("reconciling")
+                .map_err(failed)?
+        };
+        self.from_empty(
+            folder_id,
+            Some(
+                (page.reset || new_rows)
+                    && reconciling == Some(false)
+                    && count("inserted")? == upserted,
+            ),
+        );
         self.committed(bytes as u64);
         Ok(PageStats {
-            upserted: count("upserted")?.unsigned_abs(),
+            upserted: upserted.unsigned_abs(),
             ..PageStats::default()
         })
+    }
+
+    /// Sends the page statement of `encoded`, with `ON CONFLICT` unless `new_rows`.
+    async fn send_page_statement(
+        &self,
+        encoded: EncodedPage,
+        lease: Option<LeaseCheck<'_>>,
+        new_rows: bool,
+    ) -> std::result::Result<sea_orm::sqlx::postgres::PgRow, sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::Arguments as _;
+        let mut arguments = encoded
+            .arguments
+            .map_err(|e| sea_orm::sqlx::Error::Encode(e.into()))?;
+        let add = |r: std::result::Result<(), sea_orm::sqlx::error::BoxDynError>| {
+            r.map_err(sea_orm::sqlx::Error::Encode)
+        };
+        add(arguments.add(Utc::now()))?;
+        if let Some(lease) = lease {
+            add(arguments.add(lease.owner))?;
+            add(arguments.add(lease.until))?;
+        }
+        let query = sea_orm::sqlx::query_with(
+            sea_orm::sqlx::AssertSqlSafe(bulk::pg_page_sql(lease.map(|l| l.renew), new_rows)),
+            arguments,
+        );
+        // Sent through sqlx directly (see `bulk::pg_page_arguments`): counted here, as the
+        // store's connection counts what goes through sea-orm.
+        let mut conn = self.writer.get_postgres_connection_pool().acquire().await?;
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        query.fetch_one(&mut *conn).await
+    }
+
+    /// Whether `folder_id` is being enumerated from empty (see
+    /// [`Store::apply_page_in_one_statement`]); with `set`, records it first.
+    fn from_empty(&self, folder_id: i64, set: Option<bool>) -> bool {
+        let mut folders = self
+            .folders_from_empty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match set {
+            None => folders.contains(&folder_id),
+            Some(false) => {
+                folders.remove(&folder_id);
+                false
+            }
+            Some(true) => {
+                if folders.len() >= crate::FOLDERS_FROM_EMPTY_KEPT {
+                    folders.clear();
+                }
+                folders.insert(folder_id);
+                true
+            }
+        }
     }
 
     /// The fast path of [`Store::apply_sync_page`] for a page without changes (the
@@ -1114,6 +1182,17 @@ async fn upsert_run(
     // Once for the whole run: each statement costs a round trip to the database.
     replace_attachments(tx, flavor, account_id, &unique).await?;
     Ok(written)
+}
+
+/// Whether `e` is PostgreSQL's unique violation (`23505`) on the messages' remote ids.
+fn is_unique_violation(e: &sea_orm::sqlx::Error) -> bool {
+    match e {
+        sea_orm::sqlx::Error::Database(e) => {
+            e.code().as_deref() == Some("23505")
+                && e.constraint() == Some("ux_messages_account_remote")
+        }
+        _ => false,
+    }
 }
 
 /// The same id twice in one statement is an error on PostgreSQL ("ON CONFLICT DO
@@ -1465,15 +1544,17 @@ mod tests {
                 insert_bound(&store.writer, bound_account, bound_folder, now, m).await;
             }
 
-            // The update time is `now` bound as a value on both paths.
-            let json_rows = message_rows(&store, json_account, "id").await;
-            let bound_rows = message_rows(&store, bound_account, "id").await;
+            // The update time is `now` bound as a value on both paths. By remote id: on
+            // PostgreSQL each connection takes ids from a block of its own.
+            let json_rows = message_rows(&store, json_account, "remote_id").await;
+            let bound_rows = message_rows(&store, bound_account, "remote_id").await;
             assert_eq!(json_rows.len(), records.len(), "{b:?}");
-            for (i, (j, r)) in json_rows.iter().zip(&bound_rows).enumerate() {
-                assert_eq!(j, r, "{b:?}: row of {:?}", records[i].remote_id);
+            for (j, r) in json_rows.iter().zip(&bound_rows) {
+                assert_eq!(j, r, "{b:?}: row of {:?}", j[0]);
             }
-            let json_rows = attachment_rows(&store, json_account, "a.id").await;
-            let bound_rows = attachment_rows(&store, bound_account, "a.id").await;
+            let order = "m.remote_id, a.ordinal";
+            let json_rows = attachment_rows(&store, json_account, order).await;
+            let bound_rows = attachment_rows(&store, bound_account, order).await;
             assert_eq!(json_rows.len(), 7, "{b:?}");
             assert_eq!(json_rows, bound_rows, "{b:?}");
         }
@@ -1507,7 +1588,7 @@ mod tests {
             .fetch_one(&mut *conn)
             .await
             .unwrap();
-        let sql = crate::bulk::pg_page_sql(None);
+        let sql = crate::bulk::pg_page_sql(None, false);
         let row = sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), arguments)
             .fetch_one(&mut *conn)
             .await
@@ -1547,8 +1628,14 @@ mod tests {
         for _ in 0..2 {
             let upserts = page(records.iter().cloned().map(Change::Upsert).collect(), false);
             let encoded = store.encode_sync_page(page_account, page_folder, &upserts);
+            let write = super::SyncPageWrite {
+                account_id: page_account,
+                folder_id: page_folder,
+                page: &upserts,
+                lease: None,
+            };
             let stats = store
-                .apply_page_in_one_statement(encoded.unwrap(), None)
+                .apply_page_in_one_statement(write, encoded.unwrap())
                 .await;
             assert_eq!(stats.unwrap().upserted, records.len() as u64);
             let refs: Vec<&Message> = records.iter().collect();
@@ -1581,5 +1668,98 @@ mod tests {
         let page_rows = attachment_rows(&store, page_account, order).await;
         assert_eq!(page_rows.len(), 7);
         assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
+    }
+
+    /// PostgreSQL: the pages of a folder enumerated from empty are inserted without
+    /// `ON CONFLICT` after its reset page; a row that exists after all (moved in from
+    /// another folder) fails that statement, the page is written again as an upsert
+    /// (two statements), and the folder's insert-only run ends. Incremental pages and
+    /// re-enumerations of folders that hold messages are upserts from the start.
+    #[tokio::test]
+    async fn a_folder_enumerated_from_empty_is_inserted_until_a_row_exists() {
+        use mailroom_core::{Change, SyncCursor, SyncPage};
+
+        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let (account, inbox) = crate::tests::account_with_inbox(&store, "new@example.com").await;
+        let archive = store
+            .upsert_folders(
+                account,
+                &[mailroom_core::Folder {
+                    remote_id: "archive".into(),
+                    name: "Archive".into(),
+                    path: "Archive".into(),
+                    parent_id: None,
+                    role: None,
+                    total_count: None,
+                    unread_count: None,
+                }],
+            )
+            .await
+            .unwrap()
+            .remove(0)
+            .id;
+        let message = |id: &str| Message {
+            remote_id: id.into(),
+            subject: Some(format!("subject of {id}")),
+            ..Default::default()
+        };
+        // Writes a page of upserts of `ids`; returns the statements it took and whether
+        // the folder's next page would be inserted without `ON CONFLICT`.
+        let write = async |folder: i64, ids: &[&str], reset: bool| {
+            let page = SyncPage {
+                changes: ids.iter().map(|id| Change::Upsert(message(id))).collect(),
+                cursor: SyncCursor(format!("after {}", ids.join(","))),
+                reset,
+                complete: false,
+            };
+            let before = store.statements_sent();
+            let stats = store
+                .apply_sync_page(super::SyncPageWrite {
+                    account_id: account,
+                    folder_id: folder,
+                    page: &page,
+                    lease: None,
+                })
+                .await
+                .unwrap();
+            assert_eq!(stats.upserted, ids.len() as u64, "{ids:?}");
+            (
+                store.statements_sent() - before,
+                store.from_empty(folder, None),
+            )
+        };
+        let folder_of = async |id: &str| store.get_message(account, id).await.unwrap().folder_id;
+
+        // An incremental page of new messages: upserted, and no run starts.
+        assert_eq!(write(archive, &["moved"], false).await, (1, false));
+        // The first sync of the Inbox: its reset page starts the run...
+        assert_eq!(write(inbox, &["a1", "a2"], true).await, (1, true));
+        assert_eq!(write(inbox, &["a3", "a4"], false).await, (1, true));
+        // ...until a page holds a message that exists: two statements, the first of
+        // which failed and wrote nothing.
+        assert_eq!(write(inbox, &["a5", "moved"], false).await, (2, false));
+        assert_eq!(folder_of("moved").await, inbox);
+        assert_eq!(
+            store
+                .get_message(account, "moved")
+                .await
+                .unwrap()
+                .message
+                .subject
+                .as_deref(),
+            Some("subject of moved")
+        );
+        assert_eq!(write(inbox, &["a6"], false).await, (1, false));
+        for id in ["a1", "a2", "a3", "a4", "a5", "a6"] {
+            assert_eq!(folder_of(id).await, inbox, "{id}");
+        }
+        let cursor = store.get_folder(inbox).await.unwrap().cursor;
+        assert_eq!(cursor, Some(SyncCursor("after a6".into())));
+        // A new enumeration of a folder that holds messages: upserts only, even of new
+        // messages.
+        assert_eq!(write(inbox, &["n1", "n2"], true).await, (1, false));
+        assert_eq!(write(inbox, &["a1", "n3"], false).await, (1, false));
     }
 }

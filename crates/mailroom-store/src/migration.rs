@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(PGWRITE2_NO_MESSAGE_ACCOUNT_FK),
             Box::new(PGWRITE3_CASCADE_BY_STATEMENT),
             Box::new(REMOTE_IDS_COLLATE_C),
+            Box::new(ID_SEQUENCES_CACHED),
         ]
     }
 }
@@ -707,6 +708,20 @@ const REMOTE_IDS_COLLATE_C: PostgresOnly = PostgresOnly {
     down: "ALTER TABLE messages ALTER COLUMN remote_id TYPE varchar COLLATE \"default\"",
 };
 
+/// PostgreSQL: each backend takes the ids of the rows it inserts 1,000 at a time from
+/// the sequences of `messages` and `attachments`, instead of one at a time: each
+/// `nextval` read and locked the sequence's buffer and logged it to the WAL every 32
+/// values, about a tenth of the time of inserting 200,000 message rows in psql. Ids
+/// stay unique; those a backend took and did not use are skipped when it exits, and
+/// two backends inserting at once no longer take increasing ids in the order of their
+/// rows (nothing orders by id but as the last tie-break of a listing). SQLite: nothing
+/// to do (row ids).
+const ID_SEQUENCES_CACHED: PostgresOnly = PostgresOnly {
+    name: "m20261207_000010_id_sequences_cached",
+    up: "ALTER SEQUENCE messages_id_seq CACHE 1000; ALTER SEQUENCE attachments_id_seq CACHE 1000",
+    down: "ALTER SEQUENCE messages_id_seq CACHE 1; ALTER SEQUENCE attachments_id_seq CACHE 1",
+};
+
 /// A migration of SQL statements run on PostgreSQL only (nothing on SQLite).
 struct PostgresOnly {
     name: &'static str,
@@ -832,10 +847,53 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(collation().await, "C");
-        super::Migrator::down(&store.db, Some(1)).await.unwrap();
+        // It and the one after it.
+        super::Migrator::down(&store.db, Some(2)).await.unwrap();
         assert_eq!(collation().await, "default");
         super::Migrator::up(&store.db, None).await.unwrap();
         assert_eq!(collation().await, "C");
+    }
+
+    /// A migrated PostgreSQL hands message and attachment ids out 1,000 at a time per
+    /// backend; the migration goes down to one at a time and up again.
+    #[tokio::test]
+    async fn postgres_ids_are_taken_a_thousand_at_a_time() {
+        use sea_orm_migration::MigratorTrait as _;
+        let store = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let caches = || async {
+            let rows = store
+                .db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT sequencename::text AS name, cache_size FROM pg_sequences \
+                     WHERE schemaname = current_schema() \
+                     AND sequencename IN ('messages_id_seq', 'attachments_id_seq') \
+                     ORDER BY sequencename",
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.try_get::<String>("", "name").unwrap(),
+                        r.try_get::<i64>("", "cache_size").unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let all = |n: i64| {
+            vec![
+                ("attachments_id_seq".to_owned(), n),
+                ("messages_id_seq".to_owned(), n),
+            ]
+        };
+        assert_eq!(caches().await, all(1000));
+        super::Migrator::down(&store.db, Some(1)).await.unwrap();
+        assert_eq!(caches().await, all(1));
+        super::Migrator::up(&store.db, None).await.unwrap();
+        assert_eq!(caches().await, all(1000));
     }
 
     /// `count(*)` of `sql`.
