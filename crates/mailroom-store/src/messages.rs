@@ -612,7 +612,7 @@ impl Store {
             return self.apply_page_in_one_statement(write, encoded).await;
         }
         if self.backend == crate::Backend::Postgres {
-            self.from_empty(folder_id, Some(false));
+            self.enumerated_from_empty(folder_id, Some(false));
         }
         let tx = self.writer.begin().await.context(what)?;
         // The first statement writes, so SQLite takes its write lock at once (a read
@@ -756,10 +756,10 @@ impl Store {
             }
         };
         let bytes = encoded.bytes;
-        let new_rows = self.from_empty(folder_id, None);
+        let new_rows = self.enumerated_from_empty(folder_id, None);
         let row = match self.send_page_statement(encoded, lease, new_rows).await {
             Err(e) if new_rows && is_unique_violation(&e) => {
-                self.from_empty(folder_id, Some(false));
+                self.enumerated_from_empty(folder_id, Some(false));
                 let again = self
                     .encode_sync_page(account_id, folder_id, page)
                     .ok_or_else(|| Error::Invalid(format!("{}: cannot encode it", what())))?;
@@ -791,7 +791,7 @@ impl Store {
             row.try_get::<Option<bool>, _>("reconciling")
                 .map_err(failed)?
         };
-        self.from_empty(
+        self.enumerated_from_empty(
             folder_id,
             Some(
                 (page.reset || new_rows)
@@ -839,7 +839,7 @@ impl Store {
 
     /// Whether `folder_id` is being enumerated from empty (see
     /// [`Store::apply_page_in_one_statement`]); with `set`, records it first.
-    fn from_empty(&self, folder_id: i64, set: Option<bool>) -> bool {
+    fn enumerated_from_empty(&self, folder_id: i64, set: Option<bool>) -> bool {
         let mut folders = self
             .folders_from_empty
             .lock()
@@ -1727,7 +1727,7 @@ mod tests {
             assert_eq!(stats.upserted, ids.len() as u64, "{ids:?}");
             (
                 store.statements_sent() - before,
-                store.from_empty(folder, None),
+                store.enumerated_from_empty(folder, None),
             )
         };
         let folder_of = async |id: &str| store.get_message(account, id).await.unwrap().folder_id;
