@@ -134,8 +134,11 @@ fn table_rows(img: &Image) -> Result<usize, String> {
             last_rule = y;
         }
         in_rule = rule;
-        if !rule && y > last_rule + 80 {
-            break; // far below the last rule: past the table
+        // Far below the last rule: past the table. A row is as tall as its most
+        // wrapped cell: bob's error takes four lines at this width (about 92 px) in
+        // Debian's Chromium with its default fonts, so the bound is well past that.
+        if !rule && y > last_rule + 240 {
+            break;
         }
     }
     // Rules: below the header, then one below each body row.
