@@ -1705,22 +1705,34 @@ mod tests {
             subject: Some(format!("subject of {id}")),
             ..Default::default()
         };
+        // Written as a worker writes them: fenced by its lease, renewed every other page.
+        let now = chrono::Utc::now();
+        let until = now + chrono::TimeDelta::minutes(5);
+        let claimed = store.claim_due_accounts("w1", 1, now, until).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let renew = std::cell::Cell::new(false);
+        let page_of = |ids: &[&str], reset: bool| SyncPage {
+            changes: ids.iter().map(|id| Change::Upsert(message(id))).collect(),
+            cursor: SyncCursor(format!("after {}", ids.join(","))),
+            reset,
+            complete: false,
+        };
         // Writes a page of upserts of `ids`; returns the statements it took and whether
         // the folder's next page would be inserted without `ON CONFLICT`.
         let write = async |folder: i64, ids: &[&str], reset: bool| {
-            let page = SyncPage {
-                changes: ids.iter().map(|id| Change::Upsert(message(id))).collect(),
-                cursor: SyncCursor(format!("after {}", ids.join(","))),
-                reset,
-                complete: false,
-            };
+            let page = page_of(ids, reset);
+            renew.set(!renew.get());
             let before = store.statements_sent();
             let stats = store
                 .apply_sync_page(super::SyncPageWrite {
                     account_id: account,
                     folder_id: folder,
                     page: &page,
-                    lease: None,
+                    lease: Some(super::LeaseCheck {
+                        owner: "w1",
+                        until,
+                        renew: renew.get(),
+                    }),
                 })
                 .await
                 .unwrap();
@@ -1737,6 +1749,23 @@ mod tests {
         // The first sync of the Inbox: its reset page starts the run...
         assert_eq!(write(inbox, &["a1", "a2"], true).await, (1, true));
         assert_eq!(write(inbox, &["a3", "a4"], false).await, (1, true));
+        // Another worker's page in the run writes nothing.
+        let lost = store
+            .apply_sync_page(super::SyncPageWrite {
+                account_id: account,
+                folder_id: inbox,
+                page: &page_of(&["stolen"], false),
+                lease: Some(super::LeaseCheck {
+                    owner: "w2",
+                    until,
+                    renew: true,
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(lost, crate::Error::LeaseLost { .. }), "{lost}");
+        assert!(store.get_message(account, "stolen").await.is_err());
+        assert_eq!(write(inbox, &["a3b"], false).await, (1, true));
         // ...until a page holds a message that exists: two statements, the first of
         // which failed and wrote nothing.
         assert_eq!(write(inbox, &["a5", "moved"], false).await, (2, false));
@@ -1752,7 +1781,7 @@ mod tests {
             Some("subject of moved")
         );
         assert_eq!(write(inbox, &["a6"], false).await, (1, false));
-        for id in ["a1", "a2", "a3", "a4", "a5", "a6"] {
+        for id in ["a1", "a2", "a3", "a4", "a3b", "a5", "a6"] {
             assert_eq!(folder_of(id).await, inbox, "{id}");
         }
         let cursor = store.get_folder(inbox).await.unwrap().cursor;
