@@ -16,6 +16,18 @@ fn upserts(range: std::ops::Range<usize>) -> Vec<Change> {
     range.map(|i| Change::Upsert(message(i))).collect()
 }
 
+/// `owner` claims every due account (at most 10) at `t0()`, for five minutes; returns
+/// the claimed accounts.
+async fn claim_for_five_minutes(
+    store: &mailroom_store::Store,
+    owner: &str,
+) -> Vec<mailroom_store::Account> {
+    store
+        .claim_due_accounts(owner, 10, t0(), t0() + chrono::Duration::minutes(5))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn upserting_the_same_10000_messages_twice_leaves_10000_rows() {
     for store in stores().await {
@@ -228,10 +240,7 @@ async fn a_lost_lease_writes_nothing() {
         let b = store.backend();
         let a = account(&store, "lease@example.com").await;
         let f = inbox(&store, &a).await;
-        let claimed = store
-            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
-            .await
-            .unwrap();
+        let claimed = claim_for_five_minutes(&store, "worker-1").await;
         assert_eq!(claimed.len(), 1);
         let p = page(upserts(0..3), "cursor", true, true);
         let err = store
@@ -376,10 +385,7 @@ async fn a_page_of_upserts_under_a_lost_lease_writes_nothing() {
         let a = account(&store, "fence@example.com").await;
         let f = inbox(&store, &a).await;
         let other = account(&store, "other@example.com").await;
-        let claimed = store
-            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
-            .await
-            .unwrap();
+        let claimed = claim_for_five_minutes(&store, "worker-1").await;
         assert_eq!(claimed.len(), 2);
         let p = page(upserts(0..4), "cursor", true, false);
         let lease = |owner, renew| {
@@ -466,10 +472,7 @@ async fn an_unchanged_page_is_one_statement_fenced_by_the_lease() {
         let b = store.backend();
         let a = account(&store, "quiet@example.com").await;
         let f = inbox(&store, &a).await;
-        store
-            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
-            .await
-            .unwrap();
+        claim_for_five_minutes(&store, "worker-1").await;
         store
             .set_folder_error(f.id, Some("old error"))
             .await
@@ -578,10 +581,7 @@ async fn unchanged_cursors_are_stored_with_the_outcome_under_the_lease() {
             .unwrap();
         let (f, resetting) = (&rows[0], &rows[1]);
         let foreign = inbox(&store, &other).await;
-        store
-            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
-            .await
-            .unwrap();
+        claim_for_five_minutes(&store, "worker-1").await;
         store
             .set_folder_error(f.id, Some("old error"))
             .await
@@ -830,10 +830,7 @@ async fn pages_encoded_ahead_are_written_as_the_page_they_encode() {
         let b = store.backend();
         let a = account(&store, "ahead@example.com").await;
         let f = inbox(&store, &a).await;
-        let claimed = store
-            .claim_due_accounts("worker-1", 10, t0(), t0() + chrono::Duration::minutes(5))
-            .await
-            .unwrap();
+        let claimed = claim_for_five_minutes(&store, "worker-1").await;
         assert_eq!(claimed.len(), 1);
         let lease = |owner| {
             Some(LeaseCheck {
