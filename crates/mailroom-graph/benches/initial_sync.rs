@@ -28,7 +28,7 @@ use std::time::Instant;
 use chrono::{TimeDelta, Utc};
 use mailroom_core::{AccessToken, Change, Connector, FolderRef, OAuthCredentials, RefreshToken};
 use mailroom_graph::{GraphConfig, GraphConnector};
-use mailroom_sim::process::SimProcess;
+use mailroom_sim::process::{self, SimProcess};
 
 /// The allocator of the `mailroom` binary (crates/mailroom-cli).
 #[global_allocator]
@@ -73,18 +73,6 @@ fn main() {
             .expect("the bench runs itself");
         assert!(status.success(), "size {size} failed");
     }
-}
-
-fn status_kib(pid: Option<u32>, field: &str) -> u64 {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/status"),
-        None => "/proc/self/status".to_owned(),
-    };
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 async fn run(size: usize) {
@@ -139,7 +127,7 @@ async fn run(size: usize) {
     let counters_url = format!("{}/counters", sim.control_url());
     let before = counters(http.clone(), counters_url.clone()).await;
 
-    let cpu_before = cpu_seconds();
+    let cpu_before = process::cpu_seconds(None);
     let start = Instant::now();
     let (mut upserts, mut pages, mut cursor) = (0usize, 0usize, None);
     loop {
@@ -159,14 +147,14 @@ async fn run(size: usize) {
         cursor = Some(page.cursor);
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
+    let cpu = process::cpu_seconds(None) - cpu_before;
     let after = counters(http, counters_url).await;
     let graph_requests =
         |v: &serde_json::Value| -> u64 { v["requests_by_mailbox"][&mailbox].as_u64().unwrap_or(0) };
     let requests = graph_requests(&after) - graph_requests(&before);
     assert_eq!(upserts, size, "every message synced once");
-    let peak = status_kib(None, "VmHWM:") as f64 / 1024.0;
-    let sim_peak = status_kib(Some(sim.pid()), "VmHWM:") as f64 / 1024.0;
+    let peak = process::status_kib(None, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
+    let sim_peak = process::status_kib(Some(sim.pid()), "VmHWM:").unwrap_or(0) as f64 / 1024.0;
     println!(
         "{:>9} {:>8} {:>10.2} {:>9.0} {:>12} {:>14.5} {:>14.1} {:>14.1}   fetch only, {:.1} µs CPU/message",
         size,
@@ -218,18 +206,5 @@ async fn run(size: usize) {
             "",
             report["cpu_seconds"].as_f64().unwrap() * 1e6 / n,
         );
-    }
-}
-
-/// User + system CPU seconds of this process (`/proc/self/stat`, clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
     }
 }

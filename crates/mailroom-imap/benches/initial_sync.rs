@@ -28,35 +28,7 @@ use std::time::Instant;
 use mailroom_core::{Change, Connector, FolderRef, ImapTls};
 use mailroom_imap::testing::{Dovecot, sample_message as message};
 use mailroom_imap::{ImapConnector, ImapOptions};
-
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// (own, waited children) user + system CPU seconds of this process.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    // After "pid (comm)": state is field 0; utime 11, stime 12, cutime 13, cstime 14, in
-    // clock ticks (100/s).
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (
-        (ticks(11) + ticks(12)) / 100.0,
-        (ticks(13) + ticks(14)) / 100.0,
-    )
-}
+use mailroom_sim::process;
 
 fn reset_peak() {
     // Linux: writing 5 resets VmHWM to the current RSS.
@@ -327,7 +299,7 @@ async fn mailroom(dovecot: &Dovecot, count: usize, whole: bool) -> (Run, f64) {
         Sampler::start(&server, before, format!("/proc/{pid}/task/{pid}/schedstat"))
     });
     reset_peak();
-    let (cpu_before, _) = cpu_seconds();
+    let cpu_before = process::cpu_seconds(None);
     let started = Instant::now();
     let mut cursor = None;
     let (mut upserts, mut warnings) = (0usize, 0usize);
@@ -349,10 +321,10 @@ async fn mailroom(dovecot: &Dovecot, count: usize, whole: bool) -> (Run, f64) {
     }
     connector.disconnect().await.expect("disconnect");
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds().0 - cpu_before;
+    let cpu = process::cpu_seconds(None) - cpu_before;
     assert_eq!(upserts, count, "every message once");
     assert_eq!(warnings, 0);
-    let peak = status_kb("VmHWM:") as f64 / 1024.0;
+    let peak = process::status_kib(None, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
     let bytes = bytes_sent(dovecot, lines_before, 1);
     if let Some(sampler) = sampler {
         sampler.report(if whole {
@@ -406,7 +378,7 @@ fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
     let server = DovecotCpu::of(dovecot).expect("dovecot's master pid");
     let (processes, server_before) = server.seconds(usize::MAX);
     let pids_before = server.tree().0;
-    let (_, children_before) = cpu_seconds();
+    let children_before = process::waited_children_cpu_seconds();
     let started = Instant::now();
     let child = Command::new("mbsync")
         .arg("--quiet")
@@ -426,7 +398,7 @@ fn mbsync(dovecot: &Dovecot, count: usize, round: usize) -> Run {
     });
     let out = child.wait_with_output().expect("wait for mbsync");
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds().1 - children_before;
+    let cpu = process::waited_children_cpu_seconds() - children_before;
     assert!(
         out.status.success(),
         "mbsync failed: {}",

@@ -7,32 +7,16 @@
 
 use std::time::{Duration, Instant};
 
+use mailroom_sim::process;
 use mailroom_sim::{Faults, MailboxSpec, SimConfig, Simulator};
+
+/// This process's peak RSS as `/proc` prints it.
+fn vm_hwm_text() -> String {
+    process::status_kib(None, "VmHWM:").map_or_else(|| "n/a".to_owned(), |kib| format!("{kib} kB"))
+}
 
 const MESSAGES: usize = 100_000;
 const ROUNDS: usize = 60;
-
-fn vm_hwm() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l["VmHWM:".len()..].trim().to_owned())
-        })
-        .unwrap_or_else(|| "n/a".to_owned())
-}
-
-/// CPU time (user + system) of this process, from /proc/self/stat.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
-    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = field(11) + field(12);
-    Duration::from_millis(ticks * 10)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -49,7 +33,7 @@ async fn measure(
     let mut times = Vec::with_capacity(urls.len());
     let mut bytes = 0usize;
     let mut items = 0usize;
-    let cpu = cpu_time();
+    let cpu = Duration::from_secs_f64(process::cpu_seconds(None));
     for url in urls {
         let start = Instant::now();
         let mut rb = http.get(url).bearer_auth(token);
@@ -67,7 +51,7 @@ async fn measure(
             items = v["value"].as_array().map_or(0, Vec::len);
         }
     }
-    let cpu = cpu_time().saturating_sub(cpu);
+    let cpu = Duration::from_secs_f64(process::cpu_seconds(None)).saturating_sub(cpu);
     times.sort_unstable();
     let n = urls.len();
     println!(
@@ -96,7 +80,7 @@ fn main() {
         })
         .await
         .expect("simulator");
-        println!("mailroom-sim pages bench: {MESSAGES} messages in one folder, generated in {:.0} ms, VmHWM after generation {}", started.elapsed().as_secs_f64() * 1e3, vm_hwm());
+        println!("mailroom-sim pages bench: {MESSAGES} messages in one folder, generated in {:.0} ms, VmHWM after generation {}", started.elapsed().as_secs_f64() * 1e3, vm_hwm_text());
         let token = sim
             .issue_tokens("bench@mailroom.test", "bench", &["Mail.Read"])
             .expect("token")
@@ -151,7 +135,7 @@ fn main() {
         println!("delta round over {MESSAGES} messages: {} pages in {:.0} ms", delta.len(), round.elapsed().as_secs_f64() * 1e3);
         let sample: Vec<String> = delta.into_iter().step_by(2).take(ROUNDS).collect();
         measure(&http, &token, "delta pages, maxpagesize=1000, $select=4", &sample, Some("odata.maxpagesize=1000")).await;
-        println!("peak RSS (VmHWM): {}", vm_hwm());
+        println!("peak RSS (VmHWM): {}", vm_hwm_text());
         sim.shutdown().await;
     });
 }

@@ -240,9 +240,68 @@ impl Announced {
     }
 }
 
+/// User + system CPU seconds of process `pid` (`None`: this process), from
+/// `/proc/<pid>/stat` (clock ticks of 1/100 s, the value on Linux); NaN when it cannot be
+/// read. For benchmarks that print the CPU time of the simulator, of a database server's
+/// backends or of their own process beside it.
+pub fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let [user, system, _, _] = stat_ticks(pid);
+    user + system
+}
+
+/// User + system CPU seconds of the children this process has waited for
+/// (`/proc/self/stat`); NaN when it cannot be read.
+pub fn waited_children_cpu_seconds() -> f64 {
+    let [_, _, user, system] = stat_ticks(None);
+    user + system
+}
+
+/// `utime`, `stime`, `cutime` and `cstime` of `/proc/<pid>/stat`, in seconds.
+fn stat_ticks(pid: Option<u32>) -> [f64; 4] {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // `state` is the first, `utime` the 12th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let seconds = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(f64::NAN, |ticks| ticks / 100.0)
+    };
+    [seconds(11), seconds(12), seconds(13), seconds(14)]
+}
+
+/// A field of `/proc/<pid>/status` given in kB (`"VmHWM:"`, `"VmRSS:"`), in KiB;
+/// `pid` `None` is this process. `None` when the process or the field is gone.
+pub fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
+    let path = pid.map_or("/proc/self/status".to_owned(), |p| {
+        format!("/proc/{p}/status")
+    });
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Announced;
+
+    #[test]
+    fn reads_this_process_from_proc() {
+        let rss = super::status_kib(None, "VmRSS:").expect("VmRSS of this process");
+        assert!(rss > 0);
+        assert!(super::status_kib(None, "NoSuchField:").is_none());
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        assert!(super::cpu_seconds(None) > 0.0);
+        assert!(super::cpu_seconds(Some(u32::MAX)).is_nan());
+        assert!(super::waited_children_cpu_seconds() >= 0.0);
+    }
 
     #[test]
     fn reads_what_the_binary_announces() {

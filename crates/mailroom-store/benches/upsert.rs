@@ -17,6 +17,8 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
+use mailroom_sim::process;
+
 use chrono::{Duration, TimeZone, Utc};
 use mailroom_core::{
     AccountKind, Attachment, Change, EmailAddress, Folder, Message, SyncCursor, SyncPage,
@@ -96,21 +98,6 @@ fn message(i: usize, ids: Ids) -> Message {
     }
 }
 
-/// CPU time of the whole process so far (user + system, all threads, live or not).
-fn process_cpu() -> StdDuration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may contain spaces): utime is the 12th, stime
-    // the 13th, in clock ticks of 1/100 s (USER_HZ on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|t| t.parse::<u64>().ok())
-        .sum();
-    StdDuration::from_millis(ticks * 10)
-}
-
 /// Bytes written and read through system calls, and how many calls (`/proc/self/io`):
 /// the I/O volume of a pass, which does not depend on the load of the machine.
 #[derive(Debug, Default, Clone, Copy)]
@@ -151,15 +138,6 @@ fn page(p: usize, ids: Ids) -> SyncPage {
         reset: p == 0,
         complete: p + 1 == messages() / PAGE,
     }
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn main() {
@@ -230,7 +208,10 @@ async fn run(ids: Ids) {
         let io_start = process_io();
         for p in 0..messages / PAGE {
             let page = page(p, ids);
-            let (start, cpu_start) = (Instant::now(), process_cpu());
+            let (start, cpu_start) = (
+                Instant::now(),
+                StdDuration::from_secs_f64(process::cpu_seconds(None)),
+            );
             store
                 .apply_sync_page(SyncPageWrite {
                     account_id: account.id,
@@ -241,7 +222,7 @@ async fn run(ids: Ids) {
                 .await
                 .unwrap();
             wall += start.elapsed();
-            cpu += process_cpu().saturating_sub(cpu_start);
+            cpu += StdDuration::from_secs_f64(process::cpu_seconds(None)).saturating_sub(cpu_start);
         }
         let secs = wall.as_secs_f64();
         println!(
@@ -273,6 +254,6 @@ async fn run(ids: Ids) {
     println!("  rows after two passes: {rows}");
     println!(
         "  peak RSS: {:.0} MiB (the store, plus one generated page of records)",
-        peak_rss_mib()
+        process::status_kib(None, "VmHWM:").map_or(f64::NAN, |kib| kib as f64 / 1024.0)
     );
 }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use mailroom_core::AccountKind;
 use mailroom_graph::GraphConfig;
 use mailroom_imap::ImapOptions;
-use mailroom_sim::process::SimProcess;
+use mailroom_sim::process::{SimProcess, cpu_seconds};
 use mailroom_sim::{Counters, Faults};
 use mailroom_store::Store;
 use mailroom_store::testing::StatementStats;
@@ -47,9 +47,7 @@ use sea_orm::sqlx;
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{
-    CLIENT_ID, cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since,
-};
+use common::{CLIENT_ID, graph_requests, sealed_credentials, statement_stats, statements_since};
 
 const APP: &str = "mailroom-fleet-bench";
 

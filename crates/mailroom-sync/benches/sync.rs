@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use mailroom_core::AccountKind;
 use mailroom_graph::GraphConfig;
 use mailroom_imap::ImapOptions;
-use mailroom_sim::process::SimProcess;
+use mailroom_sim::process::{self, SimProcess, cpu_seconds};
 use mailroom_sim::{Counters, Faults};
 use mailroom_store::{MessageQuery, NewAccount, SealedCredentials, Store};
 use mailroom_sync::{DefaultFactory, Outcome, SyncRequest, Syncer, WorkerConfig};
@@ -41,25 +41,17 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{cpu_seconds, graph_requests, sealed_credentials, statement_stats, statements_since};
+use common::{graph_requests, sealed_credentials, statement_stats, statements_since};
+
+/// A field of `/proc/{pid}/status` (`VmHWM:`, `VmRSS:`) in MiB; NaN when gone.
+fn mib(pid: Option<u32>, field: &str) -> f64 {
+    process::status_kib(pid, field).map_or(f64::NAN, |kib| kib as f64 / 1024.0)
+}
 
 /// The allocator of the `mailroom` binary (crates/mailroom-cli), so that the bench
 /// measures what the command does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A field of `/proc/{pid}/status` in MiB (`VmHWM:`, `VmRSS:`).
-fn status_mib(pid: Option<u32>, field: &str) -> f64 {
-    let path = pid.map_or("/proc/self/status".to_owned(), |p| {
-        format!("/proc/{p}/status")
-    });
-    let status = std::fs::read_to_string(path).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 struct Setup {
     sim: SimProcess,
@@ -190,7 +182,7 @@ async fn initial(n: usize, db: Db) {
     let s = setup_on(&["--messages", &n.to_string(), "--all-in", "inbox"], db).await;
     let account = s.store.list_accounts().await.unwrap().remove(0);
     let before = graph_requests(&s.counters().await);
-    let rss_before = status_mib(None, "VmRSS:");
+    let rss_before = mib(None, "VmRSS:");
     let pg_before = match db {
         Db::Postgres => pg_backend_cpu().await,
         Db::Sqlite => Default::default(),
@@ -221,7 +213,7 @@ async fn initial(n: usize, db: Db) {
     };
     let wal = wal_position(db).await.zip(wal_before).map(|(a, b)| a - b);
     // Taken before the checks below, which read the whole folder.
-    let peak = status_mib(None, "VmHWM:");
+    let peak = mib(None, "VmHWM:");
     assert_eq!(report.outcome, Outcome::Synced, "{report:?}");
     let requests = graph_requests(&s.counters().await) - before;
 
@@ -459,7 +451,7 @@ async fn cycle(accounts: usize) {
     s.control(reqwest::Method::PUT, "faults", Some(faults))
         .await;
     let before = s.counters().await;
-    let rss_before = status_mib(None, "VmRSS:");
+    let rss_before = mib(None, "VmRSS:");
     let start = Instant::now();
     let second = s
         .syncer
@@ -467,7 +459,7 @@ async fn cycle(accounts: usize) {
         .await
         .unwrap();
     let secs = start.elapsed().as_secs_f64();
-    let peak = status_mib(None, "VmHWM:");
+    let peak = mib(None, "VmHWM:");
     assert_eq!(second.synced as usize, accounts, "{second:?}");
     let after = s.counters().await;
     let requests = graph_requests(&after) - graph_requests(&before);

@@ -44,22 +44,6 @@ pub async fn sealed_credentials(
     vault.encrypt(Credentials::OAuth(oauth).to_json().as_bytes())
 }
 
-/// User + system CPU seconds of a process (`/proc/{pid}/stat`, in clock ticks of
-/// 1/100 s, the value on Linux); `None`: this process.
-pub fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
-    }
-}
-
 /// Requests the simulator counted on Graph routes.
 pub fn graph_requests(counters: &Counters) -> u64 {
     counters
