@@ -173,7 +173,9 @@ struct Known {
 struct Inner {
     syncer: Syncer,
     config: PushConfig,
-    wake: Notify,
+    /// Notified when accounts were made due; shared with the worker's IMAP IDLE
+    /// watchers ([`Push::waker`]), so that its claim loop waits on one wake-up.
+    wake: Arc<Notify>,
     queue: mpsc::Sender<(Body, bool)>,
     known: Mutex<HashMap<String, Known>>,
     counters: Counters,
@@ -218,7 +220,7 @@ impl Push {
             inner: Arc::new(Inner {
                 syncer,
                 config,
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 queue: tx,
                 known: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
@@ -266,6 +268,12 @@ impl Push {
     /// on it besides its poll interval).
     pub async fn woken(&self) {
         self.inner.wake.notified().await;
+    }
+
+    /// The wake-up [`Push::woken`] waits on, for the worker to share with its other
+    /// sources of wake-ups.
+    pub(crate) fn waker(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
     }
 
     pub(crate) fn interval(&self, plan: PushPlan, normal: Duration) -> Duration {

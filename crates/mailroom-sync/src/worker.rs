@@ -149,8 +149,12 @@ impl Syncer {
         // the pass is not taken again, whatever its interval.
         let pass_start = Utc::now();
         tracing::info!(worker = %config.worker_id, concurrency, "worker started");
-        // IMAP IDLE: wake-ups make accounts due and notify this loop.
-        let wake = Arc::new(tokio::sync::Notify::new());
+        // IMAP IDLE and Graph notifications make accounts due and notify this loop,
+        // through one wake-up (push's, when push is on).
+        let wake = config
+            .push
+            .as_ref()
+            .map_or_else(|| Arc::new(tokio::sync::Notify::new()), Push::waker);
         let idle = (config.idle_connections > 0 && !config.once).then(|| {
             crate::IdleWatchers::new(
                 self.clone(),
@@ -292,7 +296,6 @@ impl Syncer {
                         () = tokio::time::sleep(config.poll_interval) => {}
                         // An account was made due: claim at once.
                         () = wake.notified() => short_claim_at = None,
-                        () = woken(&config.push) => short_claim_at = None,
                         () = shutdown.cancelled() => {}
                     }
                 }
@@ -317,10 +320,6 @@ impl Syncer {
                     () = record_timer => None,
                     () = tokio::time::sleep(config.poll_interval) => None,
                     () = wake.notified() => {
-                        short_claim_at = None;
-                        None
-                    }
-                    () = woken(&config.push) => {
                         short_claim_at = None;
                         None
                     }
@@ -427,13 +426,6 @@ fn inbox_only(account: &mailroom_store::Account) -> bool {
 }
 
 /// A notification made accounts due (never, without push).
-async fn woken(push: &Option<Push>) {
-    match push {
-        Some(push) => push.woken().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The smallest batch worth a claim statement, and how many claimed accounts may wait
 /// for a slot: half the slots, at least one. A claim costs the database as much as
 /// the rest of a no-change sync; with 8 slots a claim leases 4 accounts or more, and
