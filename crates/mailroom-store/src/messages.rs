@@ -759,6 +759,11 @@ impl Store {
         let new_rows = self.enumerated_from_empty(folder_id, None);
         let row = match self.send_page_statement(encoded, lease, new_rows).await {
             Err(e) if new_rows && is_unique_violation(&e) => {
+                // The server logged the unique violation as an ERROR: say why here.
+                tracing::info!(
+                    folder_id,
+                    "a message of this page was already stored (moved in from another folder?): the page is written again as an upsert"
+                );
                 self.enumerated_from_empty(folder_id, Some(false));
                 let again = self
                     .encode_sync_page(account_id, folder_id, page)
