@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use async_imap::imap_proto::{MailboxDatum, Outcome, Response, Status};
-use mailroom_core::{ConnectorError, ErrorKind, FolderRef};
+use mailroom_core::{ConnectorError, ErrorKind, FolderRef, SyncCursor};
 
 use crate::connector::ImapConnector;
+use crate::proto::cursor::Cursor;
 use crate::proto::guard::decode_text;
 use crate::proto::utf7;
-use crate::session::{Conn, Failure, map_imap_error, map_io_error, next_response};
+use crate::session::{Conn, Failure, Selected, map_imap_error, map_io_error, next_response};
 
 /// RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server
 /// may log it out. 25 minutes leaves room for a slow network.
@@ -33,6 +34,8 @@ pub enum IdleEvent {
 pub struct ImapIdle {
     conn: Conn,
     mailbox: String,
+    /// The mailbox as `EXAMINE` found it.
+    state: Selected,
 }
 
 impl ImapConnector {
@@ -58,12 +61,15 @@ impl ImapConnector {
                 return Err(e.context(&context));
             }
         };
-        let quoted = crate::proto::quote(&utf7::encode(&mailbox), "a mailbox name")
-            .map_err(|e| ConnectorError::new(ErrorKind::InvalidInput, e.to_string()))?;
-        if let Err(f) = conn.simple(&format!("EXAMINE {quoted}")).await {
-            return Err(f.into_error(&context, ErrorKind::NotFound));
-        }
-        Ok(ImapIdle { conn, mailbox })
+        let state = match conn.examine(&utf7::encode(&mailbox)).await {
+            Ok(state) => state,
+            Err(f) => return Err(f.into_error(&context, ErrorKind::NotFound)),
+        };
+        Ok(ImapIdle {
+            conn,
+            mailbox,
+            state,
+        })
     }
 }
 
@@ -71,6 +77,28 @@ impl ImapIdle {
     /// The decoded name of the mailbox watched.
     pub fn mailbox(&self) -> &str {
         &self.mailbox
+    }
+
+    /// Whether the mailbox, as `EXAMINE` found it, holds changes that a sync which
+    /// stored `cursor` did not see: IDLE reports only what changes after `EXAMINE`, so
+    /// what came between that sync and this connection must be asked for here. True
+    /// when `cursor` is not an IMAP cursor, for another UIDVALIDITY, when UIDNEXT is
+    /// past the last UID it delivered, when HIGHESTMODSEQ moved past its own (flags,
+    /// expunges), or, without CONDSTORE, when the number of messages is not the number
+    /// it knows.
+    pub fn is_past(&self, cursor: &SyncCursor) -> bool {
+        let Some(c) = Cursor::decode(&cursor.0) else {
+            return true;
+        };
+        let s = &self.state;
+        s.uid_validity != c.uid_validity
+            || s.uid_next
+                .is_some_and(|next| next > c.last_uid.saturating_add(1))
+            || (s.highest_modseq > 0 && s.highest_modseq > c.highest_modseq)
+            || (s.highest_modseq == 0
+                && c.known
+                    .as_ref()
+                    .is_some_and(|known| known.len() != u64::from(s.exists)))
     }
 
     /// Waits in IDLE until the server reports a change ([`IdleEvent::Changed`]) or

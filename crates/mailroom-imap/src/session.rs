@@ -578,15 +578,26 @@ impl Conn {
 
     /// SELECT (with CONDSTORE where offered) and read the mailbox state.
     pub async fn select(&mut self, wire_name: &str) -> Result<Selected, Failure> {
+        self.open_mailbox("SELECT", wire_name).await
+    }
+
+    /// EXAMINE: [`Conn::select`] read-only (the IDLE connection's). The mailbox does
+    /// not count as selected for the commands that write.
+    pub async fn examine(&mut self, wire_name: &str) -> Result<Selected, Failure> {
+        self.open_mailbox("EXAMINE", wire_name).await
+    }
+
+    /// `verb` (SELECT or EXAMINE) `wire_name`, with CONDSTORE where offered.
+    async fn open_mailbox(&mut self, verb: &str, wire_name: &str) -> Result<Selected, Failure> {
         self.selected = None;
         // Sequence numbers read before may have moved while another mailbox was selected.
         self.continuation = None;
         let quoted = crate::proto::quote(wire_name, "a mailbox name")
             .map_err(|e| Failure::Bad(e.to_string()))?;
         let command = if self.caps.condstore {
-            format!("SELECT {quoted} (CONDSTORE)")
+            format!("{verb} {quoted} (CONDSTORE)")
         } else {
-            format!("SELECT {quoted}")
+            format!("{verb} {quoted}")
         };
         let mut sel = Selected::default();
         let mut has_uv = false;
@@ -611,10 +622,12 @@ impl Conn {
         .await?;
         if !has_uv {
             return Err(Failure::Garbled(format!(
-                "SELECT {wire_name} gave no UIDVALIDITY"
+                "{verb} {wire_name} gave no UIDVALIDITY"
             )));
         }
-        self.selected = Some((wire_name.to_owned(), sel.clone()));
+        if verb == "SELECT" {
+            self.selected = Some((wire_name.to_owned(), sel.clone()));
+        }
         Ok(sel)
     }
 

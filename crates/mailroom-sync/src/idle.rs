@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailroom_core::{Connector, ErrorKind, FolderRef};
-use mailroom_imap::{IdleEvent, ImapConnector};
+use mailroom_core::{Connector, ErrorKind, FolderRef, WellKnownFolder};
+use mailroom_imap::{IdleEvent, ImapConnector, ImapIdle};
 use mailroom_store::{AccountStatus, AccountUpdate, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -216,7 +216,9 @@ async fn watch(inner: &Inner, account_id: i64) {
 }
 
 /// One connection: open, IDLE until it fails. A reconnection (not `first`) asks for a
-/// sync, as mail may have come while nothing watched.
+/// sync, as mail may have come while nothing watched; the first connection asks for
+/// one when the Inbox changed since the sync that started the watcher stored its
+/// cursor (mail that came before `EXAMINE` raises no IDLE event).
 async fn watch_once(inner: &Inner, account_id: i64, first: bool) -> Stop {
     let store = inner.syncer.store();
     let account = match store.get_account(account_id).await {
@@ -262,7 +264,7 @@ async fn watch_once(inner: &Inner, account_id: i64, first: bool) -> Stop {
     };
     tracing::debug!(account = %account.email, "imap idle watching the inbox");
     let _idling = Idling::start(inner, account_id);
-    if !first {
+    if !first || changed_since_stored(store, account_id, &idle).await {
         wake(inner, account_id).await;
     }
     loop {
@@ -295,6 +297,24 @@ async fn watch_once(inner: &Inner, account_id: i64, first: bool) -> Stop {
             }
         }
     }
+}
+
+/// Whether the watched Inbox holds changes its stored cursor did not see (see
+/// [`ImapIdle::is_past`]); true when the cursor cannot be read.
+async fn changed_since_stored(store: &Store, account_id: i64, idle: &ImapIdle) -> bool {
+    let folders = match store.list_folders(account_id).await {
+        Ok(folders) => folders,
+        Err(e) => {
+            tracing::warn!(account_id, error = %e, "imap idle cannot read the inbox cursor; asking for a sync");
+            return true;
+        }
+    };
+    let inbox = folders
+        .iter()
+        .find(|f| f.folder.role == Some(WellKnownFolder::Inbox) || f.folder.path == idle.mailbox());
+    inbox
+        .and_then(|f| f.cursor.as_ref())
+        .is_none_or(|cursor| idle.is_past(cursor))
 }
 
 /// [`request_sync`], and once more after a sync that was running meanwhile ends: that

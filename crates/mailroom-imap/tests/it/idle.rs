@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mailroom_core::{ErrorKind, FolderRef};
+use mailroom_core::{ErrorKind, FolderRef, SyncCursor};
 use mailroom_imap::IdleEvent;
 use mailroom_imap::testing::DovecotConfig;
 
@@ -40,6 +40,42 @@ async fn new_mail_and_expunge_end_the_wait() {
     let (idle, event) = tokio::time::timeout(SOON, waiting).await.unwrap().unwrap();
     assert_eq!(event.unwrap(), IdleEvent::Changed, "expunge");
     idle.logout().await;
+}
+
+/// What came between a sync and `EXAMINE` raises no IDLE event: the watcher compares
+/// the mailbox as `EXAMINE` found it with the cursor the sync stored.
+#[tokio::test]
+async fn a_connection_says_whether_the_mailbox_moved_past_a_cursor() {
+    let d = dovecot();
+    let mut a = admin(&d, "carol").await;
+    seed(&mut a, "INBOX", 1..=3).await;
+    let c = connector(&d, "carol");
+    let (_, cursor) = sync_all(&c, &FolderRef::INBOX, None).await;
+    let past = async |cursor: &SyncCursor| {
+        let idle = c.idle(&FolderRef::INBOX).await.unwrap();
+        let past = idle.is_past(cursor);
+        idle.logout().await;
+        past
+    };
+    assert!(!past(&cursor).await, "nothing happened since the sync");
+    assert!(past(&SyncCursor("not an imap cursor".into())).await);
+
+    // New mail.
+    seed(&mut a, "INBOX", 4..=4).await;
+    assert!(past(&cursor).await, "new mail");
+    let (_, cursor) = sync_all(&c, &FolderRef::INBOX, Some(cursor)).await;
+    assert!(!past(&cursor).await, "synced again");
+
+    // A flag changed elsewhere (CONDSTORE: HIGHESTMODSEQ moves).
+    let uid = a.uids("INBOX").await.unwrap()[0];
+    a.set_seen("INBOX", uid, true).await.unwrap();
+    assert!(past(&cursor).await, "a flag changed");
+    let (_, cursor) = sync_all(&c, &FolderRef::INBOX, Some(cursor)).await;
+    assert!(!past(&cursor).await, "synced again");
+
+    // An expunge.
+    a.expunge("INBOX", &uid.to_string()).await.unwrap();
+    assert!(past(&cursor).await, "an expunge");
 }
 
 #[tokio::test]

@@ -163,7 +163,13 @@ async fn idle_connections_are_capped_and_unwatched_accounts_wait_for_polling() {
     let (syncer, ids) = setup(&dovecot, &["ann", "bob", "cy"]).await;
     let store = syncer.store().clone();
     for &id in &ids {
-        // Synced once, not due for an hour.
+        // Synced once (a watcher whose Inbox has no cursor asks for a sync at once),
+        // not due for an hour.
+        let report = syncer
+            .sync_account(id, &mailroom_sync::SyncRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, mailroom_sync::Outcome::Synced, "{report:?}");
         let update = mailroom_store::AccountUpdate {
             next_sync_at: Some(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
             ..Default::default()
@@ -222,6 +228,49 @@ async fn idle_connections_are_capped_and_unwatched_accounts_wait_for_polling() {
     // request_sync is the one way a wake-up reaches the worker.
     request_sync(&store, ids[2], &wake).await.unwrap();
     assert!(due(&store.get_account(ids[2]).await.unwrap()));
+}
+
+/// Mail that came after the sync and before the watcher's `EXAMINE` raises no IDLE
+/// event: the watcher's first connection sees the Inbox past the stored cursor and asks
+/// for a sync.
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_that_came_before_the_watcher_connected_asks_for_a_sync() {
+    let dovecot = Dovecot::start().expect("Dovecot starts (apt-get install dovecot-imapd)");
+    let (syncer, ids) = setup(&dovecot, &["dee"]).await;
+    let store = syncer.store().clone();
+    let report = syncer
+        .sync_account(ids[0], &mailroom_sync::SyncRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, mailroom_sync::Outcome::Synced, "{report:?}");
+    let update = mailroom_store::AccountUpdate {
+        next_sync_at: Some(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
+        ..Default::default()
+    };
+    store.update_account(ids[0], update).await.unwrap();
+    // The gap: mail after the sync, before the watcher.
+    let mut dee = dovecot.admin("dee").await.unwrap();
+    append(&mut dee, 1).await;
+
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let shutdown = CancellationToken::new();
+    let watchers = IdleWatchers::new(
+        syncer.clone(),
+        1,
+        Duration::from_secs(60),
+        wake.clone(),
+        shutdown.clone(),
+    );
+    watchers.after_sync(ids[0]);
+    tokio::time::timeout(Duration::from_secs(10), wake.notified())
+        .await
+        .expect("a wake-up");
+    let account = store.get_account(ids[0]).await.unwrap();
+    assert!(
+        account.next_sync_at.is_none_or(|t| t <= chrono::Utc::now()),
+        "made due: {account:?}"
+    );
+    shutdown.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
