@@ -612,7 +612,7 @@ impl Store {
             return self.apply_page_in_one_statement(write, encoded).await;
         }
         if self.backend == crate::Backend::Postgres {
-            self.enumerated_from_empty(folder_id, Some(false));
+            self.set_insert_only_run(folder_id, false);
         }
         let tx = self.writer.begin().await.context(what)?;
         // The first statement writes, so SQLite takes its write lock at once (a read
@@ -744,35 +744,42 @@ impl Store {
             lease,
         } = write;
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let failed = |e: sea_orm::sqlx::Error| {
-            use sea_orm::sqlx::Error::{Encode, Io, PoolClosed, PoolTimedOut};
-            match e {
-                Encode(e) => Error::Invalid(format!("{}: {e}", what())),
-                // No connection, or it broke: transient, as in sea-orm's statements.
-                e @ (PoolTimedOut | PoolClosed | Io(_)) => {
-                    Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))
-                }
-                e => Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))),
-            }
+        let failed = |e: sea_orm::sqlx::Error| match e {
+            sea_orm::sqlx::Error::Encode(e) => Error::Invalid(format!("{}: {e}", what())),
+            e => Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))),
         };
         let bytes = encoded.bytes;
-        let new_rows = self.enumerated_from_empty(folder_id, None);
-        let row = match self.send_page_statement(encoded, lease, new_rows).await {
+        // Sent through sqlx directly (see `bulk::pg_page_arguments`), on one connection
+        // for both tries.
+        let mut conn = self
+            .writer
+            .get_postgres_connection_pool()
+            .acquire()
+            .await
+            .map_err(|e| {
+                Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))
+            })?;
+        let new_rows = self.in_insert_only_run(folder_id);
+        let row = match self
+            .send_page_statement(&mut conn, encoded, lease, new_rows)
+            .await
+        {
             Err(e) if new_rows && is_unique_violation(&e) => {
                 // The server logged the unique violation as an ERROR: say why here.
                 tracing::info!(
                     folder_id,
                     "a message of this page was already stored (moved in from another folder?): the page is written again as an upsert"
                 );
-                self.enumerated_from_empty(folder_id, Some(false));
+                self.set_insert_only_run(folder_id, false);
                 let again = self
                     .encode_sync_page(account_id, folder_id, page)
                     .ok_or_else(|| Error::Invalid(format!("{}: cannot encode it", what())))?;
-                self.send_page_statement(again, lease, false).await
+                self.send_page_statement(&mut conn, again, lease, false).await
             }
             sent => sent,
         }
         .map_err(failed)?;
+        drop(conn);
         let count = |column: &str| -> Result<i64> {
             use sea_orm::sqlx::Row as _;
             row.try_get::<i64, _>(column).map_err(failed)
@@ -796,13 +803,11 @@ impl Store {
             row.try_get::<Option<bool>, _>("reconciling")
                 .map_err(failed)?
         };
-        self.enumerated_from_empty(
+        self.set_insert_only_run(
             folder_id,
-            Some(
-                (page.reset || new_rows)
-                    && reconciling == Some(false)
-                    && count("inserted")? == upserted,
-            ),
+            (page.reset || new_rows)
+                && reconciling == Some(false)
+                && count("inserted")? == upserted,
         );
         self.committed(bytes as u64);
         Ok(PageStats {
@@ -811,9 +816,11 @@ impl Store {
         })
     }
 
-    /// Sends the page statement of `encoded`, with `ON CONFLICT` unless `new_rows`.
+    /// Sends the page statement of `encoded` on `conn`, with `ON CONFLICT` unless
+    /// `new_rows`.
     async fn send_page_statement(
         &self,
+        conn: &mut sea_orm::sqlx::PgConnection,
         encoded: EncodedPage,
         lease: Option<LeaseCheck<'_>>,
         new_rows: bool,
@@ -834,35 +841,35 @@ impl Store {
             sea_orm::sqlx::AssertSqlSafe(bulk::pg_page_sql(lease.map(|l| l.renew), new_rows)),
             arguments,
         );
-        // Sent through sqlx directly (see `bulk::pg_page_arguments`): counted here, as the
-        // store's connection counts what goes through sea-orm.
-        let mut conn = self.writer.get_postgres_connection_pool().acquire().await?;
+        // Counted here, as the store's connection counts what goes through sea-orm.
         self.statements
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        query.fetch_one(&mut *conn).await
+        query.fetch_one(conn).await
     }
 
-    /// Whether `folder_id` is being enumerated from empty (see
-    /// [`Store::apply_page_in_one_statement`]); with `set`, records it first.
-    fn enumerated_from_empty(&self, folder_id: i64, set: Option<bool>) -> bool {
-        let mut folders = self
-            .folders_from_empty
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match set {
-            None => folders.contains(&folder_id),
-            Some(false) => {
-                folders.remove(&folder_id);
-                false
-            }
-            Some(true) => {
-                if folders.len() >= crate::FOLDERS_FROM_EMPTY_KEPT {
-                    folders.clear();
-                }
-                folders.insert(folder_id);
-                true
-            }
+    /// Whether `folder_id` is in an insert-only run: enumerated from empty (see
+    /// [`Store::apply_page_in_one_statement`]).
+    fn in_insert_only_run(&self, folder_id: i64) -> bool {
+        self.insert_only_runs().contains(&folder_id)
+    }
+
+    /// Starts or ends the insert-only run of `folder_id`.
+    fn set_insert_only_run(&self, folder_id: i64, on: bool) {
+        let mut folders = self.insert_only_runs();
+        if !on {
+            folders.remove(&folder_id);
+            return;
         }
+        if folders.len() >= crate::FOLDERS_FROM_EMPTY_KEPT {
+            folders.clear();
+        }
+        folders.insert(folder_id);
+    }
+
+    fn insert_only_runs(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        self.folders_from_empty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The fast path of [`Store::apply_sync_page`] for a page without changes (the
@@ -1744,7 +1751,7 @@ mod tests {
             assert_eq!(stats.upserted, ids.len() as u64, "{ids:?}");
             (
                 store.statements_sent() - before,
-                store.enumerated_from_empty(folder, None),
+                store.in_insert_only_run(folder),
             )
         };
         let folder_of = async |id: &str| store.get_message(account, id).await.unwrap().folder_id;
