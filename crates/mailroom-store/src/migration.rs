@@ -823,46 +823,60 @@ mod tests {
         );
     }
 
-    /// A migrated PostgreSQL compares message ids byte by byte; the migration goes
-    /// down to the database's collation and up again.
-    #[tokio::test]
-    async fn postgres_message_ids_compare_bytes() {
+    /// What `read` finds on a migrated PostgreSQL: migrated, after going down through
+    /// the migration `name` (and those after it), and after going up again.
+    async fn across_migration<T>(name: &str, read: impl AsyncFn(&crate::Store) -> T) -> [T; 3] {
         use sea_orm_migration::MigratorTrait as _;
         let store = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
             .await
             .unwrap();
-        let collation = || async {
-            store
-                .db
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SELECT c.collname::text AS name FROM pg_attribute a \
+        let names: Vec<String> = super::Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        let at = names
+            .iter()
+            .position(|n| n == name)
+            .expect("a migration of ours");
+        let migrated = read(&store).await;
+        let steps = u32::try_from(names.len() - at).unwrap();
+        super::Migrator::down(&store.db, Some(steps)).await.unwrap();
+        let before = read(&store).await;
+        super::Migrator::up(&store.db, None).await.unwrap();
+        [migrated, before, read(&store).await]
+    }
+
+    /// A migrated PostgreSQL compares message ids byte by byte; the migration goes
+    /// down to the database's collation and up again.
+    #[tokio::test]
+    async fn postgres_message_ids_compare_bytes() {
+        let [migrated, before, again] =
+            across_migration(super::REMOTE_IDS_COLLATE_C.name, async |store| {
+                store
+                    .db
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT c.collname::text AS name FROM pg_attribute a \
                      JOIN pg_collation c ON c.oid = a.attcollation \
                      WHERE a.attrelid = 'messages'::regclass AND a.attname = 'remote_id'",
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get::<String>("", "name")
-                .unwrap()
-        };
-        assert_eq!(collation().await, "C");
-        // It and the one after it.
-        super::Migrator::down(&store.db, Some(2)).await.unwrap();
-        assert_eq!(collation().await, "default");
-        super::Migrator::up(&store.db, None).await.unwrap();
-        assert_eq!(collation().await, "C");
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .try_get::<String>("", "name")
+                    .unwrap()
+            })
+            .await;
+        assert_eq!(migrated, "C");
+        assert_eq!(before, "default");
+        assert_eq!(again, "C");
     }
 
     /// A migrated PostgreSQL hands message and attachment ids out 1,000 at a time per
     /// backend; the migration goes down to one at a time and up again.
     #[tokio::test]
     async fn postgres_ids_are_taken_a_thousand_at_a_time() {
-        use sea_orm_migration::MigratorTrait as _;
-        let store = crate::Store::connect(&crate::testing::fresh_postgres_url().await)
-            .await
-            .unwrap();
-        let caches = || async {
+        let caches = across_migration(super::ID_SEQUENCES_CACHED.name, async |store| {
             let rows = store
                 .db
                 .query_all_raw(Statement::from_string(
@@ -882,18 +896,15 @@ mod tests {
                     )
                 })
                 .collect::<Vec<_>>()
-        };
+        })
+        .await;
         let all = |n: i64| {
             vec![
                 ("attachments_id_seq".to_owned(), n),
                 ("messages_id_seq".to_owned(), n),
             ]
         };
-        assert_eq!(caches().await, all(1000));
-        super::Migrator::down(&store.db, Some(1)).await.unwrap();
-        assert_eq!(caches().await, all(1));
-        super::Migrator::up(&store.db, None).await.unwrap();
-        assert_eq!(caches().await, all(1000));
+        assert_eq!(caches, [all(1000), all(1), all(1000)]);
     }
 
     /// `count(*)` of `sql`.
