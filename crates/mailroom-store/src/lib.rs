@@ -493,13 +493,19 @@ mod tests {
             })
             .await
             .unwrap();
-        let folder = store
+        (account.id, folder_named(store, account.id, "Inbox").await)
+    }
+
+    /// A folder `name` of account `account` (its remote id the name in lower case): its
+    /// id.
+    pub(crate) async fn folder_named(store: &super::Store, account: i64, name: &str) -> i64 {
+        store
             .upsert_folders(
-                account.id,
+                account,
                 &[mailroom_core::Folder {
-                    remote_id: "inbox".into(),
-                    name: "Inbox".into(),
-                    path: "Inbox".into(),
+                    remote_id: name.to_lowercase(),
+                    name: name.into(),
+                    path: name.into(),
                     parent_id: None,
                     role: None,
                     total_count: None,
@@ -508,8 +514,8 @@ mod tests {
             )
             .await
             .unwrap()
-            .remove(0);
-        (account.id, folder.id)
+            .remove(0)
+            .id
     }
 
     #[tokio::test]

@@ -1695,23 +1695,7 @@ mod tests {
             .await
             .unwrap();
         let (account, inbox) = crate::tests::account_with_inbox(&store, "new@example.com").await;
-        let archive = store
-            .upsert_folders(
-                account,
-                &[mailroom_core::Folder {
-                    remote_id: "archive".into(),
-                    name: "Archive".into(),
-                    path: "Archive".into(),
-                    parent_id: None,
-                    role: None,
-                    total_count: None,
-                    unread_count: None,
-                }],
-            )
-            .await
-            .unwrap()
-            .remove(0)
-            .id;
+        let archive = crate::tests::folder_named(&store, account, "Archive").await;
         let message = |id: &str| Message {
             remote_id: id.into(),
             subject: Some(format!("subject of {id}")),
