@@ -76,6 +76,26 @@ async fn until_stored(store: &Store, id: i64, want: u64, within: Duration) -> Du
     }
 }
 
+/// Syncs account `id` once (a watcher whose Inbox has no cursor asks for a sync at
+/// once), then makes it not due for an hour.
+async fn synced_and_not_due_for_an_hour(syncer: &Syncer, id: i64) {
+    let report = syncer
+        .sync_account(id, &mailroom_sync::SyncRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, mailroom_sync::Outcome::Synced, "{report:?}");
+    let update = mailroom_store::AccountUpdate {
+        next_sync_at: Some(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
+        ..Default::default()
+    };
+    syncer.store().update_account(id, update).await.unwrap();
+}
+
+/// Whether the account is due now.
+fn due(a: &mailroom_store::Account) -> bool {
+    a.next_sync_at.is_none_or(|t| t <= chrono::Utc::now())
+}
+
 fn worker_config() -> WorkerConfig {
     WorkerConfig {
         worker_id: "w-idle".into(),
@@ -163,18 +183,7 @@ async fn idle_connections_are_capped_and_unwatched_accounts_wait_for_polling() {
     let (syncer, ids) = setup(&dovecot, &["ann", "bob", "cy"]).await;
     let store = syncer.store().clone();
     for &id in &ids {
-        // Synced once (a watcher whose Inbox has no cursor asks for a sync at once),
-        // not due for an hour.
-        let report = syncer
-            .sync_account(id, &mailroom_sync::SyncRequest::default())
-            .await
-            .unwrap();
-        assert_eq!(report.outcome, mailroom_sync::Outcome::Synced, "{report:?}");
-        let update = mailroom_store::AccountUpdate {
-            next_sync_at: Some(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
-            ..Default::default()
-        };
-        store.update_account(id, update).await.unwrap();
+        synced_and_not_due_for_an_hour(&syncer, id).await;
     }
     let wake = Arc::new(tokio::sync::Notify::new());
     let shutdown = CancellationToken::new();
@@ -203,7 +212,6 @@ async fn idle_connections_are_capped_and_unwatched_accounts_wait_for_polling() {
     tokio::time::timeout(Duration::from_secs(10), wake.notified())
         .await
         .expect("a wake-up");
-    let due = |a: &mailroom_store::Account| a.next_sync_at.is_none_or(|t| t <= chrono::Utc::now());
     let started = Instant::now();
     while !due(&store.get_account(ids[1]).await.unwrap()) {
         assert!(started.elapsed() < Duration::from_secs(10), "bob made due");
@@ -238,16 +246,7 @@ async fn mail_that_came_before_the_watcher_connected_asks_for_a_sync() {
     let dovecot = Dovecot::start().expect("Dovecot starts (apt-get install dovecot-imapd)");
     let (syncer, ids) = setup(&dovecot, &["dee"]).await;
     let store = syncer.store().clone();
-    let report = syncer
-        .sync_account(ids[0], &mailroom_sync::SyncRequest::default())
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, mailroom_sync::Outcome::Synced, "{report:?}");
-    let update = mailroom_store::AccountUpdate {
-        next_sync_at: Some(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
-        ..Default::default()
-    };
-    store.update_account(ids[0], update).await.unwrap();
+    synced_and_not_due_for_an_hour(&syncer, ids[0]).await;
     // The gap: mail after the sync, before the watcher.
     let mut dee = dovecot.admin("dee").await.unwrap();
     append(&mut dee, 1).await;
@@ -266,10 +265,7 @@ async fn mail_that_came_before_the_watcher_connected_asks_for_a_sync() {
         .await
         .expect("a wake-up");
     let account = store.get_account(ids[0]).await.unwrap();
-    assert!(
-        account.next_sync_at.is_none_or(|t| t <= chrono::Utc::now()),
-        "made due: {account:?}"
-    );
+    assert!(due(&account), "made due: {account:?}");
     shutdown.cancel();
 }
 
