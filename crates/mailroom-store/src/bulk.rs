@@ -334,14 +334,8 @@ mod page_param {
 /// `reconciling` (the folder's flag after the page). One round trip instead of seven
 /// (lease, folder update, folder read, upsert, delete, insert, commit).
 ///
-/// With `new_rows`, the messages are inserted without `ON CONFLICT`: for pages of a
-/// folder enumerated from empty, whose messages are all new (see
-/// `Store::apply_page_in_one_statement`). An upsert pays, for every row, a unique
-/// check before the insert (an index scan whose 27 KB descriptor is a `malloc` and a
-/// `free` of its own), a speculative-insertion lock and a second WAL record to
-/// confirm the row: about a quarter of the time of inserting 200,000 Graph-shaped
-/// rows in psql (docs/benchmarks.md). A row that exists after all fails the statement
-/// with a unique violation, and nothing of it is written.
+/// The pages of a folder enumerated from empty, whose messages are all new, are
+/// inserted by `COPY` instead ([`PgCopyRows`], see `Store::apply_page_in_one_statement`).
 ///
 /// Parameters ([`pg_page_arguments`] encodes all but the last ones): the message
 /// arrays of [`upsert_sql`], then account id, folder id, cursor, reset, the remote
@@ -354,27 +348,21 @@ mod page_param {
 /// crash of the server's machine may lose the last pages written (about the last
 /// 0.6 s), never part of one: each page lands with its cursor or not at all, and the
 /// next sync fetches the lost pages again from the cursor that was kept.
-pub(crate) fn pg_page_sql(lease: Option<bool>, new_rows: bool) -> String {
+pub(crate) fn pg_page_sql(lease: Option<bool>) -> String {
     use page_param::*;
-    let mut sql = String::from(
-        "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true) AS commit), ",
+    let mut sql = pg_folder_clauses(
+        lease,
+        FolderParams {
+            account: ACCOUNT,
+            folder: FOLDER,
+            cursor: CURSOR,
+            reset: RESET,
+            now: NOW,
+            owner: OWNER,
+            until: UNTIL,
+        },
     );
-    let mut fence = "";
-    if let Some(renew) = lease {
-        sql.push_str(&pg_lease_clause(renew, ACCOUNT, OWNER, UNTIL));
-        sql.push_str(", ");
-        fence = " AND EXISTS (SELECT 1 FROM lease)";
-    }
-    let _ = write!(
-        sql,
-        "f AS (UPDATE folders SET cursor = ${CURSOR}, last_synced_at = ${NOW}, {reached}, \
-         generation = CASE WHEN ${RESET} THEN generation + 1 ELSE generation END, \
-         reconciling = reconciling OR (${RESET} AND EXISTS \
-         (SELECT 1 FROM messages WHERE folder_id = ${FOLDER})) \
-         WHERE id = ${FOLDER} AND account_id = ${ACCOUNT}{fence} RETURNING generation, reconciling), \
-         m AS (INSERT INTO messages (account_id, folder_id, ",
-        reached = folder_reached_sql!(),
-    );
+    sql.push_str(", m AS (INSERT INTO messages (account_id, folder_id, ");
     for c in ROW {
         sql.push_str(c);
         sql.push_str(", ");
@@ -388,9 +376,7 @@ pub(crate) fn pg_page_sql(lease: Option<bool>, new_rows: bool) -> String {
         &format!("${NOW}"),
         "f, ",
     );
-    if !new_rows {
-        push_on_conflict(&mut sql);
-    }
+    push_on_conflict(&mut sql);
     // `gone` deletes the lists of the upserted messages whose list is known, by
     // message id (what `m` returns): one probe of the integer index on
     // `attachments.message_id` each. It cannot delete what `a` inserts: every part of
@@ -425,6 +411,87 @@ pub(crate) fn pg_page_sql(lease: Option<bool>, new_rows: bool) -> String {
          (SELECT count(*) FROM m WHERE inserted) AS inserted, \
          (SELECT bool_or(reconciling) FROM f) AS reconciling, \
          (SELECT commit FROM durability) AS synchronous_commit",
+    );
+    sql
+}
+
+/// The parameter numbers of [`pg_folder_clauses`].
+struct FolderParams {
+    account: usize,
+    folder: usize,
+    cursor: usize,
+    reset: usize,
+    now: usize,
+    owner: usize,
+    until: usize,
+}
+
+/// The start of a page's `WITH`, which the statement's message clauses follow:
+/// `durability` (the transaction commits asynchronously, see [`pg_page_sql`]), `lease`
+/// (with a lease: `renew`s it, or only reads it) and `f`, which stores the cursor
+/// under the lease and returns the folder's `generation` and `reconciling` after
+/// the page.
+fn pg_folder_clauses(lease: Option<bool>, p: FolderParams) -> String {
+    let FolderParams {
+        account,
+        folder,
+        cursor,
+        reset,
+        now,
+        owner,
+        until,
+    } = p;
+    let mut sql = String::from(
+        "WITH durability AS (SELECT set_config('synchronous_commit', 'off', true) AS commit), ",
+    );
+    let mut fence = "";
+    if let Some(renew) = lease {
+        sql.push_str(&pg_lease_clause(renew, account, owner, until));
+        sql.push_str(", ");
+        fence = " AND EXISTS (SELECT 1 FROM lease)";
+    }
+    let _ = write!(
+        sql,
+        "f AS (UPDATE folders SET cursor = ${cursor}, last_synced_at = ${now}, {reached}, \
+         generation = CASE WHEN ${reset} THEN generation + 1 ELSE generation END, \
+         reconciling = reconciling OR (${reset} AND EXISTS \
+         (SELECT 1 FROM messages WHERE folder_id = ${folder})) \
+         WHERE id = ${folder} AND account_id = ${account}{fence} RETURNING generation, reconciling)",
+        reached = folder_reached_sql!(),
+    );
+    sql
+}
+
+/// The first statement of a page written by `COPY` ([`PgCopyRows`]), in the page's
+/// transaction: the clauses of [`pg_folder_clauses`], then `leased` (with a lease),
+/// `folders` (1 if the cursor was stored), the folder's `generation` (which the rows
+/// take) and `reconciling`, as [`pg_page_sql`] returns them, and `ids`, one row id
+/// for each message of the page (NULL if the cursor was not stored). Parameters:
+/// account id, folder id, cursor, reset, now, the number of messages and, with a
+/// lease, its owner and new expiry.
+pub(crate) fn pg_copy_head_sql(lease: Option<bool>) -> String {
+    let mut sql = pg_folder_clauses(
+        lease,
+        FolderParams {
+            account: 1,
+            folder: 2,
+            cursor: 3,
+            reset: 4,
+            now: 5,
+            owner: 7,
+            until: 8,
+        },
+    );
+    sql.push_str(" SELECT ");
+    if lease.is_some() {
+        sql.push_str("(SELECT count(*) FROM lease) AS leased, ");
+    }
+    sql.push_str(
+        "(SELECT count(*) FROM f) AS folders, (SELECT max(generation) FROM f) AS generation, \
+         (SELECT bool_or(reconciling) FROM f) AS reconciling, \
+         (SELECT commit FROM durability) AS synchronous_commit, \
+         (SELECT array_agg(nextval('messages_id_seq')) FROM generate_series(1, $6) \
+         WHERE EXISTS (SELECT 1 FROM f)) AS ids",
     );
     sql
 }
@@ -479,14 +546,7 @@ pub(crate) fn pg_page_arguments<'q>(
     reset: bool,
     known: &[&'q Message],
 ) -> Option<(PgArgumentsResult, usize)> {
-    let mut columns = PgColumns::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
-        // The rule of `next_chunk`: rows are added while the chunk is under both limits.
-        if i >= MAX_ROWS || columns.bytes >= MAX_BYTES {
-            return None;
-        }
-        columns.push(m);
-    }
+    let columns = PgColumns::of_page(messages)?;
     let bytes = columns.bytes;
     let [
         remote_id,
@@ -547,6 +607,245 @@ pub(crate) fn pg_page_arguments<'q>(
         .map_err(|e| e.to_string())
         .map(Option::unwrap_or_default);
     Some((arguments, bytes))
+}
+
+/// `COPY messages … FROM STDIN` in binary, the columns of a [`PgCopyRows`] message.
+pub(crate) fn pg_copy_messages_sql() -> String {
+    let mut sql = String::from("COPY messages (id, account_id, folder_id, ");
+    for c in ROW {
+        sql.push_str(c);
+        sql.push_str(", ");
+    }
+    sql.push_str("generation, updated_at) FROM STDIN (FORMAT binary)");
+    sql
+}
+
+/// `COPY attachments … FROM STDIN` in binary, the columns of a [`PgCopyRows`]
+/// attachment: [`ATTACHMENT_ROW`], the message named by its row id.
+pub(crate) fn pg_copy_attachments_sql() -> String {
+    let mut sql = String::from("COPY attachments (message_id");
+    for c in &ATTACHMENT_ROW[1..] {
+        let _ = write!(sql, ", {c}");
+    }
+    sql.push_str(") FROM STDIN (FORMAT binary)");
+    sql
+}
+
+/// Binary `COPY` data, written field by field.
+struct CopyData(Vec<u8>);
+
+impl CopyData {
+    fn with_capacity(cap: usize) -> Self {
+        let mut data = Vec::with_capacity(19 + cap + 2);
+        // Signature, flags, header extension length.
+        data.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        data.extend_from_slice(&0_i32.to_be_bytes());
+        data.extend_from_slice(&0_i32.to_be_bytes());
+        CopyData(data)
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn field(&mut self, value: &[u8]) -> Result<()> {
+        let len = i32::try_from(value.len())
+            .map_err(|_| Error::Invalid(format!("a field of {} bytes", value.len())))?;
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(value);
+        Ok(())
+    }
+
+    /// `value`, or NULL if `null`.
+    fn text(&mut self, value: &str, null: bool) -> Result<()> {
+        if null {
+            self.0.extend_from_slice(&(-1_i32).to_be_bytes());
+            Ok(())
+        } else {
+            self.field(value.as_bytes())
+        }
+    }
+
+    /// An 8-byte field written later ([`PgCopyRows::stamp`]): where its value is.
+    fn placeholder(&mut self) -> usize {
+        self.0.extend_from_slice(&8_i32.to_be_bytes());
+        self.0.extend_from_slice(&[0; 8]);
+        self.0.len() - 8
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&(-1_i16).to_be_bytes());
+        self.0
+    }
+}
+
+/// A page's message and attachment rows in PostgreSQL's binary `COPY` format, for
+/// [`pg_copy_messages_sql`] and [`pg_copy_attachments_sql`]: how the pages of a folder
+/// enumerated from empty are inserted. `COPY` stores a page's rows a heap page at a
+/// time (one WAL record each, where an `INSERT` writes one per row) and reads each
+/// field straight into its column, where the page statement builds seventeen arrays
+/// and unnests them: in psql, 7.5 against 11.9 µs of server CPU per Graph-shaped row
+/// (docs/benchmarks.md). What is known only once the folder's row is updated — the
+/// rows' ids (taken from `messages_id_seq`, so that attachments can name their
+/// message), the folder's generation and the time of the write — [`PgCopyRows::stamp`]
+/// writes in place.
+pub(crate) struct PgCopyRows {
+    messages: Vec<u8>,
+    /// Where each message's id, generation and time of update are.
+    stamps: Vec<[usize; 3]>,
+    /// Empty when no message lists an attachment.
+    attachments: Vec<u8>,
+    /// Where each attachment's message id is, and the index of its message.
+    attachment_stamps: Vec<(usize, usize)>,
+    /// The size of the rows, as [`Chunk::bytes`].
+    pub(crate) bytes: usize,
+}
+
+impl PgCopyRows {
+    /// The rows of `messages` (each once) and of their attachments; `None` if they do
+    /// not fit one chunk (as [`pg_page_arguments`]).
+    pub(crate) fn of(
+        messages: &[&Message],
+        account_id: i64,
+        folder_id: i64,
+    ) -> Option<std::result::Result<Self, String>> {
+        let columns = PgColumns::of_page(messages)?;
+        let attachments = PgAttachmentColumns::of(messages.iter().copied());
+        Some(Self::encode(&columns, &attachments, account_id, folder_id).map_err(|e| e.to_string()))
+    }
+
+    fn encode(
+        c: &PgColumns<'_>,
+        a: &PgAttachmentColumns<'_>,
+        account_id: i64,
+        folder_id: i64,
+    ) -> Result<Self> {
+        // Fields of a message: id, account, folder, ROW, generation, updated_at.
+        const FIELDS: i16 = ROW.len() as i16 + 5;
+        let rows = c.nulls.len();
+        let mut data = CopyData::with_capacity(c.bytes + rows * (FIELDS as usize * 4 + 64));
+        let mut stamps = Vec::with_capacity(rows);
+        let [
+            remote_id,
+            message_id,
+            subject,
+            sender_name,
+            sender_address,
+            body,
+            conversation_id,
+        ] = &c.text;
+        let [to, cc, warnings] = &c.lists;
+        let [date_received, sent_at] = &c.times;
+        let [is_read, is_draft, has_attachments] = &c.flags;
+        for i in 0..rows {
+            // Bit `1 << n` of `null`: field n of ROW is NULL.
+            let null = |n: usize| c.nulls[i] & 1 << n != 0;
+            data.row(FIELDS);
+            let id = data.placeholder();
+            data.field(&account_id.to_be_bytes())?;
+            data.field(&folder_id.to_be_bytes())?;
+            data.text(remote_id[i], false)?;
+            data.text(message_id[i], null(1))?;
+            data.text(subject[i], null(2))?;
+            data.text(sender_name[i], null(3))?;
+            data.text(sender_address[i], null(4))?;
+            data.text(&to[i], false)?;
+            data.text(&cc[i], false)?;
+            for (n, t) in [(7, &date_received[i]), (8, &sent_at[i])] {
+                if null(n) {
+                    data.text("", true)?;
+                } else {
+                    data.field(&pg_micros(t)?.to_be_bytes())?;
+                }
+            }
+            data.text(body[i], null(9))?;
+            for flag in [is_read[i], is_draft[i], has_attachments[i]] {
+                data.field(&[u8::from(flag)])?;
+            }
+            data.field(&c.counts[i].to_be_bytes())?;
+            data.text(conversation_id[i], null(14))?;
+            data.text(&warnings[i], false)?;
+            let generation = data.placeholder();
+            let updated_at = data.placeholder();
+            stamps.push([id, generation, updated_at]);
+        }
+        let mut rows = PgCopyRows {
+            messages: data.finish(),
+            stamps,
+            attachments: Vec::new(),
+            attachment_stamps: Vec::new(),
+            bytes: c.bytes,
+        };
+        rows.encode_attachments(a)?;
+        Ok(rows)
+    }
+
+    fn encode_attachments(&mut self, a: &PgAttachmentColumns<'_>) -> Result<()> {
+        let rows = a.nulls.len();
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut data = CopyData::with_capacity(rows * 128);
+        let stamps = &mut self.attachment_stamps;
+        let [remote_id, name, content_type, content_id] = &a.texts;
+        for i in 0..rows {
+            // Bit `1 << n` of `null`: field n of ATTACHMENT_ROW is NULL.
+            let null = |n: usize| a.nulls[i] & 1 << n != 0;
+            data.row(ATTACHMENT_ROW.len() as i16);
+            stamps.push((data.placeholder(), a.message[i]));
+            data.field(&a.ordinal[i].to_be_bytes())?;
+            data.text(remote_id[i], null(2))?;
+            data.text(name[i], null(3))?;
+            data.text(content_type[i], null(4))?;
+            data.field(&a.size[i].to_be_bytes())?;
+            data.field(&[u8::from(a.is_inline[i])])?;
+            data.text(content_id[i], null(7))?;
+        }
+        self.attachments = data.finish();
+        Ok(())
+    }
+
+    /// How many messages.
+    pub(crate) fn messages(&self) -> usize {
+        self.stamps.len()
+    }
+
+    /// Gives the messages their `ids` (one each, in order), the folder's `generation`
+    /// and `now` as their time of update, and the attachments their message's id.
+    pub(crate) fn stamp(
+        &mut self,
+        ids: &[i64],
+        generation: i64,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        if ids.len() != self.stamps.len() {
+            return Err(Error::Invalid(format!(
+                "{} ids for {} messages",
+                ids.len(),
+                self.stamps.len()
+            )));
+        }
+        let now = pg_micros(now)?.to_be_bytes();
+        for (&[id, g, t], n) in self.stamps.iter().zip(ids) {
+            self.messages[id..id + 8].copy_from_slice(&n.to_be_bytes());
+            self.messages[g..g + 8].copy_from_slice(&generation.to_be_bytes());
+            self.messages[t..t + 8].copy_from_slice(&now);
+        }
+        for &(at, message) in &self.attachment_stamps {
+            self.attachments[at..at + 8].copy_from_slice(&ids[message].to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// The messages' `COPY` data.
+    pub(crate) fn message_data(&self) -> &[u8] {
+        &self.messages
+    }
+
+    /// The attachments' `COPY` data; `None` if there are none.
+    pub(crate) fn attachment_data(&self) -> Option<&[u8]> {
+        (!self.attachments.is_empty()).then_some(&self.attachments[..])
+    }
 }
 
 /// What [`pg_page_arguments`] encodes: sqlx's arguments, or why encoding failed.
@@ -639,17 +938,26 @@ fn put_digits(out: &mut [u8], mut n: u32) {
     }
 }
 
+/// PostgreSQL's epoch, 2000-01-01 00:00 UTC.
+fn pg_epoch() -> chrono::NaiveDateTime {
+    NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("2000-01-01 exists")
+}
+
+/// `t` as PostgreSQL's binary `timestamptz` and as sqlx encodes it: microseconds since
+/// 2000-01-01, cut toward zero.
+fn pg_micros(t: &DateTime<Utc>) -> Result<i64> {
+    (t.naive_utc() - pg_epoch())
+        .num_microseconds()
+        .ok_or_else(|| Error::Invalid(format!("timestamp {t} is out of range for PostgreSQL")))
+}
+
 /// PostgreSQL text for `t`: sqlx sends microseconds since 2000-01-01, cut toward zero
 /// (`TimeDelta::num_microseconds`); the text says the same instant. Years before 1 are
 /// written with `BC`, as PostgreSQL reads them.
 pub(crate) fn pg_timestamp(t: &DateTime<Utc>) -> Result<String> {
-    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .expect("2000-01-01 exists");
-    let micros = (t.naive_utc() - epoch)
-        .num_microseconds()
-        .ok_or_else(|| Error::Invalid(format!("timestamp {t} is out of range for PostgreSQL")))?;
-    let cut = epoch + chrono::TimeDelta::microseconds(micros);
+    let cut = pg_epoch() + chrono::TimeDelta::microseconds(pg_micros(t)?);
     let (year, bc) = if cut.year() >= 1 {
         (cut.year(), "")
     } else {
@@ -999,6 +1307,19 @@ impl<'a> PgColumns<'a> {
         }
     }
 
+    /// The columns of `messages`; `None` if they do not fit one chunk (the rule of
+    /// `next_chunk`: rows are added while the chunk is under both limits).
+    fn of_page(messages: &[&'a Message]) -> Option<Self> {
+        let mut columns = PgColumns::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            if i >= MAX_ROWS || columns.bytes >= MAX_BYTES {
+                return None;
+            }
+            columns.push(m);
+        }
+        Some(columns)
+    }
+
     fn push(&mut self, m: &'a Message) {
         let mut nulls = 0;
         let sender = m.sender.as_ref();
@@ -1088,6 +1409,8 @@ impl<'a> PgColumns<'a> {
 #[derive(Default)]
 struct PgAttachmentColumns<'a> {
     message_remote_id: Vec<&'a str>,
+    /// The position of the attachment's message among those given to `of`.
+    message: Vec<usize>,
     ordinal: Vec<i32>,
     /// remote_id, name, content_type, content_id.
     texts: [Vec<&'a str>; 4],
@@ -1099,9 +1422,10 @@ struct PgAttachmentColumns<'a> {
 impl<'a> PgAttachmentColumns<'a> {
     fn of(messages: impl Iterator<Item = &'a Message>) -> Self {
         let mut c = PgAttachmentColumns::default();
-        for m in messages {
+        for (position, m) in messages.enumerate() {
             for (i, a) in m.attachments.iter().enumerate() {
                 c.message_remote_id.push(m.remote_id.as_str());
+                c.message.push(position);
                 c.ordinal.push(i32::try_from(i).unwrap_or(i32::MAX));
                 let mut mask = 0;
                 // remote_id, name, content_type, content_id: fields 2, 3, 4 and 7.

@@ -105,19 +105,40 @@ pub struct SyncPageWrite<'a> {
 }
 
 /// A sync page encoded ahead of its write, for [`Store::apply_encoded_sync_page`]
-/// (PostgreSQL only): the parameters of the one statement that writes it, encoded by
-/// [`Store::encode_sync_page`], so that a syncer can encode page N+1 while page N is
-/// written and send page N+1's statement as soon as page N's returns. What the write
-/// decides is not in it: the time of the write and the lease are added then. It owns
-/// its bytes (about the size of the page's text).
+/// (PostgreSQL only): the parameters of the one statement that writes it, or its
+/// `COPY` rows in a folder's first enumeration, encoded by [`Store::encode_sync_page`],
+/// so that a syncer can encode page N+1 while page N is written and send page N+1 as
+/// soon as page N is stored. What the write decides is not in it: the time of the
+/// write and the lease are added then (and, for `COPY`, the generation and row ids).
+/// It owns its bytes (about the size of the page's text).
 pub struct EncodedPage {
     account_id: i64,
     folder_id: i64,
     cursor: String,
     reset: bool,
     changes: usize,
-    arguments: bulk::PgArgumentsResult,
+    rows: PageRows,
     bytes: usize,
+}
+
+/// How an encoded page's messages travel to PostgreSQL.
+enum PageRows {
+    /// As the arrays of the page statement ([`bulk::pg_page_sql`]).
+    Statement(bulk::PgArgumentsResult),
+    /// As `COPY` rows ([`bulk::PgCopyRows`]): the page of a folder in an insert-only
+    /// run.
+    Copy(std::result::Result<bulk::PgCopyRows, String>),
+}
+
+/// What a page write returned: as the page statement's columns.
+struct PageOutcome {
+    /// With a lease: 1 if it is still ours.
+    leased: Option<i64>,
+    /// 1 if the folder's cursor was stored.
+    folders: i64,
+    upserted: i64,
+    inserted: i64,
+    reconciling: Option<bool>,
 }
 
 impl std::fmt::Debug for EncodedPage {
@@ -548,6 +569,22 @@ impl Store {
         folder_id: i64,
         page: &SyncPage,
     ) -> Option<EncodedPage> {
+        self.encode_page(
+            account_id,
+            folder_id,
+            page,
+            self.in_insert_only_run(folder_id),
+        )
+    }
+
+    /// [`Store::encode_sync_page`], as `COPY` rows if `copy`.
+    fn encode_page(
+        &self,
+        account_id: i64,
+        folder_id: i64,
+        page: &SyncPage,
+        copy: bool,
+    ) -> Option<EncodedPage> {
         // A completed reset deletes what it did not see: after the upserts, which one
         // statement (one snapshot) cannot order.
         if self.db_backend() != DbBackend::Postgres || page.complete {
@@ -566,21 +603,31 @@ impl Store {
             .copied()
             .filter(|m| attachments_known(m))
             .collect();
-        let (arguments, bytes) = bulk::pg_page_arguments(
-            &unique,
-            account_id,
-            folder_id,
-            page.cursor.as_str(),
-            page.reset,
-            &known,
-        )?;
+        // The pages of an insert-only run go by `COPY`. The run is looked up now: a
+        // page encoded before its run started or after it ended is encoded again at
+        // its write (`apply_page_in_one_statement`).
+        let (rows, bytes) = if copy {
+            let rows = bulk::PgCopyRows::of(&unique, account_id, folder_id)?;
+            let bytes = rows.as_ref().map_or(0, |r| r.bytes);
+            (PageRows::Copy(rows), bytes)
+        } else {
+            let (arguments, bytes) = bulk::pg_page_arguments(
+                &unique,
+                account_id,
+                folder_id,
+                page.cursor.as_str(),
+                page.reset,
+                &known,
+            )?;
+            (PageRows::Statement(arguments), bytes)
+        };
         Some(EncodedPage {
             account_id,
             folder_id,
             cursor: page.cursor.as_str().to_owned(),
             reset: page.reset,
             changes: page.changes.len(),
-            arguments,
+            rows,
             bytes,
         })
     }
@@ -727,11 +774,12 @@ impl Store {
     ///
     /// A folder enumerated from empty (a first sync) gets new messages only, so after
     /// its reset page inserted every row and left the folder not reconciling (it held
-    /// nothing), its next pages are inserted without `ON CONFLICT`, as long as each
-    /// inserts every row (`folders_from_empty`). If a message exists after all (moved
-    /// in from another folder of the account during the enumeration), that statement
-    /// fails on the unique index having written nothing, and the page is written again
-    /// as an upsert, which ends the folder's insert-only run.
+    /// nothing), its next pages are inserted by `COPY` (`copy_page`), without the
+    /// unique check of `ON CONFLICT`, as long as each inserts every row
+    /// (`folders_from_empty`). If a message exists after all (moved in from another
+    /// folder of the account during the enumeration), the `COPY` fails on the unique
+    /// index, its transaction is rolled back, and the page is written again as an
+    /// upsert, which ends the folder's insert-only run.
     async fn apply_page_in_one_statement(
         &self,
         write: SyncPageWrite<'_>,
@@ -760,8 +808,18 @@ impl Store {
                 Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))
             })?;
         let new_rows = self.in_insert_only_run(folder_id);
-        let row = match self
-            .send_page_statement(&mut conn, encoded, lease, new_rows)
+        // A page encoded for the other mode (before its folder's run started, or after
+        // it ended) is encoded again.
+        let encoded = match encoded.rows {
+            PageRows::Copy(_) if !new_rows => self.encode_page(account_id, folder_id, page, false),
+            PageRows::Statement(_) if new_rows => {
+                self.encode_page(account_id, folder_id, page, true)
+            }
+            _ => Some(encoded),
+        }
+        .ok_or_else(|| Error::Invalid(format!("{}: cannot encode it", what())))?;
+        let outcome = match self
+            .send_page(&mut conn, encoded.rows, &write)
             .await
         {
             Err(e) if new_rows && is_unique_violation(&e) => {
@@ -772,63 +830,147 @@ impl Store {
                 );
                 self.set_insert_only_run(folder_id, false);
                 let again = self
-                    .encode_sync_page(account_id, folder_id, page)
+                    .encode_page(account_id, folder_id, page, false)
                     .ok_or_else(|| Error::Invalid(format!("{}: cannot encode it", what())))?;
-                self.send_page_statement(&mut conn, again, lease, false).await
+                self.send_page(&mut conn, again.rows, &write).await
             }
             sent => sent,
         }
         .map_err(failed)?;
         drop(conn);
-        let count = |column: &str| -> Result<i64> {
-            use sea_orm::sqlx::Row as _;
-            row.try_get::<i64, _>(column).map_err(failed)
-        };
         if let Some(lease) = lease
-            && count("leased")? == 0
+            && outcome.leased == Some(0)
         {
             return Err(Error::LeaseLost {
                 account_id,
                 owner: lease.owner.to_owned(),
             });
         }
-        if count("folders")? == 0 {
+        if outcome.folders == 0 {
             return Err(Error::NotFound(format!(
                 "folder {folder_id} of account {account_id}"
             )));
         }
-        let upserted = count("upserted")?;
-        let reconciling = {
-            use sea_orm::sqlx::Row as _;
-            row.try_get::<Option<bool>, _>("reconciling")
-                .map_err(failed)?
-        };
         self.set_insert_only_run(
             folder_id,
             (page.reset || new_rows)
-                && reconciling == Some(false)
-                && count("inserted")? == upserted,
+                && outcome.reconciling == Some(false)
+                && outcome.inserted == outcome.upserted,
         );
         self.committed(bytes as u64);
         Ok(PageStats {
-            upserted: upserted.unsigned_abs(),
+            upserted: outcome.upserted.unsigned_abs(),
             ..PageStats::default()
         })
     }
 
-    /// Sends the page statement of `encoded` on `conn`, with `ON CONFLICT` unless
-    /// `new_rows`.
+    /// Writes `rows`, the messages of `write`'s page, on `conn`: by `COPY`, or by the
+    /// page statement.
+    async fn send_page(
+        &self,
+        conn: &mut sea_orm::sqlx::PgConnection,
+        rows: PageRows,
+        write: &SyncPageWrite<'_>,
+    ) -> std::result::Result<PageOutcome, sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::Row as _;
+        let arguments = match rows {
+            PageRows::Copy(rows) => {
+                let rows = rows.map_err(|e| sea_orm::sqlx::Error::Encode(e.into()))?;
+                return self.copy_page(conn, write, rows).await;
+            }
+            PageRows::Statement(arguments) => arguments,
+        };
+        let row = self
+            .send_page_statement(conn, arguments, write.lease)
+            .await?;
+        Ok(PageOutcome {
+            leased: match write.lease {
+                Some(_) => Some(row.try_get("leased")?),
+                None => None,
+            },
+            folders: row.try_get("folders")?,
+            upserted: row.try_get("upserted")?,
+            inserted: row.try_get("inserted")?,
+            reconciling: row.try_get("reconciling")?,
+        })
+    }
+
+    /// Writes a page of new messages by `COPY`, in a transaction that first stores the
+    /// cursor under the lease ([`bulk::pg_copy_head_sql`]), which gives the rows their
+    /// generation. Nothing is written if the lease or the folder is gone; a row that
+    /// exists fails the `COPY` with a unique violation, and the transaction is rolled
+    /// back. Like the page statement, it commits asynchronously.
+    async fn copy_page(
+        &self,
+        conn: &mut sea_orm::sqlx::PgConnection,
+        write: &SyncPageWrite<'_>,
+        mut rows: bulk::PgCopyRows,
+    ) -> std::result::Result<PageOutcome, sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::{Connection as _, Row as _};
+        let now = Utc::now();
+        let mut tx = conn.begin().await?;
+        let mut head = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(bulk::pg_copy_head_sql(
+            write.lease.map(|l| l.renew),
+        )))
+        .bind(write.account_id)
+        .bind(write.folder_id)
+        .bind(write.page.cursor.as_str())
+        .bind(write.page.reset)
+        .bind(now)
+        .bind(i32::try_from(rows.messages()).unwrap_or(i32::MAX));
+        if let Some(lease) = write.lease {
+            head = head.bind(lease.owner).bind(lease.until);
+        }
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let head = head.fetch_one(&mut *tx).await?;
+        let mut outcome = PageOutcome {
+            leased: match write.lease {
+                Some(_) => Some(head.try_get("leased")?),
+                None => None,
+            },
+            folders: head.try_get("folders")?,
+            upserted: 0,
+            inserted: 0,
+            reconciling: head.try_get("reconciling")?,
+        };
+        let Some(generation) = head.try_get::<Option<i64>, _>("generation")? else {
+            // The lease or the folder is gone: nothing was written.
+            tx.rollback().await?;
+            return Ok(outcome);
+        };
+        let ids: Vec<i64> = head
+            .try_get::<Option<Vec<i64>>, _>("ids")?
+            .unwrap_or_default();
+        rows.stamp(&ids, generation, &now)
+            .map_err(|e| sea_orm::sqlx::Error::Encode(e.to_string().into()))?;
+        let mut data = vec![(bulk::pg_copy_messages_sql(), rows.message_data())];
+        if let Some(attachments) = rows.attachment_data() {
+            data.push((bulk::pg_copy_attachments_sql(), attachments));
+        }
+        let mut copied = Vec::with_capacity(data.len());
+        for (sql, data) in data {
+            self.statements
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut copy = tx.copy_in_raw(&sql).await?;
+            copy.send(data).await?;
+            copied.push(copy.finish().await?);
+        }
+        tx.commit().await?;
+        outcome.upserted = i64::try_from(copied[0]).unwrap_or(i64::MAX);
+        outcome.inserted = outcome.upserted;
+        Ok(outcome)
+    }
+
+    /// Sends the page statement with `arguments` on `conn`.
     async fn send_page_statement(
         &self,
         conn: &mut sea_orm::sqlx::PgConnection,
-        encoded: EncodedPage,
+        arguments: bulk::PgArgumentsResult,
         lease: Option<LeaseCheck<'_>>,
-        new_rows: bool,
     ) -> std::result::Result<sea_orm::sqlx::postgres::PgRow, sea_orm::sqlx::Error> {
         use sea_orm::sqlx::Arguments as _;
-        let mut arguments = encoded
-            .arguments
-            .map_err(|e| sea_orm::sqlx::Error::Encode(e.into()))?;
+        let mut arguments = arguments.map_err(|e| sea_orm::sqlx::Error::Encode(e.into()))?;
         let add = |r: std::result::Result<(), sea_orm::sqlx::error::BoxDynError>| {
             r.map_err(sea_orm::sqlx::Error::Encode)
         };
@@ -838,7 +980,7 @@ impl Store {
             add(arguments.add(lease.until))?;
         }
         let query = sea_orm::sqlx::query_with(
-            sea_orm::sqlx::AssertSqlSafe(bulk::pg_page_sql(lease.map(|l| l.renew), new_rows)),
+            sea_orm::sqlx::AssertSqlSafe(bulk::pg_page_sql(lease.map(|l| l.renew))),
             arguments,
         );
         // Counted here, as the store's connection counts what goes through sea-orm.
@@ -1591,7 +1733,10 @@ mod tests {
             complete: false,
         };
         let encoded = store.encode_sync_page(account, folder, &page).unwrap();
-        let mut arguments = encoded.arguments.unwrap();
+        let super::PageRows::Statement(arguments) = encoded.rows else {
+            panic!("a page outside an insert-only run is encoded for the page statement");
+        };
+        let mut arguments = arguments.unwrap();
         arguments.add(chrono::Utc::now()).unwrap();
         let pool = store.writer.get_postgres_connection_pool();
         let mut conn = pool.acquire().await.unwrap();
@@ -1600,7 +1745,7 @@ mod tests {
             .fetch_one(&mut *conn)
             .await
             .unwrap();
-        let sql = crate::bulk::pg_page_sql(None, false);
+        let sql = crate::bulk::pg_page_sql(None);
         let row = sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), arguments)
             .fetch_one(&mut *conn)
             .await
@@ -1682,6 +1827,92 @@ mod tests {
         assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
     }
 
+    /// PostgreSQL: the rows of a page copied in an insert-only run are those the
+    /// transaction path stores, with the folder's generation and the time of the write.
+    #[tokio::test]
+    async fn copied_pages_store_the_rows_of_the_transaction() {
+        use mailroom_core::{Change, SyncCursor, SyncPage};
+
+        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let (page_account, page_folder) =
+            crate::tests::account_with_inbox(&store, "copy@example.com").await;
+        let (tx_account, tx_folder) =
+            crate::tests::account_with_inbox(&store, "tx@example.com").await;
+        let mut records = tricky();
+        records.retain(|m| m.remote_id != "longer-than-a-chunk");
+        let first = Message {
+            remote_id: "first".into(),
+            ..Default::default()
+        };
+        let pages = [(vec![first.clone()], true), (records.clone(), false)];
+        let before = chrono::Utc::now();
+        let mut statements = Vec::new();
+        for (messages, reset) in pages {
+            let page = SyncPage {
+                changes: messages.into_iter().map(Change::Upsert).collect(),
+                cursor: SyncCursor("c".into()),
+                reset,
+                complete: false,
+            };
+            let sent = store.statements_sent();
+            let stats = store
+                .apply_sync_page(super::SyncPageWrite {
+                    account_id: page_account,
+                    folder_id: page_folder,
+                    page: &page,
+                    lease: None,
+                })
+                .await
+                .unwrap();
+            assert_eq!(stats.upserted, page.changes.len() as u64);
+            statements.push(store.statements_sent() - sent);
+        }
+        // The reset page, one statement; the copied page, its cursor, its messages
+        // and their attachments.
+        assert_eq!(statements, [1, 3]);
+        let after = chrono::Utc::now();
+        let pool = store.writer.get_postgres_connection_pool();
+        let (generation,): (i64,) =
+            sea_orm::sqlx::query_as("SELECT generation FROM folders WHERE id = $1")
+                .bind(page_folder)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(generation, 1);
+        let refs: Vec<&Message> = std::iter::once(&first).chain(&records).collect();
+        let tx = store.writer.begin().await.unwrap();
+        super::upsert_run(&tx, tx_account, tx_folder, generation, &refs)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let page_rows = message_rows(&store, page_account, "remote_id").await;
+        assert_eq!(page_rows.len(), records.len() + 1);
+        assert_eq!(
+            page_rows,
+            message_rows(&store, tx_account, "remote_id").await
+        );
+        let updated: Vec<(chrono::DateTime<chrono::Utc>,)> = sea_orm::sqlx::query_as(
+            "SELECT updated_at FROM messages WHERE account_id = $1 AND remote_id <> 'first'",
+        )
+        .bind(page_account)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(updated.len(), records.len());
+        let cut = |t: chrono::DateTime<chrono::Utc>| t - TimeDelta::microseconds(1);
+        assert!(
+            updated.iter().all(|(t,)| (cut(before)..=after).contains(t)),
+            "{updated:?} not in {before}..{after}"
+        );
+        let order = "m.remote_id, a.ordinal";
+        let page_rows = attachment_rows(&store, page_account, order).await;
+        assert_eq!(page_rows.len(), 7);
+        assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
+    }
+
     /// PostgreSQL: the pages of a folder enumerated from empty are inserted without
     /// `ON CONFLICT` after its reset page; a row that exists after all (moved in from
     /// another folder) fails that statement, the page is written again as an upsert
@@ -1742,9 +1973,10 @@ mod tests {
 
         // An incremental page of new messages: upserted, and no run starts.
         assert_eq!(write(archive, &["moved"], false).await, (1, false));
-        // The first sync of the Inbox: its reset page starts the run...
+        // The first sync of the Inbox: its reset page starts the run, whose pages go
+        // by `COPY` (two statements: the cursor, then the rows)...
         assert_eq!(write(inbox, &["a1", "a2"], true).await, (1, true));
-        assert_eq!(write(inbox, &["a3", "a4"], false).await, (1, true));
+        assert_eq!(write(inbox, &["a3", "a4"], false).await, (2, true));
         // Another worker's page in the run writes nothing.
         let lost = store
             .apply_sync_page(super::SyncPageWrite {
@@ -1761,10 +1993,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(lost, crate::Error::LeaseLost { .. }), "{lost}");
         assert!(store.get_message(account, "stolen").await.is_err());
-        assert_eq!(write(inbox, &["a3b"], false).await, (1, true));
-        // ...until a page holds a message that exists: two statements, the first of
-        // which failed and wrote nothing.
-        assert_eq!(write(inbox, &["a5", "moved"], false).await, (2, false));
+        assert_eq!(write(inbox, &["a3b"], false).await, (2, true));
+        // ...until a page holds a message that exists: its `COPY` fails, its
+        // transaction writes nothing, and the page is sent again as an upsert.
+        assert_eq!(write(inbox, &["a5", "moved"], false).await, (3, false));
         assert_eq!(folder_of("moved").await, inbox);
         assert_eq!(
             store
