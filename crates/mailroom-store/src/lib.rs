@@ -95,7 +95,7 @@ pub struct Store {
     /// Statements sent since [`Store::connect`] returned, by every clone.
     statements: Arc<AtomicU64>,
     /// PostgreSQL: the folders being enumerated from empty, whose next page is written
-    /// without `ON CONFLICT` (see `Store::apply_page_in_one_statement`). Shared by
+    /// by `COPY` (see `Store::apply_page_in_one_statement`). Shared by
     /// every clone; a hint only, so it is simply cleared if it ever holds
     /// [`FOLDERS_FROM_EMPTY_KEPT`] folders (syncs that stopped mid-enumeration).
     folders_from_empty: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
