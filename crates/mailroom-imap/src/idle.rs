@@ -87,18 +87,7 @@ impl ImapIdle {
     /// expunges), or, without CONDSTORE, when the number of messages is not the number
     /// it knows.
     pub fn is_past(&self, cursor: &SyncCursor) -> bool {
-        let Some(c) = Cursor::decode(&cursor.0) else {
-            return true;
-        };
-        let s = &self.state;
-        s.uid_validity != c.uid_validity
-            || s.uid_next
-                .is_some_and(|next| next > c.last_uid.saturating_add(1))
-            || (s.highest_modseq > 0 && s.highest_modseq > c.highest_modseq)
-            || (s.highest_modseq == 0
-                && c.known
-                    .as_ref()
-                    .is_some_and(|known| known.len() != u64::from(s.exists)))
+        moved_past(&self.state, cursor)
     }
 
     /// Waits in IDLE until the server reports a change ([`IdleEvent::Changed`]) or
@@ -117,6 +106,21 @@ impl ImapIdle {
     pub async fn logout(self) {
         self.conn.logout().await;
     }
+}
+
+/// [`ImapIdle::is_past`] for a mailbox that `EXAMINE` found as `s`.
+fn moved_past(s: &Selected, cursor: &SyncCursor) -> bool {
+    let Some(c) = Cursor::decode(&cursor.0) else {
+        return true;
+    };
+    s.uid_validity != c.uid_validity
+        || s.uid_next
+            .is_some_and(|next| next > c.last_uid.saturating_add(1))
+        || (s.highest_modseq > 0 && s.highest_modseq > c.highest_modseq)
+        || (s.highest_modseq == 0
+            && c.known
+                .as_ref()
+                .is_some_and(|known| known.len() != u64::from(s.exists)))
 }
 
 impl Conn {
@@ -243,4 +247,61 @@ fn bye(response: &Response<'_>) -> Result<(), Failure> {
 
 fn no_answer(timeout: Duration) -> Failure {
     Failure::Connection(format!("no answer within {} s", timeout.as_secs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::uidset::UidSet;
+
+    /// Without CONDSTORE (HIGHESTMODSEQ 0) an expunge moves no UIDNEXT and no
+    /// modification sequence: the count of messages against the UIDs the cursor knows
+    /// is what tells it (the test Dovecot has CONDSTORE, so only this test shows it).
+    #[test]
+    fn without_condstore_the_count_tells_an_expunge() {
+        let cursor = |known: Option<&[u32]>| {
+            SyncCursor(
+                Cursor {
+                    uid_validity: 7,
+                    highest_modseq: 0,
+                    last_uid: 5,
+                    known: known.map(|k| UidSet::from_uids(k.iter().copied())),
+                }
+                .encode(),
+            )
+        };
+        let found = |exists, uid_next| Selected {
+            uid_validity: 7,
+            highest_modseq: 0,
+            exists,
+            uid_next,
+        };
+        let known = cursor(Some(&[1, 3, 5]));
+        assert!(!moved_past(&found(3, Some(6)), &known), "nothing moved");
+        assert!(moved_past(&found(2, Some(6)), &known), "one expunged");
+        assert!(moved_past(&found(4, Some(7)), &known), "one appended");
+        // A server that sends no UIDNEXT: the count still tells new mail.
+        assert!(
+            moved_past(&found(4, None), &known),
+            "one appended, no UIDNEXT"
+        );
+        assert!(
+            !moved_past(&found(3, None), &known),
+            "nothing moved, no UIDNEXT"
+        );
+        // Without the known UIDs (expunges come as VANISHED), only UIDNEXT tells.
+        let unknown = cursor(None);
+        assert!(!moved_past(&found(2, Some(6)), &unknown));
+        assert!(moved_past(&found(3, Some(7)), &unknown));
+        // Another UIDVALIDITY, or a cursor that is not IMAP's, always moved.
+        let other = Selected {
+            uid_validity: 8,
+            ..found(3, Some(6))
+        };
+        assert!(moved_past(&other, &known));
+        assert!(moved_past(
+            &found(3, Some(6)),
+            &SyncCursor("graph delta".into())
+        ));
+    }
 }
