@@ -1827,6 +1827,26 @@ mod tests {
         assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
     }
 
+    /// The folders in insert-only runs are a hint: a store that would keep more than
+    /// `FOLDERS_FROM_EMPTY_KEPT` (syncs stopped mid-enumeration) forgets them all.
+    #[tokio::test]
+    async fn the_insert_only_hint_is_cleared_when_it_would_grow_past_its_bound() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let kept = crate::FOLDERS_FROM_EMPTY_KEPT as i64;
+        for folder in 0..kept {
+            store.set_insert_only_run(folder, true);
+        }
+        assert!((0..kept).all(|f| store.in_insert_only_run(f)));
+        store.set_insert_only_run(kept, true);
+        assert_eq!(store.insert_only_runs().len(), 1);
+        assert!(store.in_insert_only_run(kept));
+        assert!(!store.in_insert_only_run(0));
+        // Ending a run is not clearing: it forgets that folder only.
+        store.set_insert_only_run(kept + 1, true);
+        store.set_insert_only_run(kept, false);
+        assert!(store.in_insert_only_run(kept + 1));
+    }
+
     /// PostgreSQL: the rows of a page copied in an insert-only run are those the
     /// transaction path stores, with the folder's generation and the time of the write.
     #[tokio::test]
@@ -1927,6 +1947,33 @@ mod tests {
             .unwrap();
         let (account, inbox) = crate::tests::account_with_inbox(&store, "new@example.com").await;
         let archive = crate::tests::folder_named(&store, account, "Archive").await;
+        // The log, to read the line of the page written again (this test's thread).
+        #[derive(Clone, Default)]
+        struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Logs {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let _logging = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        );
+        let written_again = || {
+            let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .filter(|l| l.contains("the page is written again as an upsert"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
         let message = |id: &str| Message {
             remote_id: id.into(),
             subject: Some(format!("subject of {id}")),
@@ -1994,9 +2041,16 @@ mod tests {
         assert!(matches!(lost, crate::Error::LeaseLost { .. }), "{lost}");
         assert!(store.get_message(account, "stolen").await.is_err());
         assert_eq!(write(inbox, &["a3b"], false).await, (2, true));
+        assert_eq!(written_again(), Vec::<String>::new());
         // ...until a page holds a message that exists: its `COPY` fails, its
         // transaction writes nothing, and the page is sent again as an upsert.
         assert_eq!(write(inbox, &["a5", "moved"], false).await, (3, false));
+        let lines = written_again();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains(&format!("folder_id={inbox}")),
+            "{lines:?}"
+        );
         assert_eq!(folder_of("moved").await, inbox);
         assert_eq!(
             store
