@@ -546,40 +546,28 @@ pub(crate) fn pg_page_arguments<'q>(
     reset: bool,
     known: &[&'q Message],
 ) -> Option<(PgArgumentsResult, usize)> {
-    let columns = PgColumns::of_page(messages)?;
-    let bytes = columns.bytes;
-    let [
-        remote_id,
-        message_id,
-        subject,
-        sender_name,
-        sender_address,
-        body,
-        conversation_id,
-    ] = columns.text;
-    let [to, cc, warnings] = columns.lists;
-    let [date_received, sent_at] = columns.times;
-    let [is_read, is_draft, has_attachments] = columns.flags;
+    let c = PgColumns::of_page(messages)?;
+    let bytes = c.bytes;
     // In the order of ROW, then the null masks (as `PgColumns::into_values`).
     // The query only encodes: its text is the writer's (see `pg_page_sql`).
     let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(""))
-        .bind(remote_id)
-        .bind(message_id)
-        .bind(subject)
-        .bind(sender_name)
-        .bind(sender_address)
-        .bind(to)
-        .bind(cc)
-        .bind(date_received)
-        .bind(sent_at)
-        .bind(body)
-        .bind(is_read)
-        .bind(is_draft)
-        .bind(has_attachments)
-        .bind(columns.counts)
-        .bind(conversation_id)
-        .bind(warnings)
-        .bind(columns.nulls)
+        .bind(c.remote_id)
+        .bind(c.message_id)
+        .bind(c.subject)
+        .bind(c.sender_name)
+        .bind(c.sender_address)
+        .bind(c.to)
+        .bind(c.cc)
+        .bind(c.date_received)
+        .bind(c.sent_at)
+        .bind(c.body)
+        .bind(c.is_read)
+        .bind(c.is_draft)
+        .bind(c.has_attachments)
+        .bind(c.counts)
+        .bind(c.conversation_id)
+        .bind(c.warnings)
+        .bind(c.nulls)
         .bind(account_id)
         .bind(folder_id)
         .bind(cursor)
@@ -725,18 +713,6 @@ impl PgCopyRows {
         let rows = c.nulls.len();
         let mut data = CopyData::with_capacity(c.bytes + rows * (FIELDS as usize * 4 + 64));
         let mut stamps = Vec::with_capacity(rows);
-        let [
-            remote_id,
-            message_id,
-            subject,
-            sender_name,
-            sender_address,
-            body,
-            conversation_id,
-        ] = &c.text;
-        let [to, cc, warnings] = &c.lists;
-        let [date_received, sent_at] = &c.times;
-        let [is_read, is_draft, has_attachments] = &c.flags;
         for i in 0..rows {
             // Bit `1 << n` of `null`: field n of ROW is NULL.
             let null = |n: usize| c.nulls[i] & 1 << n != 0;
@@ -744,27 +720,27 @@ impl PgCopyRows {
             let id = data.placeholder();
             data.field(&account_id.to_be_bytes())?;
             data.field(&folder_id.to_be_bytes())?;
-            data.text(remote_id[i], false)?;
-            data.text(message_id[i], null(1))?;
-            data.text(subject[i], null(2))?;
-            data.text(sender_name[i], null(3))?;
-            data.text(sender_address[i], null(4))?;
-            data.text(&to[i], false)?;
-            data.text(&cc[i], false)?;
-            for (n, t) in [(7, &date_received[i]), (8, &sent_at[i])] {
+            data.text(c.remote_id[i], false)?;
+            data.text(c.message_id[i], null(1))?;
+            data.text(c.subject[i], null(2))?;
+            data.text(c.sender_name[i], null(3))?;
+            data.text(c.sender_address[i], null(4))?;
+            data.text(&c.to[i], false)?;
+            data.text(&c.cc[i], false)?;
+            for (n, t) in [(7, &c.date_received[i]), (8, &c.sent_at[i])] {
                 if null(n) {
                     data.text("", true)?;
                 } else {
                     data.field(&pg_micros(t)?.to_be_bytes())?;
                 }
             }
-            data.text(body[i], null(9))?;
-            for flag in [is_read[i], is_draft[i], has_attachments[i]] {
+            data.text(c.body[i], null(9))?;
+            for flag in [c.is_read[i], c.is_draft[i], c.has_attachments[i]] {
                 data.field(&[u8::from(flag)])?;
             }
             data.field(&c.counts[i].to_be_bytes())?;
-            data.text(conversation_id[i], null(14))?;
-            data.text(&warnings[i], false)?;
+            data.text(c.conversation_id[i], null(14))?;
+            data.text(&c.warnings[i], false)?;
             let generation = data.placeholder();
             let updated_at = data.placeholder();
             stamps.push([id, generation, updated_at]);
@@ -1276,19 +1252,27 @@ fn postgres_rows(
     Ok((n, columns.into_values(), bytes))
 }
 
-/// The columns of a PostgreSQL chunk, by element type, the text borrowed from the
+/// The columns of a PostgreSQL chunk, in the order of [`ROW`], the text borrowed from the
 /// records.
 struct PgColumns<'a> {
-    /// remote_id, message_id, subject, sender_name, sender_address, body,
-    /// conversation_id.
-    text: [Vec<&'a str>; 7],
-    /// to_recipients, cc_recipients, warnings (JSON).
-    lists: [Vec<String>; 3],
-    /// date_received, sent_at.
-    times: [Vec<DateTime<Utc>>; 2],
-    /// is_read, is_draft, has_attachments.
-    flags: [Vec<bool>; 3],
+    remote_id: Vec<&'a str>,
+    message_id: Vec<&'a str>,
+    subject: Vec<&'a str>,
+    sender_name: Vec<&'a str>,
+    sender_address: Vec<&'a str>,
+    /// JSON lists.
+    to: Vec<String>,
+    cc: Vec<String>,
+    date_received: Vec<DateTime<Utc>>,
+    sent_at: Vec<DateTime<Utc>>,
+    body: Vec<&'a str>,
+    is_read: Vec<bool>,
+    is_draft: Vec<bool>,
+    has_attachments: Vec<bool>,
     counts: Vec<i32>,
+    conversation_id: Vec<&'a str>,
+    /// A JSON list.
+    warnings: Vec<String>,
     /// Bit `1 << i` set: field `i` of [`ROW`] is NULL.
     nulls: Vec<i32>,
     bytes: usize,
@@ -1297,11 +1281,22 @@ struct PgColumns<'a> {
 impl<'a> PgColumns<'a> {
     fn with_capacity(cap: usize) -> Self {
         PgColumns {
-            text: std::array::from_fn(|_| Vec::with_capacity(cap)),
-            lists: std::array::from_fn(|_| Vec::with_capacity(cap)),
-            times: std::array::from_fn(|_| Vec::with_capacity(cap)),
-            flags: std::array::from_fn(|_| Vec::with_capacity(cap)),
+            remote_id: Vec::with_capacity(cap),
+            message_id: Vec::with_capacity(cap),
+            subject: Vec::with_capacity(cap),
+            sender_name: Vec::with_capacity(cap),
+            sender_address: Vec::with_capacity(cap),
+            to: Vec::with_capacity(cap),
+            cc: Vec::with_capacity(cap),
+            date_received: Vec::with_capacity(cap),
+            sent_at: Vec::with_capacity(cap),
+            body: Vec::with_capacity(cap),
+            is_read: Vec::with_capacity(cap),
+            is_draft: Vec::with_capacity(cap),
+            has_attachments: Vec::with_capacity(cap),
             counts: Vec::with_capacity(cap),
+            conversation_id: Vec::with_capacity(cap),
+            warnings: Vec::with_capacity(cap),
             nulls: Vec::with_capacity(cap),
             bytes: 0,
         }
@@ -1322,83 +1317,79 @@ impl<'a> PgColumns<'a> {
 
     fn push(&mut self, m: &'a Message) {
         let mut nulls = 0;
-        let sender = m.sender.as_ref();
-        // remote_id, message_id, subject, sender_name, sender_address, body,
-        // conversation_id: fields 0, 1, 2, 3, 4, 9 and 14 of ROW.
-        let texts: [(usize, Option<&'a str>); 7] = [
-            (0, Some(m.remote_id.as_str())),
-            (1, m.message_id.as_deref()),
-            (2, m.subject.as_deref()),
-            (3, sender.and_then(|s| s.name.as_deref())),
-            (4, sender.and_then(|s| s.address.as_deref())),
-            (9, m.body.as_deref()),
-            (14, m.conversation_id.as_deref()),
-        ];
-        for (slot, (field, t)) in texts.into_iter().enumerate() {
+        let mut bytes = 0;
+        // Field `field` of ROW, NULL if `t` is None (sent as "").
+        let mut text = |column: &mut Vec<&'a str>, field: usize, t: Option<&'a str>| {
             if t.is_none() {
                 nulls |= 1 << field;
             }
             let t = t.unwrap_or_default();
-            self.bytes += t.len();
-            self.text[slot].push(t);
+            bytes += t.len();
+            column.push(t);
+        };
+        let sender = m.sender.as_ref();
+        text(&mut self.remote_id, 0, Some(m.remote_id.as_str()));
+        text(&mut self.message_id, 1, m.message_id.as_deref());
+        text(&mut self.subject, 2, m.subject.as_deref());
+        text(
+            &mut self.sender_name,
+            3,
+            sender.and_then(|s| s.name.as_deref()),
+        );
+        text(
+            &mut self.sender_address,
+            4,
+            sender.and_then(|s| s.address.as_deref()),
+        );
+        text(&mut self.body, 9, m.body.as_deref());
+        text(&mut self.conversation_id, 14, m.conversation_id.as_deref());
+        for (column, list) in [
+            (&mut self.to, json_list(&m.to)),
+            (&mut self.cc, json_list(&m.cc)),
+            (&mut self.warnings, json_list(&m.warnings)),
+        ] {
+            bytes += list.len();
+            column.push(list);
         }
-        for (slot, list) in [json_list(&m.to), json_list(&m.cc), json_list(&m.warnings)]
-            .into_iter()
-            .enumerate()
-        {
-            self.bytes += list.len();
-            self.lists[slot].push(list);
-        }
-        for (slot, (field, t)) in [(7, m.date_received), (8, m.sent_at)]
-            .into_iter()
-            .enumerate()
-        {
+        for (column, field, t) in [
+            (&mut self.date_received, 7, m.date_received),
+            (&mut self.sent_at, 8, m.sent_at),
+        ] {
             if t.is_none() {
                 nulls |= 1 << field;
             }
-            self.times[slot].push(t.unwrap_or_default());
+            column.push(t.unwrap_or_default());
         }
-        self.flags[0].push(m.is_read);
-        self.flags[1].push(m.is_draft);
-        self.flags[2].push(m.has_attachments);
+        self.is_read.push(m.is_read);
+        self.is_draft.push(m.is_draft);
+        self.has_attachments.push(m.has_attachments);
         self.counts
             .push(i32::try_from(m.attachment_count).unwrap_or(i32::MAX));
         self.nulls.push(nulls);
+        self.bytes += bytes;
     }
 
     /// The arrays in the order of [`ROW`], then the null masks, as sea-orm values
     /// (owned text).
     fn into_values(self) -> Vec<sea_orm::Value> {
         let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<String>>();
-        let [
-            remote_id,
-            message_id,
-            subject,
-            sender_name,
-            sender_address,
-            body,
-            conversation_id,
-        ] = self.text.map(owned);
-        let [to, cc, warnings] = self.lists;
-        let [date_received, sent_at] = self.times;
-        let [is_read, is_draft, has_attachments] = self.flags;
         vec![
-            remote_id.into(),
-            message_id.into(),
-            subject.into(),
-            sender_name.into(),
-            sender_address.into(),
-            to.into(),
-            cc.into(),
-            date_received.into(),
-            sent_at.into(),
-            body.into(),
-            is_read.into(),
-            is_draft.into(),
-            has_attachments.into(),
+            owned(self.remote_id).into(),
+            owned(self.message_id).into(),
+            owned(self.subject).into(),
+            owned(self.sender_name).into(),
+            owned(self.sender_address).into(),
+            self.to.into(),
+            self.cc.into(),
+            self.date_received.into(),
+            self.sent_at.into(),
+            owned(self.body).into(),
+            self.is_read.into(),
+            self.is_draft.into(),
+            self.has_attachments.into(),
             self.counts.into(),
-            conversation_id.into(),
-            warnings.into(),
+            owned(self.conversation_id).into(),
+            self.warnings.into(),
             self.nulls.into(),
         ]
     }
