@@ -644,10 +644,14 @@ impl CopyData {
         Ok(())
     }
 
+    fn null(&mut self) {
+        self.0.extend_from_slice(&(-1_i32).to_be_bytes());
+    }
+
     /// `value`, or NULL if `null`.
     fn text(&mut self, value: &str, null: bool) -> Result<()> {
         if null {
-            self.0.extend_from_slice(&(-1_i32).to_be_bytes());
+            self.null();
             Ok(())
         } else {
             self.field(value.as_bytes())
@@ -672,11 +676,11 @@ impl CopyData {
 /// enumerated from empty are inserted. `COPY` stores a page's rows a heap page at a
 /// time (one WAL record each, where an `INSERT` writes one per row) and reads each
 /// field straight into its column, where the page statement builds seventeen arrays
-/// and unnests them: in psql, 7.5 against 11.9 µs of server CPU per Graph-shaped row
-/// (docs/benchmarks.md). What is known only once the folder's row is updated — the
-/// rows' ids (taken from `messages_id_seq`, so that attachments can name their
-/// message), the folder's generation and the time of the write — [`PgCopyRows::stamp`]
-/// writes in place.
+/// and unnests them: from one client (psycopg), 7.5 against 11.9 µs of server CPU per
+/// Graph-shaped row (docs/benchmarks.md). What is known only once the folder's row is
+/// updated — the rows' ids (taken from `messages_id_seq`, so that attachments can name
+/// their message), the folder's generation and the time of the write —
+/// [`PgCopyRows::stamp`] writes in place.
 pub(crate) struct PgCopyRows {
     messages: Vec<u8>,
     /// Where each message's id, generation and time of update are.
@@ -729,7 +733,7 @@ impl PgCopyRows {
             data.text(&c.cc[i], false)?;
             for (n, t) in [(7, &c.date_received[i]), (8, &c.sent_at[i])] {
                 if null(n) {
-                    data.text("", true)?;
+                    data.null();
                 } else {
                     data.field(&pg_micros(t)?.to_be_bytes())?;
                 }
@@ -1242,12 +1246,7 @@ fn postgres_rows(
     messages: &[&Message],
     max_rows: usize,
 ) -> Result<(usize, Vec<sea_orm::Value>, usize)> {
-    let mut columns = PgColumns::with_capacity(messages.len().min(max_rows));
-    let mut n = 0;
-    while n < messages.len() && n < max_rows && columns.bytes < MAX_BYTES {
-        columns.push(messages[n]);
-        n += 1;
-    }
+    let (columns, n) = PgColumns::leading(messages, max_rows);
     let bytes = columns.bytes;
     Ok((n, columns.into_values(), bytes))
 }
@@ -1302,17 +1301,23 @@ impl<'a> PgColumns<'a> {
         }
     }
 
-    /// The columns of `messages`; `None` if they do not fit one chunk (the rule of
-    /// `next_chunk`: rows are added while the chunk is under both limits).
-    fn of_page(messages: &[&'a Message]) -> Option<Self> {
-        let mut columns = PgColumns::with_capacity(messages.len());
-        for (i, m) in messages.iter().enumerate() {
-            if i >= MAX_ROWS || columns.bytes >= MAX_BYTES {
-                return None;
-            }
-            columns.push(m);
+    /// The columns of the first of `messages` that make a chunk (the rule of
+    /// `next_chunk`: rows are added while the chunk holds fewer than `max_rows` and
+    /// [`MAX_BYTES`]), and how many.
+    fn leading(messages: &[&'a Message], max_rows: usize) -> (Self, usize) {
+        let mut columns = PgColumns::with_capacity(messages.len().min(max_rows));
+        let mut n = 0;
+        while n < messages.len() && n < max_rows && columns.bytes < MAX_BYTES {
+            columns.push(messages[n]);
+            n += 1;
         }
-        Some(columns)
+        (columns, n)
+    }
+
+    /// The columns of `messages`; `None` if they do not fit one chunk.
+    fn of_page(messages: &[&'a Message]) -> Option<Self> {
+        let (columns, n) = Self::leading(messages, MAX_ROWS);
+        (n == messages.len()).then_some(columns)
     }
 
     fn push(&mut self, m: &'a Message) {
