@@ -141,6 +141,28 @@ struct PageOutcome {
     reconciling: Option<bool>,
 }
 
+impl PageOutcome {
+    /// `leased` (if `leased`), `folders` and `reconciling` of `row`, a page statement's
+    /// or a `COPY` page's first statement's; no message counted yet.
+    fn of_row(
+        row: &sea_orm::sqlx::postgres::PgRow,
+        leased: bool,
+    ) -> std::result::Result<Self, sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::Row as _;
+        Ok(PageOutcome {
+            leased: if leased {
+                Some(row.try_get("leased")?)
+            } else {
+                None
+            },
+            folders: row.try_get("folders")?,
+            upserted: 0,
+            inserted: 0,
+            reconciling: row.try_get("reconciling")?,
+        })
+    }
+}
+
 impl std::fmt::Debug for EncodedPage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncodedPage")
@@ -598,11 +620,6 @@ impl Store {
             }
         }
         let unique = last_versions(&run);
-        let known: Vec<&Message> = unique
-            .iter()
-            .copied()
-            .filter(|m| attachments_known(m))
-            .collect();
         // The pages of an insert-only run go by `COPY`. The run is looked up now: a
         // page encoded before its run started or after it ended is encoded again at
         // its write (`apply_page_in_one_statement`).
@@ -611,6 +628,11 @@ impl Store {
             let bytes = rows.as_ref().map_or(0, |r| r.bytes);
             (PageRows::Copy(rows), bytes)
         } else {
+            let known: Vec<&Message> = unique
+                .iter()
+                .copied()
+                .filter(|m| attachments_known(m))
+                .collect();
             let (arguments, bytes) = bulk::pg_page_arguments(
                 &unique,
                 account_id,
@@ -884,14 +906,9 @@ impl Store {
             .send_page_statement(conn, arguments, write.lease)
             .await?;
         Ok(PageOutcome {
-            leased: match write.lease {
-                Some(_) => Some(row.try_get("leased")?),
-                None => None,
-            },
-            folders: row.try_get("folders")?,
             upserted: row.try_get("upserted")?,
             inserted: row.try_get("inserted")?,
-            reconciling: row.try_get("reconciling")?,
+            ..PageOutcome::of_row(&row, write.lease.is_some())?
         })
     }
 
@@ -924,16 +941,7 @@ impl Store {
         self.statements
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let head = head.fetch_one(&mut *tx).await?;
-        let mut outcome = PageOutcome {
-            leased: match write.lease {
-                Some(_) => Some(head.try_get("leased")?),
-                None => None,
-            },
-            folders: head.try_get("folders")?,
-            upserted: 0,
-            inserted: 0,
-            reconciling: head.try_get("reconciling")?,
-        };
+        let mut outcome = PageOutcome::of_row(&head, write.lease.is_some())?;
         let Some(generation) = head.try_get::<Option<i64>, _>("generation")? else {
             // The lease or the folder is gone: nothing was written.
             tx.rollback().await?;
@@ -944,22 +952,31 @@ impl Store {
             .unwrap_or_default();
         rows.stamp(&ids, generation, &now)
             .map_err(|e| sea_orm::sqlx::Error::Encode(e.to_string().into()))?;
-        let mut data = vec![(bulk::pg_copy_messages_sql(), rows.message_data())];
+        let copied = self
+            .copy_in(&mut tx, &bulk::pg_copy_messages_sql(), rows.message_data())
+            .await?;
         if let Some(attachments) = rows.attachment_data() {
-            data.push((bulk::pg_copy_attachments_sql(), attachments));
-        }
-        let mut copied = Vec::with_capacity(data.len());
-        for (sql, data) in data {
-            self.statements
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut copy = tx.copy_in_raw(&sql).await?;
-            copy.send(data).await?;
-            copied.push(copy.finish().await?);
+            self.copy_in(&mut tx, &bulk::pg_copy_attachments_sql(), attachments)
+                .await?;
         }
         tx.commit().await?;
-        outcome.upserted = i64::try_from(copied[0]).unwrap_or(i64::MAX);
+        outcome.upserted = i64::try_from(copied).unwrap_or(i64::MAX);
         outcome.inserted = outcome.upserted;
         Ok(outcome)
+    }
+
+    /// Runs `COPY … FROM STDIN` (`sql`) with `data` on `conn`; returns the rows copied.
+    async fn copy_in(
+        &self,
+        conn: &mut sea_orm::sqlx::PgConnection,
+        sql: &str,
+        data: &[u8],
+    ) -> std::result::Result<u64, sea_orm::sqlx::Error> {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut copy = conn.copy_in_raw(sql).await?;
+        copy.send(data).await?;
+        copy.finish().await
     }
 
     /// Sends the page statement with `arguments` on `conn`.
@@ -1766,15 +1783,8 @@ mod tests {
     async fn one_statement_pages_store_the_rows_of_the_transaction() {
         use mailroom_core::{Change, SyncCursor, SyncPage};
 
-        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
-            .await
-            .unwrap();
-        let (page_account, page_folder) =
-            crate::tests::account_with_inbox(&store, "page@example.com").await;
-        let (tx_account, tx_folder) =
-            crate::tests::account_with_inbox(&store, "tx@example.com").await;
-        let mut records = tricky();
-        records.retain(|m| m.remote_id != "longer-than-a-chunk");
+        let (store, (page_account, page_folder), (tx_account, tx_folder), records) =
+            page_and_transaction_accounts().await;
         let page = |changes: Vec<Change>, complete| SyncPage {
             changes,
             cursor: SyncCursor("c".into()),
@@ -1815,16 +1825,33 @@ mod tests {
             assert!(taken.is_none(), "{:?}", other.changes);
         }
 
-        let page_rows = message_rows(&store, page_account, "remote_id").await;
-        assert_eq!(page_rows.len(), records.len());
-        assert_eq!(
-            page_rows,
-            message_rows(&store, tx_account, "remote_id").await
-        );
+        assert_same_rows(&store, page_account, tx_account, records.len()).await;
+    }
+
+    /// A fresh PostgreSQL store with two accounts, each with an Inbox: one written page
+    /// by page, the other through the transaction path (`upsert_run`); and the tricky
+    /// records that fit one page.
+    async fn page_and_transaction_accounts() -> (Store, (i64, i64), (i64, i64), Vec<Message>) {
+        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
+            .await
+            .unwrap();
+        let page = crate::tests::account_with_inbox(&store, "page@example.com").await;
+        let tx = crate::tests::account_with_inbox(&store, "tx@example.com").await;
+        let mut records = tricky();
+        records.retain(|m| m.remote_id != "longer-than-a-chunk");
+        (store, page, tx, records)
+    }
+
+    /// Asserts that `account` holds `messages` message rows and the 7 attachment rows
+    /// of the tricky records, equal to those of `like`.
+    async fn assert_same_rows(store: &Store, account: i64, like: i64, messages: usize) {
+        let rows = message_rows(store, account, "remote_id").await;
+        assert_eq!(rows.len(), messages);
+        assert_eq!(rows, message_rows(store, like, "remote_id").await);
         let order = "m.remote_id, a.ordinal";
-        let page_rows = attachment_rows(&store, page_account, order).await;
-        assert_eq!(page_rows.len(), 7);
-        assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
+        let rows = attachment_rows(store, account, order).await;
+        assert_eq!(rows.len(), 7);
+        assert_eq!(rows, attachment_rows(store, like, order).await);
     }
 
     /// The folders in insert-only runs are a hint: a store that would keep more than
@@ -1853,15 +1880,8 @@ mod tests {
     async fn copied_pages_store_the_rows_of_the_transaction() {
         use mailroom_core::{Change, SyncCursor, SyncPage};
 
-        let store = Store::connect(&crate::testing::fresh_postgres_url().await)
-            .await
-            .unwrap();
-        let (page_account, page_folder) =
-            crate::tests::account_with_inbox(&store, "copy@example.com").await;
-        let (tx_account, tx_folder) =
-            crate::tests::account_with_inbox(&store, "tx@example.com").await;
-        let mut records = tricky();
-        records.retain(|m| m.remote_id != "longer-than-a-chunk");
+        let (store, (page_account, page_folder), (tx_account, tx_folder), records) =
+            page_and_transaction_accounts().await;
         let first = Message {
             remote_id: "first".into(),
             ..Default::default()
@@ -1908,12 +1928,7 @@ mod tests {
             .unwrap();
         tx.commit().await.unwrap();
 
-        let page_rows = message_rows(&store, page_account, "remote_id").await;
-        assert_eq!(page_rows.len(), records.len() + 1);
-        assert_eq!(
-            page_rows,
-            message_rows(&store, tx_account, "remote_id").await
-        );
+        assert_same_rows(&store, page_account, tx_account, records.len() + 1).await;
         let updated: Vec<(chrono::DateTime<chrono::Utc>,)> = sea_orm::sqlx::query_as(
             "SELECT updated_at FROM messages WHERE account_id = $1 AND remote_id <> 'first'",
         )
@@ -1927,16 +1942,12 @@ mod tests {
             updated.iter().all(|(t,)| (cut(before)..=after).contains(t)),
             "{updated:?} not in {before}..{after}"
         );
-        let order = "m.remote_id, a.ordinal";
-        let page_rows = attachment_rows(&store, page_account, order).await;
-        assert_eq!(page_rows.len(), 7);
-        assert_eq!(page_rows, attachment_rows(&store, tx_account, order).await);
     }
 
-    /// PostgreSQL: the pages of a folder enumerated from empty are inserted without
-    /// `ON CONFLICT` after its reset page; a row that exists after all (moved in from
-    /// another folder) fails that statement, the page is written again as an upsert
-    /// (two statements), and the folder's insert-only run ends. Incremental pages and
+    /// PostgreSQL: the pages of a folder enumerated from empty are inserted by `COPY`
+    /// after its reset page; a row that exists after all (moved in from another
+    /// folder) fails the `COPY`, the page is written again as an upsert (three
+    /// statements), and the folder's insert-only run ends. Incremental pages and
     /// re-enumerations of folders that hold messages are upserts from the start.
     #[tokio::test]
     async fn a_folder_enumerated_from_empty_is_inserted_until_a_row_exists() {
