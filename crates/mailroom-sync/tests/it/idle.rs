@@ -76,6 +76,24 @@ async fn until_stored(store: &Store, id: i64, want: u64, within: Duration) -> Du
     }
 }
 
+/// Watchers of `syncer`'s accounts, at most `max` at once (renewing IDLE every
+/// minute), with the wake-up they notify and the token that stops them.
+fn watchers_of(
+    syncer: &Syncer,
+    max: usize,
+) -> (IdleWatchers, Arc<tokio::sync::Notify>, CancellationToken) {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let shutdown = CancellationToken::new();
+    let watchers = IdleWatchers::new(
+        syncer.clone(),
+        max,
+        Duration::from_secs(60),
+        wake.clone(),
+        shutdown.clone(),
+    );
+    (watchers, wake, shutdown)
+}
+
 /// Syncs account `id` once (a watcher whose Inbox has no cursor asks for a sync at
 /// once), then makes it not due for an hour.
 async fn synced_and_not_due_for_an_hour(syncer: &Syncer, id: i64) {
@@ -185,15 +203,7 @@ async fn idle_connections_are_capped_and_unwatched_accounts_wait_for_polling() {
     for &id in &ids {
         synced_and_not_due_for_an_hour(&syncer, id).await;
     }
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let shutdown = CancellationToken::new();
-    let watchers = IdleWatchers::new(
-        syncer.clone(),
-        2,
-        Duration::from_secs(60),
-        wake.clone(),
-        shutdown.clone(),
-    );
+    let (watchers, wake, shutdown) = watchers_of(&syncer, 2);
     for &id in &ids {
         watchers.after_sync(id);
         watchers.after_sync(id);
@@ -251,15 +261,7 @@ async fn mail_that_came_before_the_watcher_connected_asks_for_a_sync() {
     let mut dee = dovecot.admin("dee").await.unwrap();
     append(&mut dee, 1).await;
 
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let shutdown = CancellationToken::new();
-    let watchers = IdleWatchers::new(
-        syncer.clone(),
-        1,
-        Duration::from_secs(60),
-        wake.clone(),
-        shutdown.clone(),
-    );
+    let (watchers, wake, shutdown) = watchers_of(&syncer, 1);
     watchers.after_sync(ids[0]);
     tokio::time::timeout(Duration::from_secs(10), wake.notified())
         .await
