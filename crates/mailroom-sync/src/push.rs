@@ -264,8 +264,8 @@ impl Push {
         }
     }
 
-    /// Resolves when a notification made accounts due (the worker's claim loop waits
-    /// on it besides its poll interval).
+    /// Resolves when a notification made accounts due. The worker's claim loop waits
+    /// on the same wake-up, shared with IMAP IDLE.
     pub async fn woken(&self) {
         self.inner.wake.notified().await;
     }

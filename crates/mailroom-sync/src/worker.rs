@@ -425,7 +425,6 @@ fn inbox_only(account: &mailroom_store::Account) -> bool {
         .all(|f| f.eq_ignore_ascii_case("inbox"))
 }
 
-/// A notification made accounts due (never, without push).
 /// The smallest batch worth a claim statement, and how many claimed accounts may wait
 /// for a slot: half the slots, at least one. A claim costs the database as much as
 /// the rest of a no-change sync; with 8 slots a claim leases 4 accounts or more, and
