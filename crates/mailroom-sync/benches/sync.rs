@@ -178,6 +178,25 @@ async fn fresh_store_on(
     (store, syncer, dir)
 }
 
+/// Profiles the sync only (not the setup, nor the final check that reads the whole
+/// Inbox back): `MAILROOM_BENCH_PERF_CTL=FIFO` drives `perf record -D -1 --control
+/// fifo:FIFO`; `MAILROOM_BENCH_CALLGRIND=1` drives `valgrind --tool=callgrind
+/// --instr-atstart=no` through `callgrind_control`.
+fn perf_control(command: &str) {
+    if let Some(fifo) = std::env::var_os("MAILROOM_BENCH_PERF_CTL") {
+        std::fs::write(fifo, format!("{command}\n")).expect("perf's control fifo");
+    }
+    if std::env::var_os("MAILROOM_BENCH_CALLGRIND").is_some() {
+        let on = if command == "enable" { "on" } else { "off" };
+        let status = std::process::Command::new("callgrind_control")
+            .args(["-i", on, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("callgrind_control");
+        assert!(status.success(), "callgrind_control -i {on}");
+    }
+}
+
 async fn initial(n: usize, db: Db) {
     let s = setup_on(&["--messages", &n.to_string(), "--all-in", "inbox"], db).await;
     let account = s.store.list_accounts().await.unwrap().remove(0);
@@ -193,6 +212,7 @@ async fn initial(n: usize, db: Db) {
     };
     let wal_before = wal_position(db).await;
     let (cpu_before, sim_cpu_before) = (cpu_seconds(None), cpu_seconds(Some(s.sim.pid())));
+    perf_control("enable");
     let start = Instant::now();
     let report = s
         .syncer
@@ -200,6 +220,7 @@ async fn initial(n: usize, db: Db) {
         .await
         .unwrap();
     let secs = start.elapsed().as_secs_f64();
+    perf_control("disable");
     let cpu = cpu_seconds(None) - cpu_before;
     let sim_cpu = cpu_seconds(Some(s.sim.pid())) - sim_cpu_before;
     // Backends that appeared during the sync count in full.

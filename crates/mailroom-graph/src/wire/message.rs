@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mailroom_core::{Attachment, Change, EmailAddress, Message, PREVIEW_MAX_CHARS, preview};
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::html::html_to_text;
 
@@ -56,11 +58,114 @@ impl Recipient {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A Graph `itemBody` as the record keeps it: its preview, and whether it mentions
+/// `cid:`. Graph sends the whole body (megabytes at times) and the record keeps 2,000
+/// characters, so the content is read where serde_json has it (the JSON text itself,
+/// or its unescaped copy in the parser's buffer) and never copied whole: owning it
+/// was a tenth of the delta page parse.
+#[derive(Debug, Default)]
 struct ItemBody {
-    #[serde(rename = "contentType")]
-    content_type: Option<String>,
-    content: Option<String>,
+    /// `None` when the body has no `content`.
+    preview: Option<String>,
+    mentions_cid: bool,
+}
+
+impl ItemBody {
+    fn of(content: &str, html: bool) -> ItemBody {
+        let preview = if html {
+            // Asked for text, got HTML: the service ignored the preference.
+            preview(&html_to_text(content, PREVIEW_MAX_CHARS + 200))
+        } else {
+            preview(content)
+        };
+        ItemBody {
+            preview: Some(preview),
+            mentions_cid: mentions_cid(content),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ItemBodyVisitor)
+    }
+}
+
+struct ItemBodyVisitor;
+
+impl<'de> Visitor<'de> for ItemBodyVisitor {
+    type Value = ItemBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Graph itemBody object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ItemBody, A::Error> {
+        // `contentType` says how to read `content`; when it comes second, the content
+        // is kept until it is known.
+        let mut html = None;
+        let mut body = ItemBody::default();
+        let mut unread = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "contentType" => {
+                    let t: Option<Cow<'de, str>> = map.next_value()?;
+                    html = Some(t.is_some_and(|t| t.eq_ignore_ascii_case("html")));
+                }
+                "content" => match map.next_value_seed(Content(html))? {
+                    Some(Ok(read)) => (body, unread) = (read, None),
+                    Some(Err(kept)) => (body, unread) = (ItemBody::default(), Some(kept)),
+                    None => (body, unread) = (ItemBody::default(), None),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match unread {
+            Some(content) => ItemBody::of(&content, html.unwrap_or(false)),
+            None => body,
+        })
+    }
+}
+
+/// The `content` of an `itemBody`: read at once if its content type is known
+/// (`Ok`), else kept (`Err`); `None` for `null`.
+struct Content(Option<bool>);
+
+impl<'de> DeserializeSeed<'de> for Content {
+    type Value = Option<Result<ItemBody, String>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Content {
+    type Value = Option<Result<ItemBody, String>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the content of a Graph itemBody, a string")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, content: &str) -> Result<Self::Value, E> {
+        Ok(Some(match self.0 {
+            Some(html) => Ok(ItemBody::of(content, html)),
+            None => Err(content.to_owned()),
+        }))
+    }
 }
 
 /// Attachment metadata as Graph sends it.
@@ -156,12 +261,7 @@ impl GraphMessage {
         if self.is_removed() || self.attachments.is_some() {
             return false;
         }
-        self.has_attachments == Some(true)
-            || self
-                .body
-                .as_ref()
-                .and_then(|b| b.content.as_deref())
-                .is_some_and(mentions_cid)
+        self.has_attachments == Some(true) || self.body.as_ref().is_some_and(|b| b.mentions_cid)
     }
 
     /// The record. A missing property is `None` (a draft has no `from`).
@@ -169,20 +269,9 @@ impl GraphMessage {
         let mut warnings = Vec::new();
         let date_received = date("receivedDateTime", self.received_date_time, &mut warnings);
         let sent_at = date("sentDateTime", self.sent_date_time, &mut warnings);
-        let body = match self.body {
-            Some(ItemBody {
-                content: Some(content),
-                content_type,
-            }) => {
-                let html = content_type.is_some_and(|t| t.eq_ignore_ascii_case("html"));
-                Some(if html {
-                    // Asked for text, got HTML: the service ignored the preference.
-                    preview(&html_to_text(&content, PREVIEW_MAX_CHARS + 200))
-                } else {
-                    preview(&content)
-                })
-            }
-            _ => self.body_preview.map(|p| preview(&p)),
+        let body = match self.body.and_then(|b| b.preview) {
+            Some(preview) => Some(preview),
+            None => self.body_preview.map(|p| preview(&p)),
         };
         let attachments: Vec<Attachment> = self
             .attachments
@@ -377,6 +466,52 @@ mod tests {
             panic!("an upsert")
         };
         assert_eq!(c.body.as_ref().unwrap().chars().count(), 2000);
+    }
+
+    /// The body is read as it streams by, whatever the order of its keys: HTML content
+    /// before its `contentType` is still read as HTML; a `null` or missing content
+    /// falls back to `bodyPreview`; a body that is not an object is an error.
+    #[test]
+    fn bodies_are_read_in_any_key_order() {
+        let html = "<p>Lunch &amp; learn</p><img src=\"cid:logo@x\">";
+        let page = serde_json::json!({"value": [
+            {"id": "a", "body": {"content": html, "contentType": "HTML"}},
+            {"id": "b", "body": {"contentType": "html", "content": html, "extra": [1, {"x": 2}]}},
+            {"id": "c", "body": {"content": "a\r\n\r\n\r\nb  ", "contentType": null}},
+            {"id": "d", "body": {"contentType": "text", "content": null}, "bodyPreview": "short  "},
+            {"id": "e", "body": {"contentType": "text"}},
+            {"id": "f", "body": null, "bodyPreview": "p"},
+            {"id": "g", "body": {"content": "x", "content": "[cid:y]"}}
+        ]});
+        let page = parse_delta_page(&serde_json::to_vec(&page).unwrap()).unwrap();
+        let bodies: Vec<Option<&str>> = page
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert(m) => m.body.as_deref(),
+                _ => panic!("an upsert"),
+            })
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                Some("Lunch & learn"),
+                Some("Lunch & learn"),
+                Some("a\n\nb"),
+                Some("short"),
+                None,
+                Some("p"),
+                Some("[cid:y]"),
+            ]
+        );
+        assert_eq!(page.wants_attachments, [0, 1, 6]);
+        for bad in [
+            r#"{"id": "a", "body": "text"}"#,
+            r#"{"id": "a", "body": {"content": 3}}"#,
+        ] {
+            let error = parse_message(bad.as_bytes()).unwrap_err().to_string();
+            assert!(error.contains("invalid type"), "{error}");
+        }
     }
 
     #[test]
