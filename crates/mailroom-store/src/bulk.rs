@@ -2,11 +2,13 @@
 //! unpacks, instead of twenty bound values per row. Binding, converting and copying
 //! 20,000 values per statement was most of the cost of a page write.
 //!
-//! - On SQLite each row is ONE parameter, a JSONB blob (SQLite's binary JSON, see
-//!   [`jsonb`]) built here, listed in a `VALUES` clause; SQL reads its fields by
-//!   position (`->> '$[0][3]'`) straight from the blob, with no JSON text to parse.
-//!   Attachment rows travel the same way, and so do the remote ids whose attachments
-//!   are replaced (one JSONB array that `json_each` reads).
+//! - On SQLite the rows of a chunk stay in this process: they are registered with the
+//!   `mailroom_rows` table-valued function ([`crate::vtab`]), and the statement names
+//!   them by ONE parameter, a token; SQLite reads each field as a column (`r.c3`),
+//!   without copying or parsing anything on the way. Attachment rows travel the same
+//!   way, and so do the remote ids whose attachments are replaced. (This replaced one
+//!   JSONB blob per row read with `->>`, whose lookups were a sixth of the client's
+//!   instructions in the Graph initial sync: docs/benchmarks.md, round 7.)
 //! - On PostgreSQL each column of the chunk is ONE array parameter (`text[]`,
 //!   `timestamptz[]`, `boolean[]`, `integer[]`, sent in binary), and one more array
 //!   says which fields are NULL; `unnest` turns them back into rows. This replaced one
@@ -14,11 +16,12 @@
 //!   of the server's CPU per message (see docs/benchmarks.md, "PostgreSQL write path").
 //!
 //! The values are encoded so that the database stores exactly what binding them one by
-//! one stores: strings as strings (any Unicode), `null` for `None`, booleans and
-//! integers as JSON literals, and timestamps as the text each driver would have sent —
-//! on SQLite the RFC 3339 text sqlx writes, on PostgreSQL the instant cut to
-//! microseconds exactly as sqlx's binary encoding cuts it.
+//! one stores: strings as strings (any Unicode), `NULL` for `None`, booleans as 0 and 1
+//! on SQLite, and timestamps as the text each driver would have sent — on SQLite the
+//! RFC 3339 text sqlx writes, on PostgreSQL the instant cut to microseconds exactly as
+//! sqlx's binary encoding cuts it.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike as _, NaiveDate, SecondsFormat, Timelike as _, Utc};
@@ -26,12 +29,12 @@ use mailroom_core::Message;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::vtab::{Registered, Rows};
 
 /// At most this many messages per statement on PostgreSQL.
 pub(crate) const MAX_ROWS: usize = 1000;
 
-/// Messages per statement on SQLite: every statement lists exactly this many row
-/// parameters (the unused ones NULL), so one prepared statement serves every chunk.
+/// Messages per statement on SQLite (the same prepared statement serves every chunk).
 /// Smaller than a page so the next chunk is encoded while the database writes this one,
 /// and so the statement journal (SQLite keeps a copy of every page a statement changes,
 /// to undo that statement alone) stays small. In the upsert benchmark 125 did best of
@@ -116,13 +119,8 @@ const ATTACHMENT_ROW: [&str; 8] = [
 
 /// `INSERT … SELECT … FROM <the rows> ON CONFLICT (account_id, remote_id) DO UPDATE`.
 /// Parameters, in order ([`upsert_values`] lays them out): on SQLite account id, folder
-/// id, generation, update time, then [`SQLITE_ROWS_PER_STATEMENT`] JSONB rows or NULLs;
-/// on PostgreSQL the [`PG_ARRAYS`] column arrays, account id, folder id, generation,
-/// update time.
-///
-/// SQLite's parameters are anonymous `?` on purpose: sqlx looks every parameter's name
-/// up, and SQLite finds a name in a list as long as the named parameters, so a
-/// statement of 1,000 `?NNN` spends its time in that lookup.
+/// id, generation, update time, then the token of the chunk's rows; on PostgreSQL the
+/// [`PG_ARRAYS`] column arrays, account id, folder id, generation, update time.
 pub(crate) fn upsert_sql(flavor: Flavor) -> String {
     let mut sql = String::from("INSERT INTO messages (account_id, folder_id, ");
     for c in ROW {
@@ -134,13 +132,10 @@ pub(crate) fn upsert_sql(flavor: Flavor) -> String {
         Flavor::Sqlite => {
             sql.push_str("?, ?, ");
             for i in 0..ROW.len() {
-                let _ = write!(sql, "r.column1 ->> {}, ", jsonb::path(i));
+                let _ = write!(sql, "r.c{i}, ");
             }
-            sql.push_str("?, ? FROM ");
-            push_sqlite_rows(&mut sql);
-            // The filter drops the unused parameters; it also keeps SQLite from reading
-            // ON CONFLICT as a join constraint.
-            sql.push_str(" WHERE r.column1 IS NOT NULL");
+            // `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
+            let _ = write!(sql, "?, ? FROM {}(?) AS r WHERE true", crate::vtab::NAME);
         }
         Flavor::Postgres => {
             let [account, folder, generation, now] =
@@ -207,8 +202,8 @@ fn push_on_conflict(sql: &mut String) {
 pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Sqlite => {
-            "DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM json_each(?1) AS k \
-             CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = k.value)"
+            "DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM mailroom_rows(?1) \
+             AS k CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = k.c0)"
         }
         // `= ANY(ARRAY(…))` probes the index on `message_id` for each id; `IN (…)`
         // was planned as a sequential scan of all attachments for every page while
@@ -223,8 +218,8 @@ pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
 }
 
 /// Inserts attachment rows, finding each one's message by remote id. Parameters
-/// ([`attachment_statements`] lays them out): on SQLite [`SQLITE_ROWS_PER_STATEMENT`]
-/// JSONB rows or NULLs, then the account id; on PostgreSQL the
+/// ([`attachment_statements`] lays them out): on SQLite the token of the rows
+/// `mailroom_rows` reads, then the account id; on PostgreSQL the
 /// [`PG_ATTACHMENT_ARRAYS`] column arrays, then the account id.
 pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
     let mut sql = String::from("INSERT INTO attachments (message_id");
@@ -235,15 +230,13 @@ pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
     match flavor {
         Flavor::Sqlite => {
             for i in 1..ATTACHMENT_ROW.len() {
-                let _ = write!(sql, ", r.column1 ->> {}", jsonb::path(i));
+                let _ = write!(sql, ", r.c{i}");
             }
-            sql.push_str(" FROM ");
-            push_sqlite_rows(&mut sql);
             let _ = write!(
                 sql,
-                " CROSS JOIN messages AS m WHERE r.column1 IS NOT NULL AND m.account_id = ? \
-                 AND m.remote_id = r.column1 ->> {}",
-                jsonb::path(0)
+                " FROM {}(?) AS r CROSS JOIN messages AS m \
+                 WHERE m.account_id = ? AND m.remote_id = r.c0",
+                crate::vtab::NAME
             );
         }
         Flavor::Postgres => {
@@ -852,14 +845,6 @@ fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<
 
 /// `(VALUES (?), (?), …) AS r`: [`SQLITE_ROWS_PER_STATEMENT`] row parameters, read
 /// as `r.column1`.
-fn push_sqlite_rows(sql: &mut String) {
-    sql.push_str("(VALUES (?)");
-    for _ in 1..SQLITE_ROWS_PER_STATEMENT {
-        sql.push_str(", (?)");
-    }
-    sql.push_str(") AS r");
-}
-
 /// A timestamp as the driver would have sent it.
 struct Timestamp(String);
 
@@ -963,8 +948,7 @@ fn json_list<T: Serialize>(items: &[T]) -> String {
 }
 
 /// The fields of the row of `m`, in the order of [`ROW`].
-fn row_fields(flavor: Flavor, m: &Message) -> Result<[jsonb::Field<'_>; ROW.len()]> {
-    use jsonb::Field;
+fn row_fields(flavor: Flavor, m: &Message) -> Result<[Field<'_>; ROW.len()]> {
     fn text(t: Option<&String>) -> Field<'_> {
         t.map_or(Field::Null, |t| Field::Text(t.as_str().into()))
     }
@@ -995,195 +979,26 @@ fn row_fields(flavor: Flavor, m: &Message) -> Result<[jsonb::Field<'_>; ROW.len(
     ])
 }
 
-/// SQLite's binary JSON, JSONB (<https://sqlite.org/jsonb.html>, SQLite 3.45+), for one
-/// flat array of scalars: SQLite's JSON functions read a blob in this form directly.
-///
-/// Every element is a header, then its payload. The header's low four bits are the
-/// type; its high four bits are the payload size when it is at most 11, otherwise 12,
-/// 13 or 14 to say that the size follows in 1, 2 or 4 big-endian bytes. Strings are
-/// written as TEXTRAW: the UTF-8 text as it is, nothing escaped, which `->>` returns
-/// unchanged.
-pub(crate) mod jsonb {
-    use std::borrow::Cow;
-
-    use serde::Serialize;
-
-    const NULL: u8 = 0x0;
-    const TRUE: u8 = 0x1;
-    const FALSE: u8 = 0x2;
-    const INT: u8 = 0x3;
-    const TEXTRAW: u8 = 0xA;
-    const ARRAY: u8 = 0xB;
-
-    /// One element of a row.
-    #[derive(Debug, Serialize)]
-    #[serde(untagged)]
-    pub(crate) enum Field<'a> {
-        Null,
-        Bool(bool),
-        Int(i64),
-        Text(Cow<'a, str>),
-    }
-
-    /// How many bytes the header of a payload of `size` bytes takes; `None` past what
-    /// SQLite reads (4 GiB).
-    fn header_len(size: usize) -> Option<usize> {
-        match size {
-            0..=11 => Some(1),
-            12..=0xff => Some(2),
-            0x100..=0xffff => Some(3),
-            _ => u32::try_from(size).ok().map(|_| 5),
-        }
-    }
-
-    fn push_header(out: &mut Vec<u8>, kind: u8, size: usize) {
-        match header_len(size) {
-            Some(1) => out.push(kind | (size as u8) << 4),
-            Some(2) => out.extend_from_slice(&[kind | 0xC0, size as u8]),
-            Some(3) => {
-                let [a, b] = (size as u16).to_be_bytes();
-                out.extend_from_slice(&[kind | 0xD0, a, b]);
-            }
-            _ => {
-                let [a, b, c, d] = (size as u32).to_be_bytes();
-                out.extend_from_slice(&[kind | 0xE0, a, b, c, d]);
-            }
-        }
-    }
-
-    impl Field<'_> {
-        /// The payload: integers in canonical JSON (in `buf`), text as it is.
-        pub(super) fn payload<'s>(&'s self, buf: &'s mut [u8; 20]) -> &'s [u8] {
-            match self {
-                Field::Null | Field::Bool(_) => &[],
-                Field::Int(i) => {
-                    // At most 20 bytes: `-9223372036854775808`.
-                    let mut n = i.unsigned_abs();
-                    let mut start = buf.len();
-                    loop {
-                        start -= 1;
-                        buf[start] = b'0' + (n % 10) as u8;
-                        n /= 10;
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    if *i < 0 {
-                        start -= 1;
-                        buf[start] = b'-';
-                    }
-                    &buf[start..]
-                }
-                Field::Text(t) => t.as_bytes(),
-            }
-        }
-
-        /// The length of [`Field::payload`], without writing it.
-        pub(super) fn payload_len(&self) -> usize {
-            match self {
-                Field::Null | Field::Bool(_) => 0,
-                Field::Int(i) => {
-                    let mut n = i.unsigned_abs();
-                    let mut len = 1 + usize::from(*i < 0);
-                    while n >= 10 {
-                        n /= 10;
-                        len += 1;
-                    }
-                    len
-                }
-                Field::Text(t) => t.len(),
-            }
-        }
-
-        /// The size of the element, header included; `None` past what SQLite reads.
-        fn element_size(&self) -> Option<usize> {
-            let len = self.payload_len();
-            header_len(len)?.checked_add(len)
-        }
-
-        fn kind(&self) -> u8 {
-            match self {
-                Field::Null => NULL,
-                Field::Bool(true) => TRUE,
-                Field::Bool(false) => FALSE,
-                Field::Int(_) => INT,
-                Field::Text(_) => TEXTRAW,
-            }
-        }
-    }
-
-    /// The JSONB array of `fields`; `None` if it would be larger than SQLite reads.
-    pub(crate) fn array(fields: &[Field<'_>]) -> Option<Vec<u8>> {
-        let size = elements_size(fields)?;
-        let mut out = Vec::with_capacity(header_len(size)? + size);
-        push_header(&mut out, ARRAY, size);
-        push_elements(&mut out, fields);
-        Some(out)
-    }
-
-    /// Fields per group of [`grouped`]. `->>` finds element `k` of an array by
-    /// skipping the `k` before it: the 16 fields of a message row cost 120 skips as one
-    /// array, 48 as four arrays of four.
-    pub(crate) const GROUP: usize = 4;
-
-    /// The path that reads field `i` of a row encoded by [`grouped`].
-    pub(crate) fn path(i: usize) -> String {
-        format!("'$[{}][{}]'", i / GROUP, i % GROUP)
-    }
-
-    /// `fields` as a JSONB array of arrays of [`GROUP`] fields each (the last may hold
-    /// fewer): field `i` is at [`path`]`(i)`. `None` if it would be larger than SQLite
-    /// reads. Allocates the result only (it was a third of the row encoding).
-    pub(crate) fn grouped(fields: &[Field<'_>]) -> Option<Vec<u8>> {
-        // The groups' sizes, kept for the second pass (a message row has 4 groups).
-        let mut sizes = [0usize; 8];
-        let mut total = 0usize;
-        for (i, group) in fields.chunks(GROUP).enumerate() {
-            let size = elements_size(group)?;
-            if let Some(kept) = sizes.get_mut(i) {
-                *kept = size;
-            }
-            total = total.checked_add(header_len(size)? + size)?;
-        }
-        let mut out = Vec::with_capacity(header_len(total)? + total);
-        push_header(&mut out, ARRAY, total);
-        for (i, group) in fields.chunks(GROUP).enumerate() {
-            // Computed above without overflow.
-            let size = match sizes.get(i) {
-                Some(&size) => size,
-                None => elements_size(group)?,
-            };
-            push_header(&mut out, ARRAY, size);
-            push_elements(&mut out, group);
-        }
-        Some(out)
-    }
-
-    /// The size of these elements, headers included.
-    fn elements_size(fields: &[Field<'_>]) -> Option<usize> {
-        fields
-            .iter()
-            .try_fold(0usize, |size, f| size.checked_add(f.element_size()?))
-    }
-
-    fn push_elements(out: &mut Vec<u8>, fields: &[Field<'_>]) {
-        let mut buf = [0; 20];
-        for field in fields {
-            let payload = field.payload(&mut buf);
-            push_header(out, field.kind(), payload.len());
-            out.extend_from_slice(payload);
-        }
-    }
+/// One field of a row, as the database stores it.
+#[derive(Debug)]
+pub(crate) enum Field<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Text(Cow<'a, str>),
 }
 
 /// A chunk of messages encoded for one statement.
 pub(crate) struct Chunk<'a> {
     /// The messages, in order.
     pub messages: &'a [&'a Message],
-    /// SQLite: one JSONB row per message. PostgreSQL: [`PG_ARRAYS`] column arrays.
+    /// SQLite: the token of the rows `mailroom_rows` reads. PostgreSQL: [`PG_ARRAYS`]
+    /// column arrays.
     pub rows: Vec<sea_orm::Value>,
     /// The size of `rows`: about what the chunk adds to the WAL.
     pub bytes: usize,
+    /// SQLite: the rows, readable until the chunk is dropped.
+    _registered: Option<Registered>,
 }
 
 /// Encodes the next chunk of `messages` (at most [`SQLITE_ROWS_PER_STATEMENT`] rows
@@ -1202,9 +1017,11 @@ pub(crate) fn next_chunk<'a>(
     };
     let encoded = match flavor {
         Flavor::Sqlite => sqlite_rows(messages, max_rows),
-        Flavor::Postgres => postgres_rows(messages, max_rows),
+        Flavor::Postgres => {
+            postgres_rows(messages, max_rows).map(|(n, rows, bytes)| (n, rows, bytes, None))
+        }
     };
-    let (n, rows, bytes) = match encoded {
+    let (n, rows, bytes, registered) = match encoded {
         Ok(encoded) => encoded,
         Err(e) => return Some(Err(e)),
     };
@@ -1214,30 +1031,29 @@ pub(crate) fn next_chunk<'a>(
         messages: taken,
         rows,
         bytes,
+        _registered: registered,
     }))
 }
 
-/// The JSONB rows of the first messages (at least one), how many, and their size.
+/// The rows of the first messages (at least one) registered for `mailroom_rows`: the
+/// token parameter, how many, their size, and the registration.
 fn sqlite_rows(
     messages: &[&Message],
     max_rows: usize,
-) -> Result<(usize, Vec<sea_orm::Value>, usize)> {
-    let mut rows = Vec::with_capacity(messages.len().min(max_rows));
-    let mut bytes = 0;
+) -> Result<(usize, Vec<sea_orm::Value>, usize, Option<Registered>)> {
+    let n = messages.len().min(max_rows);
+    let mut rows = Rows::with_capacity(ROW.len(), n, n * 2048);
     for m in messages.iter().take(max_rows) {
-        if bytes >= MAX_BYTES {
+        if rows.text_len() >= MAX_BYTES {
             break;
         }
-        let row = jsonb::grouped(&row_fields(Flavor::Sqlite, m)?).ok_or_else(|| {
-            Error::Invalid(format!(
-                "message {:?} is too large to store in SQLite",
-                m.remote_id
-            ))
-        })?;
-        bytes += row.len();
-        rows.push(sea_orm::Value::Bytes(Some(row)));
+        for field in row_fields(Flavor::Sqlite, m)? {
+            rows.push(field);
+        }
     }
-    Ok((rows.len(), rows, bytes))
+    let (n, bytes) = (rows.len(), rows.text_len());
+    let registered = Registered::new(rows);
+    Ok((n, vec![registered.param()], bytes, Some(registered)))
 }
 
 /// The column arrays of the first messages (at least one, see [`PG_ARRAYS`]), how
@@ -1464,45 +1280,36 @@ pub(crate) fn upsert_values(
         now.into(),
     ];
     match flavor {
-        Flavor::Sqlite => {
-            let mut values = Vec::with_capacity(shared.len() + SQLITE_ROWS_PER_STATEMENT);
-            values.extend(shared);
-            let unused = SQLITE_ROWS_PER_STATEMENT - chunk_rows.len();
-            values.extend(chunk_rows);
-            values.extend(std::iter::repeat_n(sea_orm::Value::Bytes(None), unused));
-            values
-        }
+        Flavor::Sqlite => shared.into_iter().chain(chunk_rows).collect(),
         Flavor::Postgres => chunk_rows.into_iter().chain(shared).collect(),
     }
 }
 
-/// The remote ids of `messages` as one array parameter: JSONB on SQLite (which
-/// `json_each` reads without parsing text), `text[]` on PostgreSQL.
+/// The remote ids of `messages` as one parameter: on SQLite the token of the ids
+/// `mailroom_rows` reads (one column), registered while the second value lives; on
+/// PostgreSQL a `text[]`.
 pub(crate) fn remote_ids<'a>(
     flavor: Flavor,
     messages: impl Iterator<Item = &'a Message>,
-) -> Result<sea_orm::Value> {
+) -> (sea_orm::Value, Option<Registered>) {
     let ids: Vec<&str> = messages.map(|m| m.remote_id.as_str()).collect();
-    Ok(match flavor {
+    match flavor {
         Flavor::Sqlite => {
-            let fields: Vec<jsonb::Field<'_>> = ids
-                .iter()
-                .map(|id| jsonb::Field::Text((*id).into()))
-                .collect();
-            let array = jsonb::array(&fields).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{} remote ids are too many to send to SQLite at once",
-                    ids.len()
-                ))
-            })?;
-            sea_orm::Value::Bytes(Some(array))
+            let mut rows = Rows::with_capacity(1, ids.len(), ids.iter().map(|i| i.len()).sum());
+            for id in ids {
+                rows.push(Field::Text(id.into()));
+            }
+            let registered = Registered::new(rows);
+            (registered.param(), Some(registered))
         }
-        Flavor::Postgres => ids
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<String>>()
-            .into(),
-    })
+        Flavor::Postgres => (
+            ids.into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<String>>()
+                .into(),
+            None,
+        ),
+    }
 }
 
 /// The parameters of each [`insert_attachments_sql`] statement that stores the
@@ -1511,8 +1318,7 @@ pub(crate) fn attachment_statements<'a>(
     flavor: Flavor,
     messages: impl Iterator<Item = &'a Message> + Clone,
     account_id: i64,
-) -> Result<Vec<Vec<sea_orm::Value>>> {
-    use jsonb::Field;
+) -> Vec<(Vec<sea_orm::Value>, Option<Registered>)> {
     let text = |t: &'a Option<String>| t.as_deref().map_or(Field::Null, |t| Field::Text(t.into()));
     let messages_again = messages.clone();
     let mut rows = messages.flat_map(|m| {
@@ -1535,35 +1341,29 @@ pub(crate) fn attachment_statements<'a>(
     let mut statements = Vec::new();
     match flavor {
         Flavor::Sqlite => {
-            let mut values = Vec::with_capacity(SQLITE_ROWS_PER_STATEMENT + 1);
-            for (m, fields) in rows {
-                let row = jsonb::grouped(&fields).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "an attachment of message {:?} is too large to store in SQLite",
-                        m.remote_id
-                    ))
-                })?;
-                values.push(sea_orm::Value::Bytes(Some(row)));
-                if values.len() == SQLITE_ROWS_PER_STATEMENT {
-                    values.push(account_id.into());
-                    statements.push(std::mem::take(&mut values));
+            let mut table = Rows::with_capacity(ATTACHMENT_ROW.len(), 0, 0);
+            for (_, fields) in rows {
+                for field in fields {
+                    table.push(field);
                 }
             }
-            if !values.is_empty() {
-                values.resize(SQLITE_ROWS_PER_STATEMENT, sea_orm::Value::Bytes(None));
-                values.push(account_id.into());
-                statements.push(values);
+            if table.len() > 0 {
+                let registered = Registered::new(table);
+                statements.push((
+                    vec![registered.param(), account_id.into()],
+                    Some(registered),
+                ));
             }
         }
         Flavor::Postgres => {
             if rows.next().is_some() {
                 let mut values = pg_attachment_arrays(messages_again);
                 values.push(account_id.into());
-                statements.push(values);
+                statements.push((values, None));
             }
         }
     }
-    Ok(statements)
+    statements
 }
 
 #[cfg(test)]
@@ -1647,36 +1447,6 @@ mod tests {
     }
 
     #[test]
-    fn jsonb_payload_lengths_are_the_written_lengths() {
-        use jsonb::Field;
-        let mut ints = vec![i64::MIN, i64::MIN + 1, i64::MAX, 0, -1];
-        for digits in 0..19 {
-            let p = 10i64.pow(digits);
-            ints.extend([p - 1, p, p + 1, -(p - 1), -p, -(p + 1)]);
-        }
-        let mut fields: Vec<Field<'_>> = ints.into_iter().map(Field::Int).collect();
-        fields.extend([Field::Null, Field::Bool(true), Field::Bool(false)]);
-        fields.extend([Field::Text("".into()), Field::Text("Zürich 😀".into())]);
-        for field in &fields {
-            assert_eq!(
-                field.payload_len(),
-                field.payload(&mut [0; 20]).len(),
-                "{field:?}"
-            );
-        }
-        // More groups than `grouped` keeps sizes for: the same blob as one array of
-        // arrays written by hand.
-        let many: Vec<Field<'_>> = (0..40).map(Field::Int).collect();
-        let blob = jsonb::grouped(&many).unwrap();
-        let groups: Vec<Vec<u8>> = many
-            .chunks(jsonb::GROUP)
-            .map(|g| jsonb::array(g).unwrap())
-            .collect();
-        let inner: Vec<u8> = groups.concat();
-        assert_eq!(&blob[blob.len() - inner.len()..], &inner[..]);
-    }
-
-    #[test]
     fn json_lists_are_what_serde_json_writes() {
         let empty: [String; 0] = [];
         assert_eq!(json_list(&empty), serde_json::to_string(&empty).unwrap());
@@ -1721,7 +1491,13 @@ mod tests {
             while let Some(chunk) = next_chunk(flavor, &mut rest) {
                 let chunk = chunk.unwrap();
                 let rows = match flavor {
-                    Flavor::Sqlite => chunk.rows.len(),
+                    Flavor::Sqlite => {
+                        assert_eq!(chunk.rows.len(), 1, "the token");
+                        chunk
+                            ._registered
+                            .as_ref()
+                            .map_or(0, crate::vtab::Registered::rows)
+                    }
                     Flavor::Postgres => {
                         assert_eq!(chunk.rows.len(), PG_ARRAYS);
                         let sea_orm::Value::Array(_, Some(ids)) = &chunk.rows[0] else {
@@ -1743,84 +1519,5 @@ mod tests {
         sqlite.retain(|&n| n > 0);
         assert_eq!(sizes(Flavor::Sqlite), sqlite);
         assert_eq!(sizes(Flavor::Postgres), [1, MAX_ROWS, 3]);
-    }
-
-    /// SQLite reads every row this module encodes as valid JSONB (its strict check), and
-    /// renders it as the JSON text of the same values, across every header size.
-    #[tokio::test]
-    async fn sqlite_reads_the_jsonb_rows() {
-        use sea_orm::{ConnectionTrait as _, Statement};
-
-        use super::jsonb::Field;
-
-        let store = crate::Store::connect("sqlite::memory:").await.unwrap();
-        let mut texts: Vec<String> = [0, 1, 11, 12, 255, 256, 65_535, 65_536, 1 << 20]
-            .into_iter()
-            .map(|n| "é".repeat(n / 2) + &"x".repeat(n % 2))
-            .collect();
-        texts.push("\"quoted\" \\ \u{0}\u{1f} \u{2028} 😀".into());
-        for text in &texts {
-            let fields = [
-                Field::Text(text.as_str().into()),
-                Field::Null,
-                Field::Bool(true),
-                Field::Bool(false),
-                Field::Int(0),
-                Field::Int(-7),
-                Field::Int(i64::from(i32::MAX)),
-                Field::Int(i64::MIN),
-                Field::Int(i64::MAX),
-                Field::Text("".into()),
-            ];
-            let blob = jsonb::array(&fields).unwrap();
-            let row = store
-                .db
-                .query_one_raw(Statement::from_sql_and_values(
-                    sea_orm::DbBackend::Sqlite,
-                    "SELECT json_valid(?1, 8) AS valid, json(?1) AS text, ?1 ->> 0 AS first",
-                    [blob.into()],
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            let len = text.len();
-            assert_eq!(row.try_get::<i32>("", "valid").unwrap(), 1, "{len} bytes");
-            let rendered: serde_json::Value =
-                serde_json::from_str(&row.try_get::<String>("", "text").unwrap()).unwrap();
-            assert_eq!(
-                rendered,
-                serde_json::to_value(&fields).unwrap(),
-                "{len} bytes"
-            );
-            assert_eq!(&row.try_get::<String>("", "first").unwrap(), text);
-
-            // Grouped, every field is where `path` says.
-            let blob = jsonb::grouped(&fields).unwrap();
-            let paths: Vec<String> = (0..fields.len())
-                .map(|i| format!("json_quote(?1 ->> {}) AS f{i}", jsonb::path(i)))
-                .collect();
-            let row = store
-                .db
-                .query_one_raw(Statement::from_sql_and_values(
-                    sea_orm::DbBackend::Sqlite,
-                    format!("SELECT json_valid(?1, 8) AS valid, {}", paths.join(", ")),
-                    [blob.into()],
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(row.try_get::<i32>("", "valid").unwrap(), 1, "{len} bytes");
-            for (i, field) in fields.iter().enumerate() {
-                let got: serde_json::Value =
-                    serde_json::from_str(&row.try_get::<String>("", &format!("f{i}")).unwrap())
-                        .unwrap();
-                // `->>` gives SQL values: booleans come back as 0 and 1.
-                let expected = match field {
-                    Field::Bool(b) => serde_json::json!(i32::from(*b)),
-                    other => serde_json::to_value(other).unwrap(),
-                };
-                assert_eq!(got, expected, "field {i}, {len} bytes");
-            }
-        }
     }
 }

@@ -46,6 +46,7 @@ mod overview;
 mod push;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod vtab;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -417,6 +418,10 @@ fn connect_options(
                 .idle_timeout(Duration::MAX / 4)
                 .max_lifetime(Duration::MAX / 4);
         }
+        // Every connection can read rows through `mailroom_rows` (`vtab`).
+        options.map_sqlx_sqlite_pool_opts(|o| {
+            o.after_connect(|conn, _| Box::pin(crate::vtab::register(conn)))
+        });
         options.map_sqlx_sqlite_opts(move |o| {
             // A page cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
             // page writes from re-reading the indexes through the kernel, and is a

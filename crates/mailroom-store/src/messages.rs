@@ -1393,15 +1393,17 @@ async fn replace_attachments(
     }
     let backend = tx.get_database_backend();
     let what = || "cannot store attachment metadata".to_owned();
+    // `_ids` and `_rows` keep SQLite's rows readable until their statement is done.
+    let (ids, _ids) = bulk::remote_ids(flavor, known());
     tx.execute_raw(Statement::from_sql_and_values(
         backend,
         bulk::delete_attachments_sql(flavor),
-        [bulk::remote_ids(flavor, known())?, account_id.into()],
+        [ids, account_id.into()],
     ))
     .await
     .context(what)?;
     let insert = bulk::insert_attachments_sql(flavor);
-    for values in bulk::attachment_statements(flavor, known(), account_id)? {
+    for (values, _rows) in bulk::attachment_statements(flavor, known(), account_id) {
         tx.execute_raw(Statement::from_sql_and_values(
             backend,
             insert.as_str(),
@@ -1648,7 +1650,7 @@ mod tests {
             body: Some("Ünïcödé body, long. ".repeat(50_000)),
             ..base.clone()
         });
-        // Every size of JSONB header (1, 2, 3 and 5 bytes) on both sides of its limit.
+        // Texts of sizes around the limits of length headers (1, 2 and 3 bytes).
         for n in [11, 12, 255, 256, 65_535, 65_536] {
             out.push(Message {
                 remote_id: format!("body-of-{n}-bytes"),
