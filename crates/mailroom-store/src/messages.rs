@@ -1368,15 +1368,26 @@ fn is_unique_violation(e: &sea_orm::sqlx::Error) -> bool {
 
 /// The same id twice in one statement is an error on PostgreSQL ("ON CONFLICT DO
 /// UPDATE command cannot affect row a second time"): keeps the last version of each.
+///
+/// The ids are sorted (by id, then position) rather than hashed: hashing a page's long
+/// ids was 1.3 % of a Graph initial sync's instructions, and a page rarely holds an id
+/// twice, which the sorted list shows by neighbours.
 fn last_versions<'a>(run: &[&'a Message]) -> Vec<&'a Message> {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(run.len());
-    for (i, m) in run.iter().enumerate() {
-        last.insert(m.remote_id.as_str(), i);
+    let mut ids: Vec<(&str, usize)> = run
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.remote_id.as_str(), i))
+        .collect();
+    ids.sort_unstable();
+    let mut keep = vec![true; run.len()];
+    for pair in ids.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            keep[pair[0].1] = false;
+        }
     }
     run.iter()
-        .enumerate()
-        .filter(|(i, m)| last[m.remote_id.as_str()] == *i)
-        .map(|(_, m)| *m)
+        .zip(keep)
+        .filter_map(|(m, keep)| keep.then_some(*m))
         .collect()
 }
 
@@ -1781,6 +1792,32 @@ mod tests {
     /// On PostgreSQL a page of upserts takes the one-statement path, which stores the
     /// same message and attachment rows as the transaction (checked above against
     /// binding every value); other pages take the transaction.
+    /// Of an id listed more than once, the last version is kept, in its place.
+    #[test]
+    fn the_last_version_of_each_id_is_kept_in_order() {
+        let message = |id: &str, subject: &str| Message {
+            remote_id: id.into(),
+            subject: Some(subject.into()),
+            ..Default::default()
+        };
+        let run = [
+            message("a", "1"),
+            message("b", "2"),
+            message("a", "3"),
+            message("c", "4"),
+            message("b", "5"),
+            message("a", "6"),
+            message("d", "7"),
+        ];
+        let refs: Vec<&Message> = run.iter().collect();
+        let kept: Vec<&str> = super::last_versions(&refs)
+            .iter()
+            .map(|m| m.subject.as_deref().unwrap())
+            .collect();
+        assert_eq!(kept, ["4", "5", "6", "7"]);
+        assert!(super::last_versions(&[]).is_empty());
+    }
+
     #[tokio::test]
     async fn one_statement_pages_store_the_rows_of_the_transaction() {
         use mailroom_core::{Change, SyncCursor, SyncPage};
