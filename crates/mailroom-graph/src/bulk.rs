@@ -143,7 +143,7 @@ impl GraphConnector {
         ids: &[String],
         make: impl Fn(&str) -> BatchCall,
         doing_item: impl Fn(&str) -> String,
-        ok: impl Fn(ItemResponse) -> Result<T, ConnectorError>,
+        ok: impl Fn(ItemResponse<'_>) -> Result<T, ConnectorError>,
     ) -> Result<Vec<Result<T, ConnectorError>>, ConnectorError> {
         let t = &self.inner.t;
         let max_rounds = t.retry.max_attempts.max(1);
@@ -264,7 +264,7 @@ impl GraphConnector {
 }
 
 /// The id in an item's answer (a move returns the message), if any.
-fn new_id(item: &ItemResponse) -> Option<String> {
+fn new_id(item: &ItemResponse<'_>) -> Option<String> {
     item.body()
         .as_ref()
         .and_then(|b| b.get("id"))

@@ -1,5 +1,6 @@
 //! `$batch` request and response bodies (JSON batching, at most 20 requests).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -81,38 +82,43 @@ pub fn request_body(calls: &[BatchCall], width: usize) -> Vec<u8> {
 }
 
 #[derive(Deserialize)]
-struct Response {
-    responses: Vec<ItemResponse>,
+struct Response<'a> {
+    #[serde(borrow)]
+    responses: Vec<ItemResponse<'a>>,
 }
 
-/// The answer to one request of a batch.
+/// The answer to one request of a batch, borrowed from the batch's answer: its headers
+/// and body stay JSON text until asked for (copying and parsing every item's headers
+/// into a map, and copying its body, cost as much as parsing the bodies themselves).
 #[derive(Debug, Deserialize)]
-pub struct ItemResponse {
+pub struct ItemResponse<'a> {
     /// The request's id.
-    pub id: String,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
     /// HTTP status.
     pub status: u16,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    /// Kept as its JSON text: building a [`Value`] (a map per object, every key
-    /// hashed) cost more than the typed parse that follows it.
-    #[serde(default)]
-    body: Option<Box<RawValue>>,
+    #[serde(default, borrow)]
+    headers: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    body: Option<&'a RawValue>,
 }
 
-impl ItemResponse {
-    /// A header, by case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+impl ItemResponse<'_> {
+    /// A header, by case-insensitive name; `None` also when the headers are not an
+    /// object of strings.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let headers: BTreeMap<Cow<'_, str>, Cow<'_, str>> =
+            serde_json::from_str(self.headers?.get()).ok()?;
+        headers
+            .into_iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.into_owned())
     }
 
     /// The item's `Retry-After`, if it has a valid one.
     pub fn retry_after(&self, now: SystemTime) -> Option<Duration> {
         self.header("retry-after")
-            .and_then(|v| parse_retry_after(v, now))
+            .and_then(|v| parse_retry_after(&v, now))
     }
 
     /// True for 2xx.
@@ -122,9 +128,7 @@ impl ItemResponse {
 
     /// The body (JSON), if any.
     pub fn body(&self) -> Option<Value> {
-        self.body
-            .as_deref()
-            .and_then(|b| serde_json::from_str(b.get()).ok())
+        self.body.and_then(|b| serde_json::from_str(b.get()).ok())
     }
 
     /// The body (JSON), taken.
@@ -134,22 +138,19 @@ impl ItemResponse {
 
     /// The body's JSON text, as Graph sent it, if any.
     pub fn body_json(&self) -> Option<&str> {
-        self.body.as_deref().map(RawValue::get)
+        self.body.map(RawValue::get)
     }
 
     /// The item's error, for a non-2xx status.
     pub fn error(&self) -> GraphError {
-        let raw = self
-            .body()
-            .map(|b| serde_json::to_vec(&b).unwrap_or_default())
-            .unwrap_or_default();
-        GraphError::parse(self.status, &raw)
+        let raw = self.body_json().unwrap_or_default();
+        GraphError::parse(self.status, raw.as_bytes())
     }
 }
 
 /// Parses a `$batch` answer; items come back in any order.
-pub fn parse_response(body: &[u8]) -> serde_json::Result<Vec<ItemResponse>> {
-    super::from_json::<Response>(body).map(|r| r.responses)
+pub fn parse_response(body: &[u8]) -> serde_json::Result<Vec<ItemResponse<'_>>> {
+    super::from_json::<Response<'_>>(body).map(|r| r.responses)
 }
 
 #[cfg(test)]
