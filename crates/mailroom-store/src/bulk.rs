@@ -7,7 +7,7 @@
 //!   them by ONE parameter, a token; SQLite reads each field as a column (`r.c3`),
 //!   without copying or parsing anything on the way. Attachment rows travel the same
 //!   way, and so do the remote ids whose attachments are replaced. (This replaced one
-//!   JSONB blob per row read with `->>`, whose lookups were a sixth of the client's
+//!   JSONB blob per row read with `->>`, whose lookups were a fifth of the client's
 //!   instructions in the Graph initial sync: docs/benchmarks.md, round 7.)
 //! - On PostgreSQL each column of the chunk is ONE array parameter (`text[]`,
 //!   `timestamptz[]`, `boolean[]`, `integer[]`, sent in binary), and one more array

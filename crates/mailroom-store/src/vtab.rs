@@ -10,8 +10,8 @@
 //! error, not a read.
 //!
 //! This is the workspace's one module of `unsafe` code: SQLite's virtual table interface
-//! is C callbacks over raw pointers. Every callback only reads the cursor it is given,
-//! and none can panic.
+//! is C callbacks over raw pointers. Every callback touches only the table or cursor
+//! SQLite hands it, and none can panic.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
