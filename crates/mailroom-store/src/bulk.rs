@@ -218,7 +218,7 @@ pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
 }
 
 /// Inserts attachment rows, finding each one's message by remote id. Parameters
-/// ([`attachment_statements`] lays them out): on SQLite the token of the rows
+/// ([`attachment_statement`] lays them out): on SQLite the token of the rows
 /// `mailroom_rows` reads, then the account id; on PostgreSQL the
 /// [`PG_ATTACHMENT_ARRAYS`] column arrays, then the account id.
 pub(crate) fn insert_attachments_sql(flavor: Flavor) -> String {
@@ -843,8 +843,6 @@ fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<
     ]
 }
 
-/// `(VALUES (?), (?), …) AS r`: [`SQLITE_ROWS_PER_STATEMENT`] row parameters, read
-/// as `r.column1`.
 /// A timestamp as the driver would have sent it.
 struct Timestamp(String);
 
@@ -1312,58 +1310,52 @@ pub(crate) fn remote_ids<'a>(
     }
 }
 
-/// The parameters of each [`insert_attachments_sql`] statement that stores the
-/// attachment rows of `messages` (see [`ATTACHMENT_ROW`]); none without attachments.
-pub(crate) fn attachment_statements<'a>(
+/// The parameters of the [`insert_attachments_sql`] statement that stores the
+/// attachment rows of `messages` (see [`ATTACHMENT_ROW`]), with (SQLite) the rows they
+/// name; `None` without attachments.
+pub(crate) fn attachment_statement<'a>(
     flavor: Flavor,
     messages: impl Iterator<Item = &'a Message> + Clone,
     account_id: i64,
-) -> Vec<(Vec<sea_orm::Value>, Option<Registered>)> {
+) -> Option<(Vec<sea_orm::Value>, Option<Registered>)> {
     let text = |t: &'a Option<String>| t.as_deref().map_or(Field::Null, |t| Field::Text(t.into()));
     let messages_again = messages.clone();
     let mut rows = messages.flat_map(|m| {
         m.attachments.iter().enumerate().map(move |(i, a)| {
-            (
-                m,
-                [
-                    Field::Text(m.remote_id.as_str().into()),
-                    Field::Int(i as i64),
-                    text(&a.remote_id),
-                    text(&a.name),
-                    text(&a.content_type),
-                    Field::Int(a.size.min(i64::MAX as u64) as i64),
-                    Field::Bool(a.is_inline),
-                    text(&a.content_id),
-                ],
-            )
+            [
+                Field::Text(m.remote_id.as_str().into()),
+                Field::Int(i as i64),
+                text(&a.remote_id),
+                text(&a.name),
+                text(&a.content_type),
+                Field::Int(a.size.min(i64::MAX as u64) as i64),
+                Field::Bool(a.is_inline),
+                text(&a.content_id),
+            ]
         })
     });
-    let mut statements = Vec::new();
     match flavor {
         Flavor::Sqlite => {
             let mut table = Rows::with_capacity(ATTACHMENT_ROW.len(), 0, 0);
-            for (_, fields) in rows {
-                for field in fields {
-                    table.push(field);
-                }
+            for field in rows.flatten() {
+                table.push(field);
             }
-            if table.len() > 0 {
-                let registered = Registered::new(table);
-                statements.push((
-                    vec![registered.param(), account_id.into()],
-                    Some(registered),
-                ));
+            if table.len() == 0 {
+                return None;
             }
+            let registered = Registered::new(table);
+            Some((
+                vec![registered.param(), account_id.into()],
+                Some(registered),
+            ))
         }
         Flavor::Postgres => {
-            if rows.next().is_some() {
-                let mut values = pg_attachment_arrays(messages_again);
-                values.push(account_id.into());
-                statements.push((values, None));
-            }
+            rows.next()?;
+            let mut values = pg_attachment_arrays(messages_again);
+            values.push(account_id.into());
+            Some((values, None))
         }
     }
-    statements
 }
 
 #[cfg(test)]

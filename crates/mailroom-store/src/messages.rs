@@ -1413,11 +1413,10 @@ async fn replace_attachments(
     ))
     .await
     .context(what)?;
-    let insert = bulk::insert_attachments_sql(flavor);
-    for (values, _rows) in bulk::attachment_statements(flavor, known(), account_id) {
+    if let Some((values, _rows)) = bulk::attachment_statement(flavor, known(), account_id) {
         tx.execute_raw(Statement::from_sql_and_values(
             backend,
-            insert.as_str(),
+            bulk::insert_attachments_sql(flavor),
             values,
         ))
         .await
