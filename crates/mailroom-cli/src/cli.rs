@@ -115,6 +115,19 @@ pub struct Global {
     )]
     pub page_size: Option<u32>,
 
+    /// Threads that run syncs, HTTP and parsing: 1 runs everything on one thread
+    /// (SQLite's writer has its own), the cheapest in CPU; more help only when one
+    /// core is the limit
+    #[arg(
+        long,
+        env = "MAILROOM_THREADS",
+        global = true,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub threads: u16,
+
     /// Print lists and records as JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,

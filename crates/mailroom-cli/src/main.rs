@@ -142,16 +142,34 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
+/// The async runtime: with one thread (the default) a current-thread runtime, else a
+/// multi-thread one. On one thread a page is parsed, written and freed where it was
+/// read, with no work-stealing and no memory freed across threads: the Graph initial
+/// sync took 15 % less CPU per message than on a two-thread runtime, and no longer
+/// (docs/benchmarks.md, round 8). SQLite's writer and the blocking pool have threads
+/// of their own either way.
+fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        ..=1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(usize::from(n));
+            b
+        }
+    };
+    builder.enable_all().build()
+}
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     // Usage errors exit with 2 (clap's default), before anything else happens.
     let cli = Cli::parse();
     init_logs(cli.global.verbose, cli.global.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let runtime = match runtime(cli.global.threads) {
+        Ok(rt) => {
+            tracing::debug!(threads = cli.global.threads, "async runtime started");
+            rt
+        }
         Err(e) => {
             eprintln!("mailroom: error: cannot start the async runtime: {e}");
             return Code::Failure.into();

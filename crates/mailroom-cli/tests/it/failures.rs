@@ -12,6 +12,8 @@ async fn usage_errors_exit_2_and_help_documents_the_exit_codes() {
     env.expect(2, &["sync", "--bogus"]);
     env.expect(2, &["worker", "--interval", "soon"]);
     env.expect(2, &["sync", "--page-size", "0"]);
+    let (_, stderr) = env.expect(2, &["sync", "--threads", "0"]);
+    assert!(stderr.contains("--threads"), "{stderr}");
     env.expect(
         2,
         &["account", "add", "imap", "--email", "a@b.c", "--host", "h"],

@@ -121,12 +121,14 @@ async fn add_sync_and_list_match_the_simulator() {
     assert_eq!(again[0]["upserted"], 0, "{again}");
 
     // A refresh (and its rotated refresh token) at the most verbose logging of every
-    // crate: no token in the output (checked when `env` drops).
+    // crate: no token in the output (checked when `env` drops). On a three-thread
+    // runtime: the binary runs on one thread unless told otherwise.
     env.sim.expire_access_tokens(DEMO).unwrap();
     let mut cmd = env.cmd(&["--json", "sync"]);
-    cmd.env("RUST_LOG", "trace");
+    cmd.env("RUST_LOG", "trace").env("MAILROOM_THREADS", "3");
     let (stdout, stderr) = env.expect_cmd(0, cmd, "sync with RUST_LOG=trace");
     assert!(stderr.contains("refresh"), "a refresh happened: {stderr}");
+    assert!(stderr.contains("threads=3"), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report[0]["credentials_refreshed"], true, "{report}");
 }

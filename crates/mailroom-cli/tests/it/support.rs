@@ -61,6 +61,7 @@ impl Env {
             "MAILROOM_IMAP_CA_FILE",
             "MAILROOM_MAX_ATTEMPTS",
             "MAILROOM_PAGE_SIZE",
+            "MAILROOM_THREADS",
             "RUST_LOG",
         ] {
             cmd.env_remove(var);
