@@ -219,4 +219,25 @@ mod tests {
         assert_eq!(missing.error().code.as_deref(), Some("ErrorItemNotFound"));
         assert_eq!(missing.retry_after(SystemTime::now()), None);
     }
+
+    /// Headers are read only when asked for: an item whose headers are not an object
+    /// of strings loses them, not the whole batch (its body and its neighbours stay).
+    #[test]
+    fn malformed_headers_cost_only_their_item_its_headers() {
+        let answer = r#"{"responses": [
+            {"id": "0", "status": 429, "headers": {"Retry-After": 7}, "body": {"error": {"code": "TooManyRequests"}}},
+            {"id": "1", "status": 429, "headers": ["Retry-After", "2"]},
+            {"id": "2", "status": 429, "headers": {"retry-after": "3"}}
+        ]}"#;
+        let items = parse_response(answer.as_bytes()).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(items[0].header("Retry-After"), None);
+        assert_eq!(items[0].retry_after(now), None);
+        assert_eq!(items[0].error().code.as_deref(), Some("TooManyRequests"));
+        assert_eq!(items[1].retry_after(now), None);
+        assert_eq!(items[2].header("RETRY-AFTER").as_deref(), Some("3"));
+        assert_eq!(items[2].retry_after(now), Some(Duration::from_secs(3)));
+        // Still JSON: text that is not JSON at all fails the batch.
+        assert!(parse_response(br#"{"responses": [{"id": "0", "status": 200, "headers": {]}"#).is_err());
+    }
 }
