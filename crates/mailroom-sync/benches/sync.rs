@@ -499,14 +499,16 @@ async fn cycle(accounts: usize) {
 /// The runtime the `mailroom` binary runs on, with the same setting: `MAILROOM_THREADS`
 /// (default 1, a current-thread runtime; more, a multi-thread one).
 fn runtime() -> tokio::runtime::Builder {
-    let threads = std::env::var("MAILROOM_THREADS")
-        .map_or(1, |t| t.parse().expect("MAILROOM_THREADS: a number"));
-    if threads <= 1 {
-        return tokio::runtime::Builder::new_current_thread();
+    match std::env::var("MAILROOM_THREADS")
+        .map_or(1, |t| t.parse().expect("MAILROOM_THREADS: a number"))
+    {
+        ..=1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(threads);
-    builder
 }
 
 fn main() {
