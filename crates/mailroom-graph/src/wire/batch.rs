@@ -238,6 +238,8 @@ mod tests {
         assert_eq!(items[2].header("RETRY-AFTER").as_deref(), Some("3"));
         assert_eq!(items[2].retry_after(now), Some(Duration::from_secs(3)));
         // Still JSON: text that is not JSON at all fails the batch.
-        assert!(parse_response(br#"{"responses": [{"id": "0", "status": 200, "headers": {]}"#).is_err());
+        assert!(
+            parse_response(br#"{"responses": [{"id": "0", "status": 200, "headers": {]}"#).is_err()
+        );
     }
 }
