@@ -37,25 +37,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const CHILD: &str = "MAILROOM_GRAPH_BENCH_SIZE";
 const APP: &str = "11111111-2222-3333-4444-555555555555";
 
-/// The runtime of the `mailroom` binary, with its setting: `MAILROOM_THREADS` (default 1,
-/// a current-thread runtime; more, a multi-thread one).
-fn runtime() -> tokio::runtime::Builder {
-    match std::env::var("MAILROOM_THREADS")
-        .map_or(1, |t| t.parse().expect("MAILROOM_THREADS: a number"))
-    {
-        ..=1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(n);
-            builder
-        }
-    }
-}
-
 fn main() {
     if let Ok(size) = std::env::var(CHILD) {
         let size: usize = size.parse().expect("a folder size");
-        let rt = runtime().enable_all().build().expect("a runtime");
+        let rt = process::mailroom_runtime()
+            .0
+            .enable_all()
+            .build()
+            .expect("a runtime");
         rt.block_on(run(size));
         return;
     }
@@ -64,10 +53,7 @@ fn main() {
     println!(
         "mailroom-graph initial sync through delta, simulator {}, allocator mimalloc and {} (as the mailroom binary, MAILROOM_THREADS)",
         sim.display(),
-        match std::env::var("MAILROOM_THREADS").as_deref() {
-            Ok(n) if n != "1" => format!("a {n}-thread runtime"),
-            _ => "a current-thread runtime".to_owned(),
-        }
+        process::mailroom_runtime().1
     );
     println!(
         "{:>9} {:>8} {:>10} {:>9} {:>12} {:>14} {:>14} {:>14}",

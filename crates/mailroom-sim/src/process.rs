@@ -287,6 +287,24 @@ pub fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The async runtime the `mailroom` binary runs on, for benchmarks that must measure
+/// what it measures, with its setting `MAILROOM_THREADS` (as `--threads` in
+/// crates/mailroom-cli: 1 or unset, a current-thread runtime; more, a multi-thread one
+/// with that many workers), and the words that say which.
+pub fn mailroom_runtime() -> (tokio::runtime::Builder, String) {
+    let threads: usize = std::env::var("MAILROOM_THREADS")
+        .map_or(1, |t| t.parse().expect("MAILROOM_THREADS: a number"));
+    if threads <= 1 {
+        return (
+            tokio::runtime::Builder::new_current_thread(),
+            "a current-thread runtime".to_owned(),
+        );
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(threads);
+    (builder, format!("a {threads}-thread runtime"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Announced;

@@ -496,25 +496,10 @@ async fn cycle(accounts: usize) {
     }
 }
 
-/// The runtime the `mailroom` binary runs on, with the same setting: `MAILROOM_THREADS`
-/// (default 1, a current-thread runtime; more, a multi-thread one).
-fn runtime() -> tokio::runtime::Builder {
-    match std::env::var("MAILROOM_THREADS")
-        .map_or(1, |t| t.parse().expect("MAILROOM_THREADS: a number"))
-    {
-        ..=1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(n);
-            builder
-        }
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--scenario") {
-        let runtime = runtime().enable_all().build().unwrap();
+        let runtime = process::mailroom_runtime().0.enable_all().build().unwrap();
         let n: usize = args[pos + 2].parse().unwrap();
         match args[pos + 1].as_str() {
             "initial" => runtime.block_on(initial(n, Db::Sqlite)),
@@ -529,10 +514,7 @@ fn main() {
     println!(
         "mailroom-sync end-to-end benchmarks (mailroom-sim → Graph → SQLite file), simulator {}, allocator mimalloc and {} (as the mailroom binary, MAILROOM_THREADS)",
         sim.display(),
-        match std::env::var("MAILROOM_THREADS").as_deref() {
-            Ok(n) if n != "1" => format!("a {n}-thread runtime"),
-            _ => "a current-thread runtime".to_owned(),
-        }
+        process::mailroom_runtime().1
     );
     let sizes =
         std::env::var("MAILROOM_BENCH_SIZES").unwrap_or_else(|_| "10000,100000,300000".into());
