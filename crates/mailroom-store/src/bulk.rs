@@ -51,8 +51,9 @@ pub(crate) enum Flavor {
     Postgres,
 }
 
-/// The columns of a message row, in the order of the JSON array (the account, folder,
-/// generation and update time are parameters of the statement, the same for all rows).
+/// The columns of a message row, in the order of `mailroom_rows`' columns (`c0` …) and
+/// of the PostgreSQL arrays (the account, folder, generation and update time are
+/// parameters of the statement, the same for all rows).
 const ROW: [&str; 16] = [
     "remote_id",
     "message_id",
@@ -103,8 +104,8 @@ fn nullable(column: &str) -> bool {
 /// the null masks.
 const PG_ARRAYS: usize = ROW.len() + 1;
 
-/// Columns of an attachment row, in the order of its JSON array (its arrays on
-/// PostgreSQL); the first field is the remote id of the message it belongs to.
+/// Columns of an attachment row, in the order of its `mailroom_rows` columns (its
+/// arrays on PostgreSQL); the first field is the remote id of the message it belongs to.
 const ATTACHMENT_ROW: [&str; 8] = [
     "message_remote_id",
     "ordinal",
@@ -843,15 +844,11 @@ fn pg_attachment_arrays<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<
 }
 
 /// A timestamp as the driver would have sent it.
-struct Timestamp(String);
-
-impl Timestamp {
-    fn new(flavor: Flavor, t: &DateTime<Utc>) -> Result<Self> {
-        Ok(Timestamp(match flavor {
-            Flavor::Sqlite => sqlite_timestamp(t),
-            Flavor::Postgres => pg_timestamp(t)?,
-        }))
-    }
+fn timestamp_text(flavor: Flavor, t: &DateTime<Utc>) -> Result<String> {
+    Ok(match flavor {
+        Flavor::Sqlite => sqlite_timestamp(t),
+        Flavor::Postgres => pg_timestamp(t)?,
+    })
 }
 
 /// What sqlx-sqlite binds for a `DateTime<Utc>`: `t.to_rfc3339_opts(SecondsFormat::AutoSi,
@@ -992,32 +989,29 @@ fn push_json_str(out: &mut String, s: Option<&str>) {
 
 /// The fields of the row of `m`, in the order of [`ROW`].
 fn row_fields(flavor: Flavor, m: &Message) -> Result<[Field<'_>; ROW.len()]> {
-    fn text(t: Option<&String>) -> Field<'_> {
-        t.map_or(Field::Null, |t| Field::Text(t.as_str().into()))
-    }
     let timestamp = |t: Option<&DateTime<Utc>>| -> Result<Field<'static>> {
         Ok(match t {
-            Some(t) => Field::Text(Timestamp::new(flavor, t)?.0.into()),
+            Some(t) => Field::Text(timestamp_text(flavor, t)?.into()),
             None => Field::Null,
         })
     };
     let sender = m.sender.as_ref();
     Ok([
         Field::Text(m.remote_id.as_str().into()),
-        text(m.message_id.as_ref()),
-        text(m.subject.as_ref()),
-        text(sender.and_then(|s| s.name.as_ref())),
-        text(sender.and_then(|s| s.address.as_ref())),
+        Field::text(m.message_id.as_deref()),
+        Field::text(m.subject.as_deref()),
+        Field::text(sender.and_then(|s| s.name.as_deref())),
+        Field::text(sender.and_then(|s| s.address.as_deref())),
         Field::Text(json_list(&m.to).into()),
         Field::Text(json_list(&m.cc).into()),
         timestamp(m.date_received.as_ref())?,
         timestamp(m.sent_at.as_ref())?,
-        text(m.body.as_ref()),
+        Field::text(m.body.as_deref()),
         Field::Bool(m.is_read),
         Field::Bool(m.is_draft),
         Field::Bool(m.has_attachments),
         Field::Int(i64::from(m.attachment_count.min(i32::MAX as u32))),
-        text(m.conversation_id.as_ref()),
+        Field::text(m.conversation_id.as_deref()),
         Field::Text(json_list(&m.warnings).into()),
     ])
 }
@@ -1029,6 +1023,13 @@ pub(crate) enum Field<'a> {
     Bool(bool),
     Int(i64),
     Text(Cow<'a, str>),
+}
+
+impl<'a> Field<'a> {
+    /// A borrowed text, NULL for `None`.
+    fn text(t: Option<&'a str>) -> Self {
+        t.map_or(Field::Null, |t| Field::Text(t.into()))
+    }
 }
 
 /// A chunk of messages encoded for one statement.
@@ -1363,30 +1364,27 @@ pub(crate) fn attachment_statement<'a>(
     messages: impl Iterator<Item = &'a Message> + Clone,
     account_id: i64,
 ) -> Option<(Vec<sea_orm::Value>, Option<Registered>)> {
-    let text = |t: &'a Option<String>| t.as_deref().map_or(Field::Null, |t| Field::Text(t.into()));
-    let messages_again = messages.clone();
-    let mut rows = messages.flat_map(|m| {
-        m.attachments.iter().enumerate().map(move |(i, a)| {
-            [
-                Field::Text(m.remote_id.as_str().into()),
-                Field::Int(i as i64),
-                text(&a.remote_id),
-                text(&a.name),
-                text(&a.content_type),
-                Field::Int(a.size.min(i64::MAX as u64) as i64),
-                Field::Bool(a.is_inline),
-                text(&a.content_id),
-            ]
-        })
-    });
+    if messages.clone().all(|m| m.attachments.is_empty()) {
+        return None;
+    }
     match flavor {
         Flavor::Sqlite => {
             let mut table = Rows::with_capacity(ATTACHMENT_ROW.len(), 0, 0);
-            for field in rows.flatten() {
-                table.push(field);
-            }
-            if table.len() == 0 {
-                return None;
+            for m in messages {
+                for (i, a) in m.attachments.iter().enumerate() {
+                    for field in [
+                        Field::Text(m.remote_id.as_str().into()),
+                        Field::Int(i as i64),
+                        Field::text(a.remote_id.as_deref()),
+                        Field::text(a.name.as_deref()),
+                        Field::text(a.content_type.as_deref()),
+                        Field::Int(a.size.min(i64::MAX as u64) as i64),
+                        Field::Bool(a.is_inline),
+                        Field::text(a.content_id.as_deref()),
+                    ] {
+                        table.push(field);
+                    }
+                }
             }
             let registered = Registered::new(table);
             Some((
@@ -1395,8 +1393,7 @@ pub(crate) fn attachment_statement<'a>(
             ))
         }
         Flavor::Postgres => {
-            rows.next()?;
-            let mut values = pg_attachment_arrays(messages_again);
+            let mut values = pg_attachment_arrays(messages);
             values.push(account_id.into());
             Some((values, None))
         }

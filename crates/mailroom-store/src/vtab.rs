@@ -251,7 +251,7 @@ unsafe extern "C" fn best_index(
                 usage.argvIndex = 1;
                 usage.omit = 1;
                 info.estimatedCost = 1.0;
-                info.estimatedRows = 125;
+                info.estimatedRows = crate::bulk::SQLITE_ROWS_PER_STATEMENT as i64;
                 return ffi::SQLITE_OK;
             }
         }
