@@ -145,9 +145,9 @@ fn quiet_on_broken_pipe() {
 /// The async runtime: with one thread (the default) a current-thread runtime, else a
 /// multi-thread one. On one thread a page is parsed, written and freed where it was
 /// read, with no work-stealing and no memory freed across threads: the Graph initial
-/// sync took 15 % less CPU per message than on a two-thread runtime, and no longer
-/// (docs/benchmarks.md, round 8). SQLite's writer and the blocking pool have threads
-/// of their own either way.
+/// sync took about a tenth less CPU per message than on a two-thread runtime, and no
+/// longer (docs/benchmarks.md, round 8). SQLite's writer and the blocking pool have
+/// threads of their own either way.
 fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = match threads {
         ..=1 => tokio::runtime::Builder::new_current_thread(),
