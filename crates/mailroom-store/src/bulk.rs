@@ -202,8 +202,11 @@ fn push_on_conflict(sql: &mut String) {
 pub(crate) fn delete_attachments_sql(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Sqlite => {
-            "DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM mailroom_rows(?1) \
-             AS k CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = k.c0)"
+            concat!(
+                "DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM ",
+                crate::vtab::name!(),
+                "(?1) AS k CROSS JOIN messages AS m WHERE m.account_id = ?2 AND m.remote_id = k.c0)"
+            )
         }
         // `= ANY(ARRAY(…))` probes the index on `message_id` for each id; `IN (…)`
         // was planned as a sequential scan of all attachments for every page while

@@ -15,7 +15,7 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -25,8 +25,23 @@ use sea_orm::sqlx::sqlite::SqliteConnection;
 
 use crate::bulk::Field;
 
+/// The name SQL calls it by, as a macro so that `concat!` can build the statements
+/// and C strings that spell it.
+macro_rules! name {
+    () => {
+        "mailroom_rows"
+    };
+}
+pub(crate) use name;
+
 /// The name SQL calls it by.
-pub(crate) const NAME: &str = "mailroom_rows";
+pub(crate) const NAME: &str = name!();
+
+/// [`NAME`] for SQLite's C interface.
+const C_NAME: &CStr = match CStr::from_bytes_with_nul(concat!(name!(), "\0").as_bytes()) {
+    Ok(name) => name,
+    Err(_) => panic!("the module name has no NUL"),
+};
 
 /// Value columns `c0` … `c15`; the hidden column `rows` takes the token.
 pub(crate) const COLUMNS: usize = 16;
@@ -148,7 +163,7 @@ pub(crate) async fn register(conn: &mut SqliteConnection) -> Result<(), sea_orm:
     let rc = unsafe {
         ffi::sqlite3_create_module_v2(
             db.as_ptr(),
-            c"mailroom_rows".as_ptr(),
+            C_NAME.as_ptr(),
             &MODULE,
             std::ptr::null_mut(),
             None,
@@ -212,7 +227,7 @@ unsafe extern "C" fn connect(
     vtab: *mut *mut ffi::sqlite3_vtab,
     _error: *mut *mut c_char,
 ) -> c_int {
-    const SCHEMA: &std::ffi::CStr = c"CREATE TABLE x(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, rows HIDDEN)";
+    const SCHEMA: &CStr = c"CREATE TABLE x(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, rows HIDDEN)";
     // SAFETY: SQLite passes its connection and where to put the table.
     unsafe {
         let rc = ffi::sqlite3_declare_vtab(db, SCHEMA.as_ptr());
@@ -300,8 +315,11 @@ unsafe extern "C" fn filter(
         if cursor.rows.is_none() {
             let vtab = &mut *cursor.base.pVtab;
             ffi::sqlite3_free(vtab.zErrMsg.cast());
-            vtab.zErrMsg =
-                ffi::sqlite3_mprintf(c"mailroom_rows: no rows under token %lld".as_ptr(), token);
+            vtab.zErrMsg = ffi::sqlite3_mprintf(
+                c"%s: no rows under token %lld".as_ptr(),
+                C_NAME.as_ptr(),
+                token,
+            );
             return ffi::SQLITE_ERROR;
         }
     }
@@ -433,7 +451,10 @@ mod tests {
         assert_eq!(query(&store, sql, param.clone()).await.unwrap().len(), 1);
         drop(registered);
         let error = query(&store, sql, param).await.unwrap_err().to_string();
-        assert!(error.contains("no rows under token"), "{error}");
+        assert!(
+            error.contains("mailroom_rows: no rows under token"),
+            "{error}"
+        );
         let error = query(&store, "SELECT * FROM mailroom_rows", 0i64.into())
             .await
             .unwrap_err()
