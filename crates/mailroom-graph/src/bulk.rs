@@ -8,10 +8,11 @@ use bytes::Bytes;
 use mailroom_core::{ConnectorError, DeleteMode, ErrorKind, FolderRef, WellKnownFolder};
 use serde_json::json;
 
-use crate::connector::{GraphConnector, PREFER_IMMUTABLE, path_id, protocol_error, short};
+use crate::connector::{GraphConnector, PREFER_IMMUTABLE, not_a_graph_id, protocol_error, short};
 use crate::transport::Call;
 use crate::wire::batch::{BatchCall, ItemResponse, MAX_BATCH, parse_response, request_body};
 use crate::wire::error::GraphError;
+use crate::wire::odata::segment;
 
 /// The outcome of one item of [`GraphConnector::move_many`] or
 /// [`GraphConnector::delete_many`].
@@ -153,14 +154,15 @@ impl GraphConnector {
         let mut segments: Vec<String> = Vec::with_capacity(ids.len());
         let mut pending: Vec<usize> = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
-            match path_id(id, &doing_item(id)) {
-                Ok(seg) => {
+            // An item's context is written only for an id that fails.
+            match segment(id) {
+                Some(seg) => {
                     segments.push(seg);
                     pending.push(i);
                 }
-                Err(e) => {
+                None => {
                     segments.push(String::new());
-                    outcomes[i] = Some(Err(e));
+                    outcomes[i] = Some(Err(not_a_graph_id(id, &doing_item(id))));
                 }
             }
         }

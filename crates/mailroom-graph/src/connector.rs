@@ -99,12 +99,15 @@ pub(crate) fn short(id: &str) -> String {
 /// `id` as one encoded path segment. An id that cannot be one (empty, `.`, `..`)
 /// names nothing: [`ErrorKind::NotFound`], and no request is sent.
 pub(crate) fn path_id(id: &str, doing: &str) -> Result<String, ConnectorError> {
-    segment(id).ok_or_else(|| {
-        ConnectorError::new(
-            ErrorKind::NotFound,
-            format!("{doing}: {id:?} is not a graph id"),
-        )
-    })
+    segment(id).ok_or_else(|| not_a_graph_id(id, doing))
+}
+
+/// The error of an id that [`path_id`] refuses.
+pub(crate) fn not_a_graph_id(id: &str, doing: &str) -> ConnectorError {
+    ConnectorError::new(
+        ErrorKind::NotFound,
+        format!("{doing}: {id:?} is not a graph id"),
+    )
 }
 
 pub(crate) fn protocol_error(doing: &str, e: &serde_json::Error, body: &[u8]) -> ConnectorError {

@@ -146,6 +146,7 @@ async fn an_id_never_changes_the_path() {
             .unwrap();
         let e = bulk[0].outcome.as_ref().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{id:?}: {e}");
+        assert!(e.to_string().contains("is not a graph id"), "{e}");
     }
     assert_eq!(h.sim.counters().mailbox_requests(ALICE), before);
     // Everything else is one encoded segment: the server refuses the id.
