@@ -1,9 +1,10 @@
 //! [`ImapConnector`]: the core [`Connector`] over one IMAP connection.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -55,6 +56,12 @@ pub struct ImapOptions {
     /// refused before anything is read or allocated for it; the connection is then
     /// dropped with an [`ErrorKind::Protocol`] error naming the limit.
     pub max_response_bytes: u64,
+    /// Time one folder's sync run may take, from its first page to its last (default
+    /// 4 h). A server that keeps sending new messages (or UIDs) would otherwise keep a
+    /// run going forever, each command within its timeout. Past it, the next page is
+    /// refused with an [`ErrorKind::Transient`] error naming this option; the pages
+    /// already stored stay, and the next sync goes on from there.
+    pub folder_run_deadline: Duration,
 }
 
 impl Default for ImapOptions {
@@ -68,6 +75,7 @@ impl Default for ImapOptions {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(120),
             max_response_bytes: 64 * 1024 * 1024,
+            folder_run_deadline: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -121,6 +129,13 @@ impl ImapOptions {
         self.command_timeout = command;
         self
     }
+
+    /// Time one folder's sync run may take (see
+    /// [`folder_run_deadline`](Self::folder_run_deadline)).
+    pub fn folder_run_deadline(mut self, deadline: Duration) -> Self {
+        self.folder_run_deadline = deadline;
+        self
+    }
 }
 
 enum Login {
@@ -143,6 +158,16 @@ pub struct ImapConnector {
     options: ImapOptions,
     tls_connector: Option<TlsConnector>,
     conn: Mutex<Option<Conn>>,
+    /// Folder sync runs under way, by folder.
+    runs: std::sync::Mutex<HashMap<String, FolderRun>>,
+}
+
+/// A folder's sync run: when it started, its pages so far, and the cursor its last page
+/// returned. A call with that cursor continues the run; any other starts a new one.
+struct FolderRun {
+    started: Instant,
+    pages: u32,
+    next: SyncCursor,
 }
 
 impl fmt::Debug for ImapConnector {
@@ -300,7 +325,40 @@ impl ImapConnector {
             options,
             tls_connector,
             conn: Mutex::new(None),
+            runs: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// When the run that a page from `cursor` belongs to started, and its pages so far;
+    /// an error once that run has passed [`ImapOptions::folder_run_deadline`].
+    fn continue_run(
+        &self,
+        key: &str,
+        cursor: Option<&SyncCursor>,
+        context: &str,
+    ) -> Result<(Instant, u32), ConnectorError> {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let run = runs
+            .get(key)
+            .filter(|run| Some(&run.next) == cursor)
+            .map(|run| (run.started, run.pages));
+        let Some((started, pages)) = run else {
+            runs.remove(key);
+            return Ok((Instant::now(), 0));
+        };
+        let deadline = self.options.folder_run_deadline;
+        if started.elapsed() > deadline {
+            runs.remove(key);
+            return Err(ConnectorError::new(
+                ErrorKind::Transient,
+                format!(
+                    "{context}: the folder run passed its deadline of {} s after {pages} pages \
+                     (ImapOptions::folder_run_deadline)",
+                    deadline.as_secs_f64()
+                ),
+            ));
+        }
+        Ok((started, pages))
     }
 
     fn limits(&self) -> Limits {
@@ -882,11 +940,29 @@ impl Connector for ImapConnector {
         cursor: Option<SyncCursor>,
     ) -> Result<SyncPage, ConnectorError> {
         let context = format!("cannot sync {folder} of {}", self.what());
+        let key = folder.to_string();
+        let (started, pages) = self.continue_run(&key, cursor.as_ref(), &context)?;
         let limits = self.limits();
-        with_conn!(self, &context, ErrorKind::NotFound, |conn| async {
+        let page = with_conn!(self, &context, ErrorKind::NotFound, |conn| async {
             let mailbox = Self::mailbox_of(conn, folder).await?;
             sync_page(conn, &mailbox, cursor.as_ref(), limits, self).await
-        })
+        })?;
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if page.complete {
+            runs.remove(&key);
+        } else {
+            let next = page.cursor.clone();
+            let pages = pages + 1;
+            runs.insert(
+                key,
+                FolderRun {
+                    started,
+                    pages,
+                    next,
+                },
+            );
+        }
+        Ok(page)
     }
 
     fn take_refreshed_credentials(&self) -> Option<Credentials> {

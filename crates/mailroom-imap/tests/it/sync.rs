@@ -1,4 +1,6 @@
-use mailroom_core::{Change, Connector, FolderRef, SyncCursor};
+use std::time::Duration;
+
+use mailroom_core::{Change, Connector, ErrorKind, FolderRef, SyncCursor};
 use mailroom_imap::testing::DovecotConfig;
 
 use crate::support::*;
@@ -258,4 +260,41 @@ async fn without_condstore_adds_and_expunges_are_still_seen() {
         s.read.is_empty(),
         "no CONDSTORE: read state of old mail is not tracked"
     );
+}
+
+#[tokio::test]
+async fn a_folder_run_past_its_deadline_stops_and_the_next_run_goes_on() {
+    let d = dovecot();
+    let mut a = admin(&d, "alice").await;
+    seed(&mut a, "INBOX", 1..=10).await;
+    let deadline = Duration::from_secs(1);
+    let options = options(&d).page_size(3).folder_run_deadline(deadline);
+    let c = connector_with(&d, "alice", options);
+
+    let first = c.sync_folder(&FolderRef::INBOX, None).await.unwrap();
+    assert!(!first.complete);
+    tokio::time::sleep(deadline + Duration::from_millis(200)).await;
+    let e = c
+        .sync_folder(&FolderRef::INBOX, Some(first.cursor.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("the folder run passed its deadline of 1 s after 1 pages")
+            && text.contains("ImapOptions::folder_run_deadline"),
+        "{text}"
+    );
+
+    // The next run (a retry, or the next sync) starts from the stored cursor: nothing
+    // lost, nothing repeated.
+    let second = c
+        .sync_folder(&FolderRef::INBOX, Some(first.cursor.clone()))
+        .await
+        .unwrap();
+    let c2 = connector(&d, "alice");
+    let (rest, _) = sync_all(&c2, &FolderRef::INBOX, Some(second.cursor.clone())).await;
+    let mut pages = vec![first, second];
+    pages.extend(rest);
+    assert_eq!(summarize(&pages).upserts, subjects(1..=10));
 }
