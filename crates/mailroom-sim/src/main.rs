@@ -12,6 +12,13 @@ use std::time::Duration;
 use clap::Parser;
 use mailroom_sim::{Faults, MailboxSpec, RetryAfter, SimConfig, Simulator, Tls};
 
+/// mimalloc instead of glibc's malloc, as the `mailroom` binary. Under glibc the
+/// worker threads' arenas grew and shrank a page at a time as each delta page was built
+/// and freed: about one `mprotect` per message served, and a fifth of the simulator's
+/// CPU (docs/benchmarks.md, round 9).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Local Microsoft identity platform + Graph v1.0 mail simulator.
 #[derive(Debug, Parser)]
 #[command(name = "mailroom-sim", version)]
