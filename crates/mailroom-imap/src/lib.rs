@@ -4,7 +4,7 @@
 //! - [`ImapConnector`] implements [`Connector`]; build it from stored
 //!   [`ImapCredentials`] and the account's email with
 //!   [`ImapConnector::new`] and [`ImapOptions`] (custom CA file, authority URL for
-//!   token refreshes, page size, per-message byte cap, timeouts).
+//!   token refreshes, page size, per-message byte cap, timeouts, the folder-run deadline).
 //! - [`proto`] is the pure half (modified UTF-7, UID sets, the sync cursor, remote ids,
 //!   MIME → record, BODYSTRUCTURE → attachments, exact decoded part sizes, SASL
 //!   strings); the transport (TCP, rustls, async-imap) wraps it. An attachment's
@@ -133,6 +133,10 @@
 //!
 //! Memory per page is bounded by `page_size` records (with their headers, outlines and
 //! first text bytes); a whole message body is held one at a time.
+//! Time per run is bounded too: a folder's run (from its first page to the one that
+//! completes, which new mail keeps extending) ends at
+//! [`ImapOptions::folder_run_deadline`] (4 h) with an [`ErrorKind::Transient`] error; the
+//! next run goes on from the stored cursor.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
