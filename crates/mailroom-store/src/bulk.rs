@@ -33,12 +33,14 @@ use crate::vtab::{Registered, Rows};
 /// At most this many messages per statement on PostgreSQL.
 pub(crate) const MAX_ROWS: usize = 1000;
 
-/// Messages per statement on SQLite (the same prepared statement serves every chunk).
-/// Smaller than a page so the next chunk is encoded while the database writes this one,
-/// and so the statement journal (SQLite keeps a copy of every page a statement changes,
-/// to undo that statement alone) stays small. In the upsert benchmark 125 did best of
-/// 64, 125, 250, 500 and 1,000 (1,000: about a fifth slower).
-pub(crate) const SQLITE_ROWS_PER_STATEMENT: usize = 125;
+/// Messages per statement on SQLite (the same prepared statement serves every chunk):
+/// a delta page of 1,000 is one statement. It was 125 while messages had foreign keys:
+/// each statement then kept a statement journal (a copy of every page it changed, to
+/// undo it alone), which smaller statements kept small. Without it (migration
+/// m20261207_000011), 1,000 rows per statement took 2.3 % fewer instructions than 125
+/// and 4 % less CPU per message synced, in alternated rounds (docs/benchmarks.md,
+/// round 9).
+pub(crate) const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
 
 /// A chunk is cut once its encoded rows reach this size (a record with a huge body
 /// makes a chunk of its own), far below SQLite's 1,000,000,000-byte limit on one value.
