@@ -130,25 +130,43 @@ proptest! {
         }
     }
 
+    /// Any url, `Prefer` value and body come back as sent, each call in its chain.
     #[test]
-    fn batch_requests_are_chains(n in 0..=MAX_BATCH, width in 1usize..=MAX_BATCH, id in ".{0,20}") {
+    fn batch_requests_are_chains(
+        n in 0..=MAX_BATCH,
+        width in 1usize..=MAX_BATCH,
+        id in ".{0,20}",
+        prefer in proptest::option::of(".{0,20}"),
+        with_body in proptest::bool::ANY,
+    ) {
         let calls: Vec<BatchCall> = (0..n)
             .map(|i| BatchCall {
                 method: "POST",
-                url: format!("/me/messages/{}{i}/move", segment(&id).unwrap_or_default()),
-                body: Some(json!({ "destinationId": id })),
-                prefer: None,
+                url: format!("/me/messages/{id}{i}/move"),
+                body: with_body.then(|| json!({ "destinationId": id })),
+                prefer: prefer.clone(),
             })
             .collect();
         let body: Value = serde_json::from_slice(&request_body(&calls, width)).unwrap();
         let reqs = body["requests"].as_array().unwrap();
         prop_assert_eq!(reqs.len(), n);
-        for (i, r) in reqs.iter().enumerate() {
+        for (i, (r, call)) in reqs.iter().zip(&calls).enumerate() {
             let want = i.to_string();
             prop_assert_eq!(r["id"].as_str(), Some(want.as_str()));
-            let depends = r.get("dependsOn").and_then(Value::as_array).map(|d| d.len());
-            prop_assert_eq!(depends.is_some(), i >= width);
-            prop_assert_eq!(&r["body"]["destinationId"], &Value::from(id.clone()));
+            prop_assert_eq!(r["method"].as_str(), Some("POST"));
+            prop_assert_eq!(r["url"].as_str(), Some(call.url.as_str()));
+            let depends = (i >= width).then(|| json!([(i - width).to_string()]));
+            prop_assert_eq!(r.get("dependsOn"), depends.as_ref());
+            prop_assert_eq!(r.get("body"), call.body.as_ref());
+            let mut headers = serde_json::Map::new();
+            if with_body {
+                headers.insert("Content-Type".into(), json!("application/json"));
+            }
+            if let Some(p) = &prefer {
+                headers.insert("Prefer".into(), json!(p));
+            }
+            let headers = (!headers.is_empty()).then_some(Value::Object(headers));
+            prop_assert_eq!(r.get("headers"), headers.as_ref());
         }
     }
 
