@@ -1262,8 +1262,8 @@ mod tests {
     }
 
     /// Every way a message, a folder or an account goes takes its messages and their
-    /// attachments with it, and nothing else, on both backends (on PostgreSQL without
-    /// foreign keys on messages and attachments, see migration m20261206_000008).
+    /// attachments with it, and nothing else, on both backends (neither has foreign keys
+    /// on messages and attachments: migrations m20261206_000008 and m20261207_000011).
     #[tokio::test]
     async fn deletions_take_their_messages_and_attachments_on_both_backends() {
         use mailroom_core::{Change, Folder, SyncCursor, SyncPage};
