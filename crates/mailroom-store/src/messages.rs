@@ -1331,6 +1331,18 @@ async fn upsert_run(
     let upsert = bulk::upsert_sql(flavor);
     let now = Utc::now();
     let what = || format!("cannot store messages of folder {folder_id}");
+    // SQLite: the largest message id before the run. Ids only grow (`AUTOINCREMENT`),
+    // so the run's new rows are exactly those above it, and a run whose every message
+    // is new has no attachment list to replace (see `replace_attachments`).
+    let lists = unique.iter().any(|m| attachments_known(m));
+    let before = match flavor {
+        Flavor::Sqlite if lists => Some(
+            sqlite_number(tx, "SELECT max(id) FROM messages".into())
+                .await
+                .context(what)?,
+        ),
+        _ => None,
+    };
     let mut rest = &unique[..];
     let mut written = Written::default();
     let mut next = bulk::next_chunk(flavor, &mut rest);
@@ -1350,9 +1362,26 @@ async fn upsert_run(
         written.messages += chunk.messages.len() as u64;
         written.bytes += chunk.bytes as u64;
     }
+    let all_new = match before {
+        Some(before) => {
+            let sql = format!("SELECT count(*) FROM messages WHERE id > {before}");
+            sqlite_number(tx, sql).await.context(what)? == unique.len() as i64
+        }
+        None => false,
+    };
     // Once for the whole run: each statement costs a round trip to the database.
-    replace_attachments(tx, flavor, account_id, &unique).await?;
+    replace_attachments(tx, flavor, account_id, &unique, all_new).await?;
     Ok(written)
+}
+
+/// The integer a SQLite query returns (0 for none or `NULL`).
+async fn sqlite_number(tx: &DatabaseTransaction, sql: String) -> Result<i64, DbErr> {
+    let row = tx
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten())
+        .unwrap_or(0))
 }
 
 /// Whether `e` is PostgreSQL's unique violation (`23505`) on the messages' remote ids.
@@ -1392,11 +1421,15 @@ fn last_versions<'a>(run: &[&'a Message]) -> Vec<&'a Message> {
 }
 
 /// Replaces the attachment rows of the messages that carry their attachment list.
+/// When `all_new` (every message was inserted by this run) there is none to delete:
+/// the delete, a lookup by remote id per message, was 7.4 % of the instructions of a
+/// Graph initial sync into SQLite.
 async fn replace_attachments(
     tx: &DatabaseTransaction,
     flavor: Flavor,
     account_id: i64,
     messages: &[&Message],
+    all_new: bool,
 ) -> Result<()> {
     let known = || messages.iter().copied().filter(|m| attachments_known(m));
     if known().next().is_none() {
@@ -1405,14 +1438,16 @@ async fn replace_attachments(
     let backend = tx.get_database_backend();
     let what = || "cannot store attachment metadata".to_owned();
     // `_ids` and `_rows` keep SQLite's rows readable until their statement is done.
-    let (ids, _ids) = bulk::remote_ids(flavor, known());
-    tx.execute_raw(Statement::from_sql_and_values(
-        backend,
-        bulk::delete_attachments_sql(flavor),
-        [ids, account_id.into()],
-    ))
-    .await
-    .context(what)?;
+    if !all_new {
+        let (ids, _ids) = bulk::remote_ids(flavor, known());
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            bulk::delete_attachments_sql(flavor),
+            [ids, account_id.into()],
+        ))
+        .await
+        .context(what)?;
+    }
     if let Some((values, _rows)) = bulk::attachment_statement(flavor, known(), account_id) {
         tx.execute_raw(Statement::from_sql_and_values(
             backend,
