@@ -1374,14 +1374,16 @@ async fn upsert_run(
     Ok(written)
 }
 
-/// The integer a SQLite query returns (0 for none or `NULL`).
+/// The integer a SQLite query returns (0 for no row or `NULL`; a value that is not an
+/// integer is an error, not 0).
 async fn sqlite_number(tx: &DatabaseTransaction, sql: String) -> Result<i64, DbErr> {
     let row = tx
         .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await?;
-    Ok(row
-        .and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten())
-        .unwrap_or(0))
+    match row {
+        Some(row) => Ok(row.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0)),
+        None => Ok(0),
+    }
 }
 
 /// Whether `e` is PostgreSQL's unique violation (`23505`) on the messages' remote ids.
