@@ -11,8 +11,9 @@
 //!   message, Graph requests per message and peak RSS, then checks that the
 //!   database holds every message of the simulator's Inbox once. Into PostgreSQL
 //!   (`MAILROOM_BENCH_STORES=sqlite,postgres`, scenario `initial-postgres`) it also
-//!   prints the backends' CPU per message, the WAL the server wrote and the
-//!   statements `pg_stat_statements` counted (whole server: quiet machines only).
+//!   prints the backends' CPU per message, the WAL the server wrote, the server's
+//!   floor (its CPU per message to store the same rows itself, with no client) and
+//!   the statements `pg_stat_statements` counted (whole server: quiet machines only).
 //! - `attachments N`: the cost of the attachment lists fetched after each delta page.
 //!   One Inbox of N messages (`MAILROOM_BENCH_ATTACHMENTS`, default 20,000; `0` skips),
 //!   `MAILROOM_BENCH_ATTACHMENT_PERCENT` (20) % of them with attachments, synced into
@@ -58,6 +59,8 @@ struct Setup {
     http: reqwest::Client,
     store: Store,
     syncer: Syncer,
+    /// The database's URL.
+    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -114,12 +117,13 @@ async fn setup_on(args: &[&str], db: Db) -> Setup {
     // Our reqwest has no rustls crypto provider of its own: use ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let (store, syncer, dir) = fresh_store_on(&sim, &http, GraphConfig::default(), db).await;
+    let (store, syncer, dir, url) = fresh_store_on(&sim, &http, GraphConfig::default(), db).await;
     Setup {
         sim,
         http,
         store,
         syncer,
+        url,
         _dir: dir,
     }
 }
@@ -131,7 +135,8 @@ async fn fresh_store(
     http: &reqwest::Client,
     graph: GraphConfig,
 ) -> (Store, Syncer, tempfile::TempDir) {
-    fresh_store_on(sim, http, graph, Db::Sqlite).await
+    let (store, syncer, dir, _) = fresh_store_on(sim, http, graph, Db::Sqlite).await;
+    (store, syncer, dir)
 }
 
 async fn fresh_store_on(
@@ -139,7 +144,7 @@ async fn fresh_store_on(
     http: &reqwest::Client,
     graph: GraphConfig,
     db: Db,
-) -> (Store, Syncer, tempfile::TempDir) {
+) -> (Store, Syncer, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let url = match db {
         Db::Sqlite => format!(
@@ -175,7 +180,7 @@ async fn fresh_store_on(
             .await
             .unwrap();
     }
-    (store, syncer, dir)
+    (store, syncer, dir, url)
 }
 
 /// Profiles the sync only (not the setup, nor the final check that reads the whole
@@ -278,9 +283,46 @@ async fn initial(n: usize, db: Db) {
         );
     }
     if db == Db::Postgres {
+        print_pg_floor(&s.url, rows).await;
         print_pg_settings().await;
         print_pg_statements(statements_before, rows).await;
     }
+}
+
+/// The floor under the backends' CPU per message: what PostgreSQL itself spends to
+/// store the rows the sync stored, with no client and no network. The backend CPU of
+/// `INSERT … SELECT` of the synced messages and attachments into empty copies of
+/// their tables (`LIKE … INCLUDING ALL`: the same columns, defaults and indexes),
+/// committed asynchronously as the pages are; the copies are dropped after.
+async fn print_pg_floor(url: &str, rows: u64) {
+    use sea_orm::sqlx::{Connection as _, Executor as _};
+    let mut conn = sea_orm::sqlx::PgConnection::connect(url).await.unwrap();
+    let pid: i32 = sea_orm::sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.execute(
+        "CREATE TABLE floor_messages (LIKE messages INCLUDING ALL); \
+         CREATE TABLE floor_attachments (LIKE attachments INCLUDING ALL); \
+         SET synchronous_commit = off",
+    )
+    .await
+    .unwrap();
+    let before = cpu_seconds(Some(pid.unsigned_abs()));
+    conn.execute(
+        "INSERT INTO floor_messages SELECT * FROM messages; \
+         INSERT INTO floor_attachments SELECT * FROM attachments",
+    )
+    .await
+    .unwrap();
+    let cpu = cpu_seconds(Some(pid.unsigned_abs())) - before;
+    conn.execute("DROP TABLE floor_messages, floor_attachments")
+        .await
+        .unwrap();
+    println!(
+        "    server floor: PostgreSQL storing the same rows itself (INSERT … SELECT into empty copies of the tables, same indexes): {:.1} µs/message",
+        cpu * 1e6 / rows as f64
+    );
 }
 
 /// The server settings the PostgreSQL figures depend on (see docs/benchmarks.md,
