@@ -531,9 +531,8 @@ pub(crate) fn reconciling_after_reset(folder_id: i64) -> sea_orm::sea_query::Exp
 /// allocation and copying were at the top of the client's profile, on the critical
 /// path of a PostgreSQL sync. The columns are built as for a chunk ([`PgColumns`],
 /// [`PgAttachmentColumns`]) and encoded borrowed. The parameters [`pg_page_sql`]
-/// lists, in its order, up to and without `now`: the encoded arguments own their
-/// bytes, so a page can be encoded ahead of its write (while the one before is
-/// written) and the writer adds `now` and the lease. `None` when `messages` do not
+/// lists, in its order, up to and without `now`: the writer adds `now` and the
+/// lease when it sends them. `None` when `messages` do not
 /// fit one chunk (the caller takes the transaction); else the arguments (or the
 /// encoding's error) and the size of the rows (see [`Chunk::bytes`]).
 pub(crate) fn pg_page_arguments<'q>(

@@ -59,9 +59,7 @@ pub use accounts::{
     Account, AccountUpdate, FolderCursor, NewAccount, SealedCredentials, SyncFinish, SyncOutcome,
 };
 pub use error::{Error, Result};
-pub use messages::{
-    EncodedPage, FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite,
-};
+pub use messages::{FolderRow, LeaseCheck, MessageQuery, PageStats, StoredMessage, SyncPageWrite};
 pub use overview::FleetOverview;
 pub use push::{PushStatus, PushSubscription, SubscriptionUpdate};
 

@@ -104,20 +104,13 @@ pub struct SyncPageWrite<'a> {
     pub lease: Option<LeaseCheck<'a>>,
 }
 
-/// A sync page encoded ahead of its write, for [`Store::apply_encoded_sync_page`]
-/// (PostgreSQL only): the parameters of the one statement that writes it, or its
-/// `COPY` rows in a folder's first enumeration, encoded by [`Store::encode_sync_page`],
-/// so that a syncer can encode page N+1 while page N is written and send page N+1 as
-/// soon as page N is stored. What the write decides is not in it: the time of the
+/// A sync page that PostgreSQL writes in one statement, encoded
+/// ([`Store::encode_page`]): the parameters of that statement, or its `COPY` rows in a
+/// folder's first enumeration. What the write decides is not in it: the time of the
 /// write and the lease are added then (and, for `COPY`, the generation and row ids).
-/// It owns its bytes (about the size of the page's text).
-pub struct EncodedPage {
-    account_id: i64,
-    folder_id: i64,
-    cursor: String,
-    reset: bool,
-    changes: usize,
+struct EncodedPage {
     rows: PageRows,
+    /// The size of the rows (see `bulk::Chunk::bytes`).
     bytes: usize,
 }
 
@@ -160,29 +153,6 @@ impl PageOutcome {
             inserted: 0,
             reconciling: row.try_get("reconciling")?,
         })
-    }
-}
-
-impl std::fmt::Debug for EncodedPage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncodedPage")
-            .field("account_id", &self.account_id)
-            .field("folder_id", &self.folder_id)
-            .field("changes", &self.changes)
-            .field("bytes", &self.bytes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EncodedPage {
-    /// Whether this is the encoding of `write`'s page: same account, folder, cursor,
-    /// reset and number of changes.
-    fn encodes(&self, write: &SyncPageWrite<'_>) -> bool {
-        self.account_id == write.account_id
-            && self.folder_id == write.folder_id
-            && self.cursor == write.page.cursor.as_str()
-            && self.reset == write.page.reset
-            && self.changes == write.page.changes.len()
     }
 }
 
@@ -577,93 +547,6 @@ impl Store {
     /// `lease`, the lease is renewed in the same transaction, and the write fails with
     /// [`Error::LeaseLost`] if another worker holds the account now.
     pub async fn apply_sync_page(&self, write: SyncPageWrite<'_>) -> Result<PageStats> {
-        self.apply_encoded_sync_page(write, None).await
-    }
-
-    /// Encodes `page` of `folder_id` for [`Store::apply_encoded_sync_page`], ahead of
-    /// its write. `None` unless the page is one that PostgreSQL writes in one
-    /// statement (upserts only, at most one chunk, not the last page of the folder):
-    /// on SQLite, and for other pages, there is nothing to encode ahead. CPU work
-    /// only; it does not touch the database.
-    pub fn encode_sync_page(
-        &self,
-        account_id: i64,
-        folder_id: i64,
-        page: &SyncPage,
-    ) -> Option<EncodedPage> {
-        self.encode_page(
-            account_id,
-            folder_id,
-            page,
-            self.in_insert_only_run(folder_id),
-        )
-    }
-
-    /// [`Store::encode_sync_page`], as `COPY` rows if `copy`.
-    fn encode_page(
-        &self,
-        account_id: i64,
-        folder_id: i64,
-        page: &SyncPage,
-        copy: bool,
-    ) -> Option<EncodedPage> {
-        // A completed reset deletes what it did not see: after the upserts, which one
-        // statement (one snapshot) cannot order.
-        if self.db_backend() != DbBackend::Postgres || page.complete {
-            return None;
-        }
-        let mut run = Vec::with_capacity(page.changes.len());
-        for change in &page.changes {
-            match change {
-                Change::Upsert(m) => run.push(m),
-                _ => return None,
-            }
-        }
-        let unique = last_versions(&run);
-        // The pages of an insert-only run go by `COPY`. The run is looked up now: a
-        // page encoded before its run started or after it ended is encoded again at
-        // its write (`apply_page_in_one_statement`).
-        let (rows, bytes) = if copy {
-            let rows = bulk::PgCopyRows::of(&unique, account_id, folder_id)?;
-            let bytes = rows.as_ref().map_or(0, |r| r.bytes);
-            (PageRows::Copy(rows), bytes)
-        } else {
-            let known: Vec<&Message> = unique
-                .iter()
-                .copied()
-                .filter(|m| attachments_known(m))
-                .collect();
-            let (arguments, bytes) = bulk::pg_page_arguments(
-                &unique,
-                account_id,
-                folder_id,
-                page.cursor.as_str(),
-                page.reset,
-                &known,
-            )?;
-            (PageRows::Statement(arguments), bytes)
-        };
-        Some(EncodedPage {
-            account_id,
-            folder_id,
-            cursor: page.cursor.as_str().to_owned(),
-            reset: page.reset,
-            changes: page.changes.len(),
-            rows,
-            bytes,
-        })
-    }
-
-    /// [`Store::apply_sync_page`] with the page's statement encoded ahead by
-    /// [`Store::encode_sync_page`]: the same write, in the same single statement
-    /// (cursor and lease check included), without encoding it now. `encoded` is used
-    /// only if it encodes `write`'s page (same account, folder, cursor, reset and
-    /// number of changes); `None`, or another page's, and the page is encoded here.
-    pub async fn apply_encoded_sync_page(
-        &self,
-        write: SyncPageWrite<'_>,
-        encoded: Option<EncodedPage>,
-    ) -> Result<PageStats> {
         let SyncPageWrite {
             account_id,
             folder_id,
@@ -674,11 +557,11 @@ impl Store {
             return Ok(stats);
         }
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let encoded = encoded
-            .filter(|e| e.encodes(&write))
-            .or_else(|| self.encode_sync_page(account_id, folder_id, page));
-        if let Some(encoded) = encoded {
-            return self.apply_page_in_one_statement(write, encoded).await;
+        let new_rows = self.in_insert_only_run(folder_id);
+        if let Some(encoded) = self.encode_page(account_id, folder_id, page, new_rows) {
+            return self
+                .apply_page_in_one_statement(write, encoded, new_rows)
+                .await;
         }
         if self.backend == crate::Backend::Postgres {
             self.set_insert_only_run(folder_id, false);
@@ -787,12 +670,60 @@ impl Store {
         Ok(stats)
     }
 
+    /// Encodes `page` of `folder_id` for the one statement PostgreSQL writes it in,
+    /// as `COPY` rows if `copy` (the folder is in an insert-only run, see
+    /// [`Store::apply_page_in_one_statement`]). `None` unless the page is one that
+    /// PostgreSQL writes in one statement: upserts only, at most one chunk, not the
+    /// last page of the folder.
+    fn encode_page(
+        &self,
+        account_id: i64,
+        folder_id: i64,
+        page: &SyncPage,
+        copy: bool,
+    ) -> Option<EncodedPage> {
+        // A completed reset deletes what it did not see: after the upserts, which one
+        // statement (one snapshot) cannot order.
+        if self.db_backend() != DbBackend::Postgres || page.complete {
+            return None;
+        }
+        let mut run = Vec::with_capacity(page.changes.len());
+        for change in &page.changes {
+            match change {
+                Change::Upsert(m) => run.push(m),
+                _ => return None,
+            }
+        }
+        let unique = last_versions(&run);
+        let (rows, bytes) = if copy {
+            let rows = bulk::PgCopyRows::of(&unique, account_id, folder_id)?;
+            let bytes = rows.as_ref().map_or(0, |r| r.bytes);
+            (PageRows::Copy(rows), bytes)
+        } else {
+            let known: Vec<&Message> = unique
+                .iter()
+                .copied()
+                .filter(|m| attachments_known(m))
+                .collect();
+            let (arguments, bytes) = bulk::pg_page_arguments(
+                &unique,
+                account_id,
+                folder_id,
+                page.cursor.as_str(),
+                page.reset,
+                &known,
+            )?;
+            (PageRows::Statement(arguments), bytes)
+        };
+        Some(EncodedPage { rows, bytes })
+    }
+
     /// PostgreSQL: a page of upserts only that fits one statement (at most
     /// `bulk::MAX_ROWS` messages), and does not end an enumeration, is written by ONE
     /// statement (`bulk::pg_page_sql`) in one round trip, without `BEGIN`/`COMMIT`: a
     /// statement is atomic, so the cursor still lands with its page or not at all.
-    /// `encoded` comes from [`Store::encode_sync_page`]; the time of the write and
-    /// the lease are added to its parameters here.
+    /// `encoded` comes from [`Store::encode_page`], as `COPY` rows if `new_rows`; the
+    /// time of the write and the lease are added to its parameters here.
     ///
     /// A folder enumerated from empty (a first sync) gets new messages only, so after
     /// its reset page inserted every row and left the folder not reconciling (it held
@@ -806,6 +737,7 @@ impl Store {
         &self,
         write: SyncPageWrite<'_>,
         encoded: EncodedPage,
+        new_rows: bool,
     ) -> Result<PageStats> {
         let SyncPageWrite {
             account_id,
@@ -829,17 +761,6 @@ impl Store {
             .map_err(|e| {
                 Error::database(what(), DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))
             })?;
-        let new_rows = self.in_insert_only_run(folder_id);
-        // A page encoded for the other mode (before its folder's run started, or after
-        // it ended) is encoded again.
-        let encoded = match encoded.rows {
-            PageRows::Copy(_) if !new_rows => self.encode_page(account_id, folder_id, page, false),
-            PageRows::Statement(_) if new_rows => {
-                self.encode_page(account_id, folder_id, page, true)
-            }
-            _ => Some(encoded),
-        }
-        .ok_or_else(|| Error::Invalid(format!("{}: cannot encode it", what())))?;
         let outcome = match self
             .send_page(&mut conn, encoded.rows, &write)
             .await
@@ -1798,7 +1719,7 @@ mod tests {
             reset: false,
             complete: false,
         };
-        let encoded = store.encode_sync_page(account, folder, &page).unwrap();
+        let encoded = store.encode_page(account, folder, &page, false).unwrap();
         let super::PageRows::Statement(arguments) = encoded.rows else {
             panic!("a page outside an insert-only run is encoded for the page statement");
         };
@@ -1869,7 +1790,7 @@ mod tests {
         // Twice: inserts, then updates that replace the attachment lists.
         for _ in 0..2 {
             let upserts = page(records.iter().cloned().map(Change::Upsert).collect(), false);
-            let encoded = store.encode_sync_page(page_account, page_folder, &upserts);
+            let encoded = store.encode_page(page_account, page_folder, &upserts, false);
             let write = super::SyncPageWrite {
                 account_id: page_account,
                 folder_id: page_folder,
@@ -1877,7 +1798,7 @@ mod tests {
                 lease: None,
             };
             let stats = store
-                .apply_page_in_one_statement(write, encoded.unwrap())
+                .apply_page_in_one_statement(write, encoded.unwrap(), false)
                 .await;
             assert_eq!(stats.unwrap().upserted, records.len() as u64);
             let refs: Vec<&Message> = records.iter().collect();
@@ -1896,7 +1817,7 @@ mod tests {
                 false,
             ),
         ] {
-            let taken = store.encode_sync_page(page_account, page_folder, &other);
+            let taken = store.encode_page(page_account, page_folder, &other, false);
             assert!(taken.is_none(), "{:?}", other.changes);
         }
 

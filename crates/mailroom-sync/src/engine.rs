@@ -12,8 +12,8 @@ use mailroom_core::{
     SyncPage,
 };
 use mailroom_store::{
-    Account, EncodedPage, FolderCursor, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store,
-    SyncFinish, SyncOutcome, SyncPageWrite,
+    Account, FolderCursor, FolderRow, LeaseCheck, PageStats, SealedCredentials, Store, SyncFinish,
+    SyncOutcome, SyncPageWrite,
 };
 use mailroom_vault::Vault;
 use tokio_util::sync::CancellationToken;
@@ -930,9 +930,10 @@ impl Run<'_> {
     /// The next page is fetched while the current one is written: the fetch runs as a
     /// task of its own, so its round trip and its parsing overlap the encoding and the
     /// database transaction of the current page (on another core when there is one).
-    /// On PostgreSQL the task also encodes the next page's statement
-    /// ([`Store::encode_sync_page`]), so the database is not left idle while the
-    /// client encodes. At most two pages (and one page's encoding) are in memory.
+    /// The task only fetches: a page is encoded for the database by its write, once the
+    /// fetch of the page after it is under way. (Encoding it ahead, in the fetch task,
+    /// made no difference that could be measured, and is gone: docs/benchmarks.md,
+    /// round 10.) At most two pages are in memory.
     #[tracing::instrument(name = "folder_sync", skip_all, fields(account = %self.account.email, folder = %report.folder.folder.path))]
     async fn sync_folder(
         &mut self,
@@ -950,7 +951,6 @@ impl Run<'_> {
         };
         self.persist_refreshed(connector.as_ref()).await?;
         let mut page = first?;
-        let mut encoded = None;
         loop {
             report.reset |= page.reset;
             let more = !page.complete && !self.request.cancel.is_cancelled();
@@ -958,21 +958,12 @@ impl Run<'_> {
             let next = more.then(|| {
                 let (connector, folder_ref) = (Arc::clone(connector), folder_ref.clone());
                 let cursor = page.cursor.clone();
-                let store = self.syncer.store.clone();
-                let (account_id, folder_id) = (self.account.id, report.folder.id);
                 AbortOnDropHandle::new(tokio::spawn(
-                    async move {
-                        let page = connector.sync_folder(&folder_ref, Some(cursor)).await?;
-                        // The page's statement is encoded here too, while the page
-                        // before is written (PostgreSQL; `None` elsewhere): when that
-                        // write returns, this one can be sent at once.
-                        let encoded = store.encode_sync_page(account_id, folder_id, &page);
-                        Ok::<_, ConnectorError>((page, encoded))
-                    }
-                    .in_current_span(),
+                    async move { connector.sync_folder(&folder_ref, Some(cursor)).await }
+                        .in_current_span(),
                 ))
             });
-            let stats = match self.store_page(report, &page, encoded.take()).await {
+            let stats = match self.store_page(report, &page).await {
                 Ok(stats) => stats,
                 Err(e) => {
                     // Let a fetch in flight finish: it may be refreshing the token, and
@@ -994,7 +985,7 @@ impl Run<'_> {
             };
             let next = next.await;
             self.persist_refreshed(connector.as_ref()).await?;
-            (page, encoded) = match next {
+            page = match next {
                 Ok(next) => next?,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => {
@@ -1017,7 +1008,6 @@ impl Run<'_> {
         &mut self,
         report: &FolderReport,
         page: &SyncPage,
-        encoded: Option<EncodedPage>,
     ) -> Result<PageStats, RunError> {
         if page.changes.is_empty()
             && page.complete
@@ -1041,15 +1031,12 @@ impl Run<'_> {
         let stats = self
             .syncer
             .store
-            .apply_encoded_sync_page(
-                SyncPageWrite {
-                    account_id: self.account.id,
-                    folder_id: report.folder.id,
-                    page,
-                    lease,
-                },
-                encoded,
-            )
+            .apply_sync_page(SyncPageWrite {
+                account_id: self.account.id,
+                folder_id: report.folder.id,
+                page,
+                lease,
+            })
             .await?;
         if lease.is_some() && renew {
             self.account.lease_expires_at = Some(until);
