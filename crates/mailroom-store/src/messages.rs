@@ -557,11 +557,9 @@ impl Store {
             return Ok(stats);
         }
         let what = || format!("cannot store sync page of folder {folder_id}");
-        let new_rows = self.in_insert_only_run(folder_id);
-        if let Some(encoded) = self.encode_page(account_id, folder_id, page, new_rows) {
-            return self
-                .apply_page_in_one_statement(write, encoded, new_rows)
-                .await;
+        let copy = self.in_insert_only_run(folder_id);
+        if let Some(encoded) = self.encode_page(account_id, folder_id, page, copy) {
+            return self.apply_page_in_one_statement(write, encoded).await;
         }
         if self.backend == crate::Backend::Postgres {
             self.set_insert_only_run(folder_id, false);
@@ -722,8 +720,8 @@ impl Store {
     /// `bulk::MAX_ROWS` messages), and does not end an enumeration, is written by ONE
     /// statement (`bulk::pg_page_sql`) in one round trip, without `BEGIN`/`COMMIT`: a
     /// statement is atomic, so the cursor still lands with its page or not at all.
-    /// `encoded` comes from [`Store::encode_page`], as `COPY` rows if `new_rows`; the
-    /// time of the write and the lease are added to its parameters here.
+    /// `encoded` comes from [`Store::encode_page`]; the time of the write and the lease
+    /// are added to its parameters here.
     ///
     /// A folder enumerated from empty (a first sync) gets new messages only, so after
     /// its reset page inserted every row and left the folder not reconciling (it held
@@ -737,7 +735,6 @@ impl Store {
         &self,
         write: SyncPageWrite<'_>,
         encoded: EncodedPage,
-        new_rows: bool,
     ) -> Result<PageStats> {
         let SyncPageWrite {
             account_id,
@@ -751,6 +748,8 @@ impl Store {
             e => Error::database(what(), DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))),
         };
         let bytes = encoded.bytes;
+        // `COPY` rows: the folder is in an insert-only run.
+        let new_rows = matches!(encoded.rows, PageRows::Copy(_));
         // Sent through sqlx directly (see `bulk::pg_page_arguments`), on one connection
         // for both tries.
         let mut conn = self
@@ -1798,7 +1797,7 @@ mod tests {
                 lease: None,
             };
             let stats = store
-                .apply_page_in_one_statement(write, encoded.unwrap(), false)
+                .apply_page_in_one_statement(write, encoded.unwrap())
                 .await;
             assert_eq!(stats.unwrap().upserted, records.len() as u64);
             let refs: Vec<&Message> = records.iter().collect();
